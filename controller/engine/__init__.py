@@ -1,0 +1,1 @@
+"""The run engine: the pure planner, and the loop that applies its decisions."""
