@@ -1,0 +1,404 @@
+"""The controller's configuration: one YAML file, environment variables, flags.
+
+Precedence is flags > environment (`KUBEDAG_*`) > config file > defaults, as the
+deployment docs promise. The whole configuration is validated at start, against a JSON
+Schema for its shape and by hand for the rest, and every problem is reported at once
+naming the field (`executor.qps: must be > 0`), so a typo in a ConfigMap fails the
+rollout at once instead of being silently ignored.
+
+Secrets are never values here: the database URL comes from the environment (a Secret
+mounted as env), git credentials and the webhook secret are *paths* of mounted files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message lists every problem."""
+
+
+def parse_duration(value: str | float | int, *, field_name: str) -> float:
+    """Seconds from `90`, `1.5`, `30s`, `10m`, `1h30m`."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field_name}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value.strip())
+    if not value.strip() or match is None:
+        raise ConfigError(f"{field_name}: {value!r} is not a duration like 30s, 10m or 1h30m")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+@dataclass(frozen=True)
+class GitConfig:
+    url: str | None = None
+    ref: str = "main"
+    dags_path: str = "."
+    interval_seconds: float = 30.0
+    checkout_root: str | None = None
+    token_file: str | None = None
+    username_file: str | None = None
+    password_file: str | None = None
+    ssh_key_file: str | None = None
+    known_hosts_file: str | None = None
+    webhook_secret_file: str | None = None
+    # The Secret worker pods read git credentials from (a key holding an HTTPS token).
+    credentials_secret: str | None = None
+    credentials_secret_key: str = "token"  # noqa: S105 - a key name, not a secret
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    namespaces: tuple[str, ...] = ("default",)
+    parallelism: int = 1024
+    workers: int = 16
+    qps: float | None = 500.0
+    burst: int = 1000
+    init_image: str = "alpine/git:2.45.2"
+    pod_template_file: str | None = None
+    service_account: str | None = None
+    unschedulable_timeout_seconds: float = 300.0
+    max_infra_retries: int = 3
+    reconcile_interval_seconds: float = 60.0
+    delete_on_success: bool = True
+    delete_on_failure: bool = False
+    finished_pod_ttl_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeaderElectionConfig:
+    enabled: bool = True
+    namespace: str | None = None
+    lease_name: str = "kubedag-controller"
+    identity: str = field(default_factory=socket.gethostname)
+    lease_duration_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None
+    kubeconfig: str | None = None
+    data_dir: str = str(Path.home() / ".local" / "share" / "kubedag")
+    instance: str = "kubedag"
+    log_format: str = "json"
+    log_level: str = "INFO"
+    log_store: str | None = None
+    http_bind: str = "0.0.0.0"  # noqa: S104 - probes and scrapes reach the pod's IP
+    http_port: int = 8080
+    git: GitConfig = field(default_factory=GitConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+
+    @property
+    def log_store_location(self) -> str:
+        return self.log_store or str(Path(self.data_dir) / "logs")
+
+
+_DURATION_SCHEMA = {"type": ["string", "number"]}
+_STR = {"type": "string"}
+_OPT_STR = {"type": ["string", "null"]}
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "databaseUrl": _OPT_STR,
+        "kubeconfig": _OPT_STR,
+        "dataDir": _STR,
+        "instance": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"},
+        "logFormat": {"enum": ["json", "text"]},
+        "logLevel": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+        "logStore": _OPT_STR,
+        "http": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"bind": _STR, "port": {"type": "integer", "minimum": 0}},
+        },
+        "git": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": _OPT_STR,
+                "ref": _STR,
+                "dagsPath": _STR,
+                "interval": _DURATION_SCHEMA,
+                "checkoutRoot": _OPT_STR,
+                "tokenFile": _OPT_STR,
+                "usernameFile": _OPT_STR,
+                "passwordFile": _OPT_STR,
+                "sshKeyFile": _OPT_STR,
+                "knownHostsFile": _OPT_STR,
+                "webhookSecretFile": _OPT_STR,
+                "credentialsSecret": _OPT_STR,
+                "credentialsSecretKey": _STR,
+            },
+        },
+        "executor": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "namespaces": {"type": "array", "items": _STR, "minItems": 1},
+                "parallelism": {"type": "integer", "minimum": 1},
+                "workers": {"type": "integer", "minimum": 1, "maximum": 256},
+                "qps": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "burst": {"type": "integer", "minimum": 1},
+                "initImage": _STR,
+                "podTemplateFile": _OPT_STR,
+                "serviceAccount": _OPT_STR,
+                "unschedulableTimeout": _DURATION_SCHEMA,
+                "maxInfraRetries": {"type": "integer", "minimum": 0},
+                "reconcileInterval": _DURATION_SCHEMA,
+                "cleanup": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "deleteOnSuccess": {"type": "boolean"},
+                        "deleteOnFailure": {"type": "boolean"},
+                        "ttl": _DURATION_SCHEMA,
+                    },
+                },
+            },
+        },
+        "leaderElection": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "namespace": _OPT_STR,
+                "leaseName": _STR,
+                "identity": _STR,
+                "leaseDuration": _DURATION_SCHEMA,
+                "renewDeadline": _DURATION_SCHEMA,
+                "retryPeriod": _DURATION_SCHEMA,
+            },
+        },
+    },
+}
+
+# Environment variables and the config-file path (dotted, camelCase) each one sets.
+ENVIRONMENT: Mapping[str, str] = {
+    "KUBEDAG_DATABASE_URL": "databaseUrl",
+    "KUBEDAG_DATA_DIR": "dataDir",
+    "KUBEDAG_INSTANCE": "instance",
+    "KUBEDAG_LOG_FORMAT": "logFormat",
+    "KUBEDAG_LOG_LEVEL": "logLevel",
+    "KUBEDAG_LOG_STORE": "logStore",
+    "KUBEDAG_HTTP_PORT": "http.port",
+    "KUBEDAG_GIT_URL": "git.url",
+    "KUBEDAG_GIT_REF": "git.ref",
+    "KUBEDAG_GIT_DAGS_PATH": "git.dagsPath",
+    "KUBEDAG_GIT_INTERVAL": "git.interval",
+    "KUBEDAG_NAMESPACES": "executor.namespaces",
+    "KUBEDAG_PARALLELISM": "executor.parallelism",
+    "KUBEDAG_QPS": "executor.qps",
+    "KUBEDAG_INIT_IMAGE": "executor.initImage",
+    "KUBEDAG_POD_TEMPLATE_FILE": "executor.podTemplateFile",
+    "KUBEDAG_LEADER_ELECTION": "leaderElection.enabled",
+    "KUBEDAG_POD_NAME": "leaderElection.identity",
+    "KUBEDAG_POD_NAMESPACE": "leaderElection.namespace",
+}
+
+_INTEGER_PATHS = {"http.port", "executor.parallelism"}
+_NUMBER_PATHS = {"executor.qps"}
+_BOOLEAN_PATHS = {"leaderElection.enabled"}
+_LIST_PATHS = {"executor.namespaces"}
+
+
+def _coerce(path: str, raw: str) -> Any:
+    try:
+        if path in _INTEGER_PATHS:
+            return int(raw)
+        if path in _NUMBER_PATHS:
+            return float(raw)
+    except ValueError as error:
+        raise ConfigError(f"{path}: {raw!r} is not a number") from error
+    if path in _BOOLEAN_PATHS:
+        if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ConfigError(f"{path}: {raw!r} is not a boolean")
+        return raw.lower() in {"true", "1", "yes"}
+    if path in _LIST_PATHS:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def _set_path(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = document
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[leaf] = value
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from error
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping")
+    return document
+
+
+def load_config(
+    *,
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge file, environment and flag overrides (dotted camelCase paths) and validate."""
+    env = os.environ if environ is None else environ
+    file_path = path or env.get("KUBEDAG_CONFIG")
+    document = _read_file(Path(file_path)) if file_path else {}
+    for variable, dotted in ENVIRONMENT.items():
+        if variable in env and env[variable] != "":
+            _set_path(document, dotted, _coerce(dotted, env[variable]))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(document, dotted, value)
+    errors = sorted(
+        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(document),
+        key=lambda e: list(e.absolute_path),
+    )
+    if errors:
+        lines = [
+            f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+            for e in errors
+        ]
+        where = f" in {file_path}" if file_path else ""
+        raise ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(lines))
+    return _build(document)
+
+
+def _build(doc: Mapping[str, Any]) -> Config:
+    git = doc.get("git", {})
+    executor = doc.get("executor", {})
+    cleanup = executor.get("cleanup", {})
+    leader = doc.get("leaderElection", {})
+    http = doc.get("http", {})
+    base = Config()
+    config = Config(
+        database_url=doc.get("databaseUrl"),
+        kubeconfig=doc.get("kubeconfig"),
+        data_dir=doc.get("dataDir", base.data_dir),
+        instance=doc.get("instance", base.instance),
+        log_format=doc.get("logFormat", base.log_format),
+        log_level=doc.get("logLevel", base.log_level),
+        log_store=doc.get("logStore"),
+        http_bind=http.get("bind", base.http_bind),
+        http_port=http.get("port", base.http_port),
+        git=GitConfig(
+            url=git.get("url"),
+            ref=git.get("ref", "main"),
+            dags_path=git.get("dagsPath", "."),
+            interval_seconds=parse_duration(git.get("interval", 30), field_name="git.interval"),
+            checkout_root=git.get("checkoutRoot"),
+            token_file=git.get("tokenFile"),
+            username_file=git.get("usernameFile"),
+            password_file=git.get("passwordFile"),
+            ssh_key_file=git.get("sshKeyFile"),
+            known_hosts_file=git.get("knownHostsFile"),
+            webhook_secret_file=git.get("webhookSecretFile"),
+            credentials_secret=git.get("credentialsSecret"),
+            credentials_secret_key=git.get("credentialsSecretKey", "token"),
+        ),
+        executor=_executor(executor, cleanup),
+        leader_election=_leader(leader),
+    )
+    _check(config)
+    return config
+
+
+def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> ExecutorConfig:
+    base = ExecutorConfig()
+    return ExecutorConfig(
+        namespaces=tuple(executor.get("namespaces", base.namespaces)),
+        parallelism=executor.get("parallelism", base.parallelism),
+        workers=executor.get("workers", base.workers),
+        qps=executor.get("qps", base.qps),
+        burst=executor.get("burst", base.burst),
+        init_image=executor.get("initImage", base.init_image),
+        pod_template_file=executor.get("podTemplateFile"),
+        service_account=executor.get("serviceAccount"),
+        unschedulable_timeout_seconds=parse_duration(
+            executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
+            field_name="executor.unschedulableTimeout",
+        ),
+        max_infra_retries=executor.get("maxInfraRetries", base.max_infra_retries),
+        reconcile_interval_seconds=parse_duration(
+            executor.get("reconcileInterval", base.reconcile_interval_seconds),
+            field_name="executor.reconcileInterval",
+        ),
+        delete_on_success=cleanup.get("deleteOnSuccess", base.delete_on_success),
+        delete_on_failure=cleanup.get("deleteOnFailure", base.delete_on_failure),
+        finished_pod_ttl_seconds=parse_duration(
+            cleanup.get("ttl", base.finished_pod_ttl_seconds), field_name="executor.cleanup.ttl"
+        ),
+    )
+
+
+def _leader(leader: Mapping[str, Any]) -> LeaderElectionConfig:
+    base = LeaderElectionConfig()
+    return LeaderElectionConfig(
+        enabled=leader.get("enabled", base.enabled),
+        namespace=leader.get("namespace"),
+        lease_name=leader.get("leaseName", base.lease_name),
+        identity=leader.get("identity", base.identity),
+        lease_duration_seconds=parse_duration(
+            leader.get("leaseDuration", base.lease_duration_seconds),
+            field_name="leaderElection.leaseDuration",
+        ),
+        renew_deadline_seconds=parse_duration(
+            leader.get("renewDeadline", base.renew_deadline_seconds),
+            field_name="leaderElection.renewDeadline",
+        ),
+        retry_period_seconds=parse_duration(
+            leader.get("retryPeriod", base.retry_period_seconds),
+            field_name="leaderElection.retryPeriod",
+        ),
+    )
+
+
+def _check(config: Config) -> None:
+    problems: list[str] = []
+    leader = config.leader_election
+    if leader.renew_deadline_seconds >= leader.lease_duration_seconds:
+        problems.append(
+            "leaderElection.renewDeadline: must be shorter than leaderElection.leaseDuration, "
+            "so a leader that cannot renew stops before another can take over"
+        )
+    if leader.retry_period_seconds >= leader.renew_deadline_seconds:
+        problems.append("leaderElection.retryPeriod: must be shorter than renewDeadline")
+    git = config.git
+    if git.ssh_key_file and git.token_file:
+        problems.append("git: set either sshKeyFile or tokenFile, not both")
+    if git.ssh_key_file and not git.known_hosts_file:
+        problems.append("git.knownHostsFile: required with sshKeyFile (host keys are checked)")
+    if bool(git.username_file) != bool(git.password_file):
+        problems.append("git: usernameFile and passwordFile go together")
+    if len(set(config.executor.namespaces)) != len(config.executor.namespaces):
+        problems.append("executor.namespaces: a namespace is listed twice")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

@@ -1,0 +1,96 @@
+"""The controller configuration: precedence, validation, and clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from controller.config import ConfigError, load_config, parse_duration
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_need_no_file() -> None:
+    config = load_config(environ={})
+    assert config.executor.namespaces == ("default",)
+    assert config.executor.delete_on_success is True
+    assert config.executor.delete_on_failure is False
+    assert config.git.interval_seconds == 30.0
+
+
+def test_file_values_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "git: {url: https://example.org/dags.git, ref: prod, dagsPath: dags, interval: 1m}\n"
+        "executor: {namespaces: [a, b], qps: 50, cleanup: {deleteOnSuccess: false, ttl: 1h}}\n",
+    )
+    config = load_config(path=path, environ={})
+    assert config.git.url == "https://example.org/dags.git"
+    assert config.git.interval_seconds == 60.0
+    assert config.executor.namespaces == ("a", "b")
+    assert config.executor.qps == 50
+    assert config.executor.delete_on_success is False
+    assert config.executor.finished_pod_ttl_seconds == 3600.0
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "git: {ref: from-file}\nexecutor: {parallelism: 5}\n")
+    environ = {"KUBEDAG_GIT_REF": "from-env", "KUBEDAG_PARALLELISM": "7"}
+    config = load_config(path=path, environ=environ, overrides={"git.ref": "from-flag"})
+    assert config.git.ref == "from-flag"
+    assert config.executor.parallelism == 7
+
+
+def test_config_file_named_by_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "instance: blue\n")
+    assert load_config(environ={"KUBEDAG_CONFIG": path}).instance == "blue"
+
+
+def test_every_problem_is_reported_with_its_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "executor: {qps: -1, workrs: 3}\nlogFormat: xml\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path=path, environ={})
+    message = str(error.value)
+    assert "executor.qps" in message
+    assert "'workrs' was unexpected" in message
+    assert "logFormat" in message
+    assert path in message
+
+
+def test_renew_deadline_must_be_shorter_than_lease(tmp_path: Path) -> None:
+    path = write(tmp_path, "leaderElection: {leaseDuration: 10s, renewDeadline: 10s}\n")
+    with pytest.raises(ConfigError, match=r"leaderElection\.renewDeadline"):
+        load_config(path=path, environ={})
+
+
+def test_ssh_key_needs_known_hosts(tmp_path: Path) -> None:
+    path = write(tmp_path, "git: {url: git@example.org:d.git, sshKeyFile: /k}\n")
+    with pytest.raises(ConfigError, match=r"git\.knownHostsFile"):
+        load_config(path=path, environ={})
+
+
+def test_bad_environment_value_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"executor\.parallelism"):
+        load_config(environ={"KUBEDAG_PARALLELISM": "many"})
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path=str(tmp_path / "missing.yaml"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("10m", 600.0), ("1h30m", 5400.0), ("1.5s", 1.5), (90, 90.0)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text, field_name="x") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10 minutes", "1d", "-5s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ConfigError, match="x: "):
+        parse_duration(text, field_name="x")
