@@ -1,0 +1,1 @@
+"""Running task instances as Kubernetes pods."""
