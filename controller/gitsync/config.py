@@ -1,0 +1,155 @@
+"""How to reach and follow the DAG repository: one frozen value, checked when built.
+
+A controller that starts with a half-valid git configuration fails much later and far
+from the cause (an SSH host key prompt that never answers, a token pasted into the URL
+that then sits in `.git/config` and in every error message). So every rule is checked
+here, at construction, with a message naming the setting: credentials belong in files,
+never in the URL; SSH without a known_hosts file is refused unless host key checking is
+switched off on purpose; the DAG path must stay inside the repository.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+
+class GitSyncConfigError(ValueError):
+    """A git-sync setting that cannot work; the message names the setting."""
+
+
+def is_pinned_sha(ref: str) -> bool:
+    """A ref that is a full commit SHA never moves, so it never needs fetching again."""
+    return _SHA_RE.fullmatch(ref) is not None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter, bounded by `cap` seconds."""
+
+    base: float = 1.0
+    cap: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base:
+            raise GitSyncConfigError(
+                f"backoff needs 0 < base <= cap, got base={self.base} cap={self.cap}"
+            )
+
+    def delay(self, failures: int, *, rng: random.Random | None = None) -> float:
+        """Seconds to wait after `failures` consecutive failures (failures >= 1).
+
+        Half the delay is fixed and half is random ("equal jitter"): fully random delays
+        may come out near zero and hammer a struggling server.
+        """
+        exponent = min(max(failures, 1) - 1, 62)
+        ceiling = min(self.cap, self.base * (2.0**exponent))
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class HttpsAuth:
+    """HTTPS credentials read from files (mounted Secrets), never from the URL.
+
+    Either `token_file` (sent as the password, with `token_username` as the user name,
+    which GitHub, GitLab and Gitea all accept) or `username_file` + `password_file`.
+    """
+
+    token_file: Path | None = None
+    token_username: str = "x-access-token"  # noqa: S105 - a user name, not a secret
+    username_file: Path | None = None
+    password_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        basic = self.username_file is not None or self.password_file is not None
+        if self.token_file is not None and basic:
+            raise GitSyncConfigError(
+                "HTTPS auth takes either a token file or a username and password file, not both"
+            )
+        if self.token_file is None and not (
+            self.username_file is not None and self.password_file is not None
+        ):
+            raise GitSyncConfigError(
+                "HTTPS auth needs a token file, or both a username file and a password file"
+            )
+
+
+@dataclass(frozen=True)
+class SshAuth:
+    """An SSH private key file, and the known_hosts file that vouches for the server."""
+
+    key_file: Path
+    known_hosts_file: Path | None = None
+    strict_host_key_checking: bool = True
+
+    def __post_init__(self) -> None:
+        if self.strict_host_key_checking and self.known_hosts_file is None:
+            raise GitSyncConfigError(
+                "SSH auth needs a known_hosts file to check the server's host key; "
+                "provide one (e.g. from `ssh-keyscan HOST`), or disable host key "
+                "checking explicitly, which lets anyone in the network path impersonate "
+                "the git server"
+            )
+
+
+@dataclass(frozen=True)
+class GitSyncConfig:
+    """Everything git-sync needs. `root` holds the cache repository and the checkouts."""
+
+    repo_url: str
+    root: Path
+    ref: str = "main"
+    dags_path: str = "."
+    interval: float = 30.0
+    depth: int = 1
+    auth: HttpsAuth | SshAuth | None = None
+    command_timeout: float = 120.0
+    backoff: Backoff = field(default_factory=Backoff)
+    keep_revisions: int = 3
+
+    def __post_init__(self) -> None:
+        _check_url(self.repo_url, self.auth)
+        if not self.ref or self.ref.startswith("-") or any(c.isspace() for c in self.ref):
+            raise GitSyncConfigError(f"ref {self.ref!r} is not a branch, tag or commit SHA")
+        dags = PurePosixPath(self.dags_path)
+        if dags.is_absolute() or ".." in dags.parts:
+            raise GitSyncConfigError(
+                f"dags path {self.dags_path!r} must be relative and inside the repository"
+            )
+        if self.interval <= 0:
+            raise GitSyncConfigError(f"interval must be positive, got {self.interval}")
+        if self.depth < 0:
+            raise GitSyncConfigError(f"depth must be 0 (full history) or more, got {self.depth}")
+        if self.command_timeout <= 0:
+            raise GitSyncConfigError(
+                f"command timeout must be positive, got {self.command_timeout}"
+            )
+        if self.keep_revisions < 1:
+            raise GitSyncConfigError(
+                f"keep_revisions must be at least 1 (the current one), got {self.keep_revisions}"
+            )
+
+    @property
+    def pinned(self) -> bool:
+        return is_pinned_sha(self.ref)
+
+
+def _check_url(url: str, auth: HttpsAuth | SshAuth | None) -> None:
+    if not url or url.startswith("-"):
+        raise GitSyncConfigError(f"repository URL {url!r} is not a URL")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and (parts.username or parts.password):
+        raise GitSyncConfigError(
+            "the repository URL must not contain credentials; "
+            "put the token in a file and configure HTTPS auth with it"
+        )
+    if isinstance(auth, HttpsAuth) and scheme not in ("http", "https"):
+        raise GitSyncConfigError("HTTPS auth is configured but the repository URL is not https://")
+    if isinstance(auth, SshAuth) and scheme in ("http", "https", "file"):
+        raise GitSyncConfigError("SSH auth is configured but the repository URL is not an SSH URL")
