@@ -1,0 +1,286 @@
+"""The worker pod of one task try, as a plain dict the Kubernetes API accepts as-is.
+
+Everything the launcher creates comes from `build_pod`, a pure function of the task,
+the try's identity, the already-rendered command and the operator's config, so the
+exact pod can be reviewed in golden files and re-derived after a crash (same input,
+same name, same pod).
+
+What the function guarantees, whatever the layers say (see podmerge for the layers):
+- the name, namespace, kubedag's labels and annotations, the result finalizer and
+  `restartPolicy: Never` are applied last, so neither a template nor podOverrides can
+  hide a pod from the watch or make it restart a finished task;
+- the command and args stay argv elements: nothing from the DAG is run by a shell;
+- no credential value is ever written into the pod, only a reference to its Secret.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from controller.executor import gitcheckout, naming
+from controller.executor.podmerge import merge, overrides_layer
+from controller.spec.model import Task
+
+TASK_CONTAINER = "task"
+WORKSPACE_VOLUME = "workspace"
+RESULT_FINALIZER = "kubedag.io/result"
+"""Held until the controller stored the pod's result and logs; it then removes it."""
+
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+NON_ROOT_ID = 65532
+"""The conventional "nonroot" user of distroless images; nothing on a node owns it."""
+
+_DEFAULT_INIT_RESOURCES: Mapping[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """Which try of which task instance a pod runs, and at which commit.
+
+    `item_index` is 0 for a task without withItems; `try_number` starts at 1.
+    """
+
+    dag: str
+    run_id: int
+    task: str
+    item_index: int
+    try_number: int
+    revision: str
+    controller: str
+
+
+@dataclass(frozen=True)
+class RenderedCommand:
+    """The task's command, args and env with every template already rendered."""
+
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodConfig:
+    """The operator's settings for every worker pod (from the controller's config)."""
+
+    repo_url: str
+    namespace: str = "default"
+    dags_path: str = ""
+    """Where the DAG files live inside the repository; the task's default workingDir."""
+    init_image: str = "alpine/git:2.45.2"
+    init_resources: Mapping[str, Any] = field(default_factory=lambda: dict(_DEFAULT_INIT_RESOURCES))
+    git_secret_name: str | None = None
+    git_secret_key: str = "token"  # noqa: S105 - a key in the Secret, not a token
+    git_username: str = "x-access-token"
+    """Sent with the token; GitHub wants x-access-token, GitLab oauth2, most hosts any."""
+    workspace_mount_path: str = "/workspace"
+    pod_template: Mapping[str, Any] | None = None
+    security_defaults: bool = True
+    service_account_name: str | None = None
+    image_pull_policy: str | None = None
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    extra_annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if _has_password(self.repo_url):
+            raise ValueError(
+                "the repository URL must not contain a password: put the token in a Secret "
+                "and set git_secret_name"
+            )
+        if not posixpath.isabs(self.workspace_mount_path):
+            raise ValueError(f"workspace_mount_path must be absolute: {self.workspace_mount_path}")
+
+    @property
+    def checkout_dir(self) -> str:
+        return posixpath.join(self.workspace_mount_path, "repo")
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def identity_labels(identity: PodIdentity) -> dict[str, str]:
+    """The labels the watch selects on and the reconciler reads; all valid label values."""
+    return {
+        naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE,
+        naming.DAG_LABEL: naming.label_value(identity.dag),
+        naming.RUN_ID_LABEL: str(identity.run_id),
+        naming.TASK_LABEL: naming.label_value(identity.task),
+        naming.ITEM_LABEL: str(identity.item_index),
+        naming.TRY_LABEL: str(identity.try_number),
+        naming.CONTROLLER_LABEL: naming.label_value(identity.controller),
+    }
+
+
+def identity_annotations(identity: PodIdentity) -> dict[str, str]:
+    """The same identity unhashed: labels may be cut to fit, annotations never are."""
+    return {
+        naming.DAG_LABEL: identity.dag,
+        naming.RUN_ID_LABEL: str(identity.run_id),
+        naming.TASK_LABEL: identity.task,
+        naming.ITEM_LABEL: str(identity.item_index),
+        naming.TRY_LABEL: str(identity.try_number),
+        naming.CONTROLLER_LABEL: identity.controller,
+        naming.REVISION_ANNOTATION: identity.revision,
+    }
+
+
+def identity_env(identity: PodIdentity) -> list[dict[str, Any]]:
+    return [
+        {"name": "KUBEDAG_DAG", "value": identity.dag},
+        {"name": "KUBEDAG_RUN_ID", "value": str(identity.run_id)},
+        {"name": "KUBEDAG_TASK", "value": identity.task},
+        {"name": "KUBEDAG_ITEM_INDEX", "value": str(identity.item_index)},
+        {"name": "KUBEDAG_TRY", "value": str(identity.try_number)},
+        {"name": "KUBEDAG_REVISION", "value": identity.revision},
+    ]
+
+
+def working_dir(task: Task, config: PodConfig) -> str:
+    """The task's working directory: the DAG folder of the checkout unless the task says.
+
+    A relative workingDir is resolved under the checkout's root (it must stay inside);
+    an absolute one is a path in the task's image and is kept.
+    """
+    root = config.checkout_dir
+    if task.working_dir is None:
+        return posixpath.normpath(posixpath.join(root, config.dags_path))
+    if posixpath.isabs(task.working_dir):
+        return task.working_dir
+    resolved = posixpath.normpath(posixpath.join(root, task.working_dir))
+    if resolved != root and not resolved.startswith(root + "/"):
+        raise ValueError(f"task {task.name}: workingDir {task.working_dir!r} leaves the checkout")
+    return resolved
+
+
+def _container_security(config: PodConfig) -> dict[str, Any] | None:
+    if not config.security_defaults:
+        return None
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_security(config: PodConfig) -> dict[str, Any] | None:
+    if not config.security_defaults:
+        return None
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT_ID,
+        "runAsGroup": NON_ROOT_ID,
+        "fsGroup": NON_ROOT_ID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def task_container(
+    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+) -> dict[str, Any]:
+    # kubedag's variables come first so the task's own env can refer to them as $(NAME);
+    # a task entry reusing one of their names is dropped, so the identity cannot lie.
+    own = identity_env(identity)
+    reserved = {entry["name"] for entry in own}
+    env = own + [dict(entry) for entry in rendered.env if entry.get("name") not in reserved]
+    container: dict[str, Any] = {"name": TASK_CONTAINER, "image": task.image}
+    if rendered.command:
+        container["command"] = list(rendered.command)
+    if rendered.args:
+        container["args"] = list(rendered.args)
+    container["workingDir"] = working_dir(task, config)
+    container["env"] = env
+    if task.env_from:
+        container["envFrom"] = [dict(entry) for entry in task.env_from]
+    if task.resources:
+        container["resources"] = dict(task.resources)
+    container["volumeMounts"] = [
+        {"name": WORKSPACE_VOLUME, "mountPath": config.workspace_mount_path}
+    ]
+    container["terminationMessagePath"] = TERMINATION_MESSAGE_PATH
+    container["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    if config.image_pull_policy is not None:
+        container["imagePullPolicy"] = config.image_pull_policy
+    security = _container_security(config)
+    if security is not None:
+        container["securityContext"] = security
+    return container
+
+
+def _kubedag_layer(
+    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+) -> dict[str, Any]:
+    init = gitcheckout.checkout_container(
+        image=config.init_image,
+        env=gitcheckout.checkout_env(
+            repo_url=config.repo_url,
+            revision=identity.revision,
+            checkout_dir=config.checkout_dir,
+            secret_name=config.git_secret_name,
+            secret_key=config.git_secret_key,
+            username=config.git_username,
+        ),
+        workspace_mount_path=config.workspace_mount_path,
+        resources=config.init_resources,
+        security_context=_container_security(config),
+        image_pull_policy=config.image_pull_policy,
+    )
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "initContainers": [init],
+        "containers": [
+            task_container(task=task, identity=identity, rendered=rendered, config=config)
+        ],
+        "volumes": [{"name": WORKSPACE_VOLUME, "emptyDir": {}}],
+    }
+    if task.timeout_seconds is not None:
+        spec["activeDeadlineSeconds"] = task.timeout_seconds
+    if config.service_account_name is not None:
+        spec["serviceAccountName"] = config.service_account_name
+    security = _pod_security(config)
+    if security is not None:
+        spec["securityContext"] = security
+    return {
+        "metadata": {
+            "labels": dict(config.extra_labels),
+            "annotations": dict(config.extra_annotations),
+        },
+        "spec": spec,
+    }
+
+
+def build_pod(
+    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+) -> dict[str, Any]:
+    """The Pod for one try: template, then kubedag's fields, then podOverrides, then identity."""
+    name = naming.pod_name(
+        dag=identity.dag,
+        run_id=identity.run_id,
+        task=identity.task,
+        item_index=identity.item_index,
+        try_number=identity.try_number,
+    )
+    pod: dict[str, Any] = merge(
+        dict(config.pod_template or {}),
+        _kubedag_layer(task=task, identity=identity, rendered=rendered, config=config),
+    )
+    pod = merge(pod, overrides_layer(task.pod_overrides, container_name=TASK_CONTAINER))
+    metadata = pod.setdefault("metadata", {})
+    for server_owned in ("generateName", "uid", "resourceVersion", "creationTimestamp"):
+        metadata.pop(server_owned, None)
+    metadata["name"] = name
+    metadata["namespace"] = config.namespace
+    metadata["labels"] = {**(metadata.get("labels") or {}), **identity_labels(identity)}
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        **identity_annotations(identity),
+    }
+    finalizers = [f for f in metadata.get("finalizers") or [] if f != RESULT_FINALIZER]
+    metadata["finalizers"] = [*finalizers, RESULT_FINALIZER]
+    pod["spec"]["restartPolicy"] = "Never"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod["spec"]}
