@@ -1,0 +1,92 @@
+"""`kubedag db`: create and migrate the database schema, and show its revision.
+
+The controller refuses to start on a schema other than the one it was built for, so
+upgrading is an explicit, visible step an operator runs (or a deploy job runs) before
+starting a new version, instead of something a starting controller does on its own.
+Database errors are reported as one readable line with the password masked, not as a
+traceback with the URL in it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from controller.store import current_revision, display_url, head_revision, resolve_database_url
+from controller.store import upgrade as upgrade_database
+
+DATABASE_URL_HELP = (
+    "database URL, e.g. postgresql://user@host/kubedag or sqlite:///path/kubedag.db "
+    "(default: $KUBEDAG_DATABASE_URL, else kubedag.db in $KUBEDAG_DATA_DIR, "
+    "default ~/.local/share/kubedag)"
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "db",
+        help="create, migrate and inspect the kubedag database",
+        description="Create, migrate and inspect the kubedag database schema.",
+    )
+    commands = parser.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="create or migrate the schema to this kubedag's version",
+        description="Create the schema on an empty database, or migrate an older one; "
+        "does nothing when the schema is already current.",
+    )
+    upgrade.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    upgrade.set_defaults(handler=run_upgrade)
+
+    current = commands.add_parser(
+        "current",
+        help="show the database's schema revision",
+        description="Print the schema revision of the database and whether it is the one "
+        "this kubedag needs. Exits 1 when the database needs `kubedag db upgrade`.",
+    )
+    current.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    current.set_defaults(handler=run_current)
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    url = resolve_database_url(args.database_url)
+    try:
+        before = current_revision(url)
+        upgrade_database(url)
+    except (SQLAlchemyError, ValueError) as error:
+        return _fail(url, error)
+    head = head_revision()
+    if before == head:
+        print(f"{display_url(url)}: schema already at revision {head}")
+    else:
+        print(f"{display_url(url)}: schema upgraded from {before or 'empty'} to revision {head}")
+    return 0
+
+
+def run_current(args: argparse.Namespace) -> int:
+    url = resolve_database_url(args.database_url)
+    try:
+        revision = current_revision(url)
+    except (SQLAlchemyError, ValueError) as error:
+        return _fail(url, error)
+    head = head_revision()
+    if revision == head:
+        print(f"{display_url(url)}: revision {revision} (current)")
+        return 0
+    shown = revision or "none (empty database)"
+    print(
+        f"{display_url(url)}: revision {shown}; this kubedag needs {head}: run `kubedag db upgrade`"
+    )
+    return 1
+
+
+def _fail(url: str, error: Exception) -> int:
+    # The first line of a driver error says what went wrong; the rest is SQL and
+    # a link to SQLAlchemy's docs.
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    print(f"kubedag db: cannot use the database {display_url(url)}: {detail}", file=sys.stderr)
+    return 2

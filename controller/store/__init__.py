@@ -1,0 +1,45 @@
+"""The state store: the only package that imports SQLAlchemy.
+
+Everything above it (engine, scheduler, executor, CLI) talks to the database through
+`Store.transaction()` and the frozen records it returns, so SQL, sessions and the
+differences between PostgreSQL and SQLite stay in here.
+"""
+
+from controller.store.database import (
+    NotMigratedError,
+    create_engine_for,
+    current_revision,
+    default_database_url,
+    display_url,
+    head_revision,
+    require_migrated,
+    resolve_database_url,
+    upgrade,
+)
+from controller.store.records import (
+    DagRecord,
+    DagRunRecord,
+    EventRecord,
+    NewTaskInstance,
+    TaskInstanceRecord,
+)
+from controller.store.repository import Store, UnitOfWork
+
+__all__ = [
+    "DagRecord",
+    "DagRunRecord",
+    "EventRecord",
+    "NewTaskInstance",
+    "NotMigratedError",
+    "Store",
+    "TaskInstanceRecord",
+    "UnitOfWork",
+    "create_engine_for",
+    "current_revision",
+    "default_database_url",
+    "display_url",
+    "head_revision",
+    "require_migrated",
+    "resolve_database_url",
+    "upgrade",
+]

@@ -1,0 +1,58 @@
+"""The store's public face: a `Store` that opens units of work.
+
+A unit of work is one database transaction: everything done through it commits
+together or not at all. That is what lets the watcher write a task's new state and the
+watch's resourceVersion as one fact, so a crash between the two cannot leave the cursor
+ahead of the state (an event lost) or behind it (an event applied twice).
+
+Transactions are short and never span I/O to Kubernetes or git: open one, read or
+write, leave. Everything returned is a frozen record, valid after the transaction ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.store.dags import DagQueries
+from controller.store.database import create_engine_for, require_migrated
+from controller.store.journal import JournalQueries
+from controller.store.runs import RunQueries
+from controller.store.tasks import TaskQueries
+
+
+class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
+    """The queries of one transaction; see the mixins for each kind of row."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @classmethod
+    def connect(cls, url: str) -> Store:
+        """A store on `url`, refusing (NotMigratedError) a schema this kubedag cannot use."""
+        engine = create_engine_for(url)
+        try:
+            require_migrated(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """One transaction: commits when the block ends, rolls back if it raises."""
+        with self._sessions.begin() as session:
+            yield UnitOfWork(session)
+
+    def close(self) -> None:
+        """Close the pooled connections; the store is unusable afterwards."""
+        self.engine.dispose()

@@ -1,0 +1,215 @@
+"""TaskInstance rows: one per try of one (task, item) of a run.
+
+Creation is idempotent on the unique (run, task, item, try) key, so a planner pass that
+is repeated after a crash creates nothing twice. Every state change is a
+compare-and-set: the launcher moves pending -> launched and the watcher moves
+launched/running -> finished states, and when both act on the same row at once, exactly
+one `UPDATE ... WHERE state IN (:expected)` matches. Records carry the run's DAG name,
+because the caps that decide what may launch (maxActiveTasks) are per DAG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any, TypedDict, Unpack
+
+from sqlalchemy import Select, func, or_, select, update
+
+from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.store.base import SessionBound, rowcount, state_list, utcnow
+from controller.store.models import DagRun, TaskInstance
+from controller.store.records import NewTaskInstance, TaskInstanceRecord
+
+# Rows per INSERT: well under SQLite's limit on bound variables per statement.
+INSERT_BATCH = 500
+ACTIVE_TASK_STATES = [state for state in TaskState if state.active]
+
+
+class TaskFields(TypedDict, total=False):
+    """Columns a task state change may set alongside the state."""
+
+    failure_kind: FailureKind | None
+    pod_name: str | None
+    namespace: str | None
+    node: str | None
+    exit_code: int | None
+    reason: str | None
+    message: str | None
+    result: str | None
+    not_before: datetime | None
+    launched_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def task_record(row: TaskInstance, dag_name: str) -> TaskInstanceRecord:
+    return TaskInstanceRecord(
+        id=row.id,
+        run_id=row.run_id,
+        dag_name=dag_name,
+        task_name=row.task_name,
+        item_index=row.item_index,
+        item=row.item,
+        try_number=row.try_number,
+        state=row.state,
+        failure_kind=row.failure_kind,
+        pod_name=row.pod_name,
+        namespace=row.namespace,
+        node=row.node,
+        exit_code=row.exit_code,
+        reason=row.reason,
+        message=row.message,
+        result=row.result,
+        not_before=row.not_before,
+        created_at=row.created_at,
+        launched_at=row.launched_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _with_dag_name() -> Select[TaskInstance, str]:
+    return (
+        select(TaskInstance, DagRun.dag_name)
+        .join(DagRun, DagRun.id == TaskInstance.run_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _batches(items: Iterable[NewTaskInstance]) -> Iterator[list[NewTaskInstance]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, INSERT_BATCH)):
+        yield batch
+
+
+class TaskQueries(SessionBound):
+    def add_task_instances(self, instances: Iterable[NewTaskInstance]) -> list[TaskInstanceRecord]:
+        """Create the instances that do not exist yet; returns only those it created."""
+        created_ids: list[int] = []
+        now = utcnow()
+        for batch in _batches(instances):
+            rows = [_insert_values(instance, now) for instance in batch]
+            stmt = (
+                self._insert(TaskInstance)
+                .values(rows)
+                .on_conflict_do_nothing(
+                    index_elements=[
+                        TaskInstance.run_id,
+                        TaskInstance.task_name,
+                        TaskInstance.item_index,
+                        TaskInstance.try_number,
+                    ]
+                )
+                .returning(TaskInstance.id)
+            )
+            created_ids.extend(self._session.execute(stmt).scalars())
+        return self._by_ids(created_ids)
+
+    def get_task_instance(self, ti_id: int) -> TaskInstanceRecord | None:
+        row = self._session.execute(_with_dag_name().where(TaskInstance.id == ti_id)).first()
+        return None if row is None else task_record(row[0], row[1])
+
+    def find_task_instance_by_pod(self, pod_name: str) -> TaskInstanceRecord | None:
+        stmt = _with_dag_name().where(TaskInstance.pod_name == pod_name)
+        row = self._session.execute(stmt).first()
+        return None if row is None else task_record(row[0], row[1])
+
+    def list_task_instances(self, run_id: int) -> list[TaskInstanceRecord]:
+        """Every try of every instance of the run, by task, item and try."""
+        stmt = (
+            _with_dag_name()
+            .where(TaskInstance.run_id == run_id)
+            .order_by(TaskInstance.task_name, TaskInstance.item_index, TaskInstance.try_number)
+        )
+        return [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
+
+    def list_task_instances_in_states(
+        self, states: Collection[TaskState], *, limit: int = 1000
+    ) -> list[TaskInstanceRecord]:
+        """Instances in any of `states`, oldest first: e.g. everything the watcher owns."""
+        stmt = (
+            _with_dag_name()
+            .where(TaskInstance.state.in_(list(states)))
+            .order_by(TaskInstance.id)
+            .limit(limit)
+        )
+        return [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
+
+    def due_pending(self, now: datetime, limit: int = 100) -> list[TaskInstanceRecord]:
+        """Pending instances of running runs whose retry time (if any) has come, oldest first.
+
+        Instances of a run that is not running (queued, or already finished) are not
+        due: a failed run launches nothing more.
+        """
+        stmt = (
+            _with_dag_name()
+            .where(
+                TaskInstance.state == TaskState.PENDING,
+                or_(TaskInstance.not_before.is_(None), TaskInstance.not_before <= now),
+                DagRun.state == DagRunState.RUNNING,
+            )
+            .order_by(TaskInstance.id)
+            .limit(limit)
+        )
+        return [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
+
+    def count_active_tasks(self, *, dag_name: str | None = None, run_id: int | None = None) -> int:
+        """Launched or running instances: what maxActiveTasks and parallelism limit."""
+        stmt = (
+            select(func.count())
+            .select_from(TaskInstance)
+            .where(TaskInstance.state.in_(ACTIVE_TASK_STATES))
+        )
+        if dag_name is not None:
+            stmt = stmt.join(DagRun, DagRun.id == TaskInstance.run_id).where(
+                DagRun.dag_name == dag_name
+            )
+        if run_id is not None:
+            stmt = stmt.where(TaskInstance.run_id == run_id)
+        return int(self._session.execute(stmt).scalar_one())
+
+    def cas_task_state(
+        self,
+        ti_id: int,
+        *,
+        expected: TaskState | Collection[TaskState],
+        new: TaskState,
+        **fields: Unpack[TaskFields],
+    ) -> bool:
+        """Move an instance to `new` only if it is still in `expected`; True if this call won."""
+        stmt = (
+            update(TaskInstance)
+            .where(TaskInstance.id == ti_id, TaskInstance.state.in_(state_list(expected)))
+            .values(state=new, updated_at=utcnow(), **fields)
+            .execution_options(synchronize_session=False)
+        )
+        return rowcount(self._session.execute(stmt)) == 1
+
+    def _by_ids(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
+        records: list[TaskInstanceRecord] = []
+        for start in range(0, len(ids), INSERT_BATCH):
+            chunk = ids[start : start + INSERT_BATCH]
+            stmt = _with_dag_name().where(TaskInstance.id.in_(chunk)).order_by(TaskInstance.id)
+            records.extend(
+                task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)
+            )
+        return records
+
+
+def _insert_values(instance: NewTaskInstance, now: datetime) -> dict[str, Any]:
+    return {
+        "run_id": instance.run_id,
+        "task_name": instance.task_name,
+        "item_index": instance.item_index,
+        "item": instance.item,
+        "try_number": instance.try_number,
+        "state": instance.state,
+        "not_before": instance.not_before,
+        "pod_name": instance.pod_name,
+        "namespace": instance.namespace,
+        "created_at": now,
+        "updated_at": now,
+    }

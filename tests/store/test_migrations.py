@@ -1,0 +1,148 @@
+"""Schema creation, the `kubedag db` commands, and refusing an unmigrated database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from controller.cli import db as db_cli
+from controller.store import (
+    NotMigratedError,
+    Store,
+    create_engine_for,
+    current_revision,
+    default_database_url,
+    display_url,
+    head_revision,
+    require_migrated,
+    resolve_database_url,
+    upgrade,
+)
+from controller.store.models import Base
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="kubedag")
+    db_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+def test_upgrade_creates_the_schema_on_an_empty_database(database_url: str) -> None:
+    assert current_revision(database_url) is None
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+
+
+def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)
+    assert current_revision(database_url) == head_revision()
+
+
+def test_migrations_create_exactly_what_the_models_declare(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_require_migrated_refuses_an_unmigrated_database(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    try:
+        with pytest.raises(NotMigratedError, match=r"run `kubedag db upgrade`"):
+            require_migrated(engine)
+    finally:
+        engine.dispose()
+
+
+def test_store_connect_refuses_an_unmigrated_database(database_url: str) -> None:
+    with pytest.raises(NotMigratedError, match="has no kubedag schema"):
+        Store.connect(database_url)
+
+
+def test_store_connect_accepts_a_migrated_database(database_url: str) -> None:
+    upgrade(database_url)
+    store = Store.connect(database_url)
+    try:
+        with store.transaction() as uow:
+            assert uow.list_dags() == []
+    finally:
+        store.close()
+
+
+def test_cli_upgrade_migrates_and_current_reports_it(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("db", "current", "--database-url", database_url) == 1
+    assert "run `kubedag db upgrade`" in capsys.readouterr().out
+
+    assert run_cli("db", "upgrade", "--database-url", database_url) == 0
+    assert f"upgraded from empty to revision {head_revision()}" in capsys.readouterr().out
+
+    assert run_cli("db", "current", "--database-url", database_url) == 0
+    assert f"revision {head_revision()} (current)" in capsys.readouterr().out
+
+
+def test_cli_upgrade_reads_the_url_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    monkeypatch.setenv("KUBEDAG_DATABASE_URL", url)
+    assert run_cli("db", "upgrade") == 0
+    assert current_revision(url) == head_revision()
+
+
+def test_cli_reports_an_unreachable_database_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql://kubedag:secret@127.0.0.1:1/kubedag"
+    assert run_cli("db", "upgrade", "--database-url", url) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kubedag db: cannot use the database postgresql://kubedag:***@")
+    assert "secret" not in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_the_default_database_is_a_sqlite_file_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEDAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("KUBEDAG_DATABASE_URL", raising=False)
+    assert default_database_url() == f"sqlite:///{tmp_path / 'data' / 'kubedag.db'}"
+    assert resolve_database_url(None) == default_database_url()
+    upgrade(resolve_database_url(None))
+    assert (tmp_path / "data" / "kubedag.db").exists()
+
+
+def test_the_data_dir_defaults_to_the_users_share_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBEDAG_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    expected = tmp_path / ".local" / "share" / "kubedag" / "kubedag.db"
+    assert default_database_url() == f"sqlite:///{expected}"
+
+
+def test_the_flag_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEDAG_DATABASE_URL", "sqlite:////from/env.db")
+    assert resolve_database_url("sqlite:////from/flag.db") == "sqlite:////from/flag.db"
+    assert resolve_database_url(None) == "sqlite:////from/env.db"
+
+
+def test_an_unsupported_database_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL mysql://root:\\*\\*\\*@db/x"):
+        create_engine_for("mysql://root:pw@db/x")
+
+
+def test_display_url_masks_the_password() -> None:
+    assert display_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
