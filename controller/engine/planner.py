@@ -1,0 +1,317 @@
+"""The planner of one DagRun: given its task instances' states, what happens next.
+
+Pure in the sense that matters (no I/O, no clock, no database), but not stateless: a
+`RunPlanner` is a small mutable index of one run that the engine keeps in memory while
+the run is active. That is what keeps a whole run at O(instances + edges) planner work
+instead of re-reading every row and re-judging every task on every pod event.
+
+Two entry points, one logic:
+
+- `RunPlanner.recover(graph, identity, rows, now=...)` is the full pass, used when a run
+  starts (no rows yet) and after a controller restart (all rows). One topological sweep.
+- `planner.advance(changes, now=...)` is the incremental pass: feed it the rows whose
+  state just changed (watch events); it judges only the tasks downstream of them.
+
+Both sweep the touched tasks in topological order, so a batch of changes is judged with
+all of its effects known, exactly as a full pass over the same rows would judge it.
+
+The engine applies every `Plan` it gets (inserting the new rows, recording the finished
+and rejected ones) before calling `advance` again: the planner assumes its own decisions
+happened. If applying fails (a compare-and-set lost to another writer), the engine drops
+the planner and calls `recover` with fresh rows; plans are idempotent over the store's
+unique (run, task, item, try), so deciding again is harmless.
+
+A FAILED try is retried (see `retries`) before its instance counts as failed for trigger
+rules: downstream tasks only ever see an instance's final outcome.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+
+from controller.engine.graph import RunGraph
+from controller.engine.records import (
+    FinishedInstance,
+    InstanceKey,
+    NewTry,
+    Plan,
+    RejectedResult,
+    RunIdentity,
+    TaskInstanceView,
+)
+from controller.engine.rendering import RenderedTask, ResultError, parse_result, render_task
+from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES, retry_at
+from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.engine.triggers import Decision, UpstreamSummary, task_flags
+from controller.spec.model import JSON
+
+_DECISION_STATES = {
+    Decision.SKIP: TaskState.SKIPPED,
+    Decision.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED,
+}
+_FAILED_OUTCOMES = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
+
+
+class _Instance:
+    """The latest try of one (task, item) and the failure budgets spent on it."""
+
+    __slots__ = ("infra_failures", "result", "state", "task_failures", "terminal", "try_number")
+
+    def __init__(self) -> None:
+        self.try_number = 0  # 0: no try yet
+        self.state: TaskState | None = None
+        self.task_failures = 0
+        self.infra_failures = 0
+        self.result: JSON = None
+        self.terminal = False  # finished for good: no further try will come
+
+
+class RunPlanner:
+    """The planning state of one active DagRun. Build it with `recover`."""
+
+    def __init__(
+        self,
+        graph: RunGraph,
+        identity: RunIdentity,
+        *,
+        max_infra_retries: int = DEFAULT_MAX_INFRA_RETRIES,
+    ) -> None:
+        self._graph = graph
+        self._identity = identity
+        self._max_infra_retries = max_infra_retries
+        self._instances = [[_Instance() for _ in range(size)] for size in graph.fan_out]
+        self._decided = [False] * len(graph.tasks)
+        self._outcomes = [[0, 0, 0] for _ in graph.tasks]  # succeeded, failed, skipped
+        self._flags = [0] * len(graph.tasks)
+        self._summaries = [UpstreamSummary(len(up)) for up in graph.upstream]
+        self._results: dict[int, JSON] = {}
+        self._partial: set[int] = set()  # decided tasks some of whose instances have no row
+        self._terminal = 0
+        self._failed = 0
+
+    @classmethod
+    def recover(
+        cls,
+        graph: RunGraph,
+        identity: RunIdentity,
+        rows: Iterable[TaskInstanceView],
+        *,
+        now: datetime,
+        max_infra_retries: int = DEFAULT_MAX_INFRA_RETRIES,
+    ) -> tuple[RunPlanner, Plan]:
+        """The full pass: index every row of the run (all tries) and decide everything due."""
+        planner = cls(graph, identity, max_infra_retries=max_infra_retries)
+        plan = Plan()
+        latest = planner._load(rows)
+        planner._partial = {
+            task
+            for task, instances in enumerate(planner._instances)
+            if planner._decided[task] and any(i.try_number == 0 for i in instances)
+        }
+        for position, view in latest.items():
+            planner._settle(position, view, now=now, plan=plan)
+        planner._sweep(list(range(len(graph.tasks))), plan=plan)
+        planner._conclude(plan)
+        return planner, plan
+
+    def advance(self, changes: Iterable[TaskInstanceView], *, now: datetime) -> Plan:
+        """The incremental pass: take rows whose state changed, decide what follows.
+
+        Stale (an older try) and repeated changes, and changes to instances already
+        finished for good, are ignored, so replayed watch events are harmless.
+        """
+        plan = Plan()
+        touched: list[int] = []
+        for view in changes:
+            task = self._graph.index[view.task]
+            instance = self._instances[task][view.item_index]
+            if instance.terminal or view.try_number < instance.try_number:
+                continue
+            if view.try_number == instance.try_number and instance.state is view.state:
+                continue
+            if view.state is TaskState.FAILED:
+                self._count_failure(instance, view.failure_kind)
+            instance.try_number = view.try_number
+            instance.state = view.state
+            self._decided[task] = True
+            if self._settle((task, view.item_index), view, now=now, plan=plan):
+                touched.append(task)
+        self._sweep(touched, plan=plan)
+        self._conclude(plan)
+        return plan
+
+    @property
+    def run_state(self) -> DagRunState | None:
+        """SUCCEEDED or FAILED once every instance is finished for good, else None."""
+        if self._terminal < self._graph.instance_count:
+            return None
+        return DagRunState.FAILED if self._failed else DagRunState.SUCCEEDED
+
+    def render(self, key: InstanceKey) -> RenderedTask:
+        """The command, args and env of `key`'s pod, with upstream results filled in.
+
+        A task that did not succeed reads as null (a withItems task: null in its place in
+        the array). Raises TemplateError when a template cannot be rendered.
+        """
+        position = self._graph.index[key.task]
+        results = {
+            self._graph.tasks[read].name: self._task_result(read)
+            for read in self._graph.reads[position]
+        }
+        return render_task(
+            self._graph.tasks[position],
+            identity=self._identity,
+            item_index=key.item_index,
+            task_results=results,
+        )
+
+    def _load(self, rows: Iterable[TaskInstanceView]) -> dict[tuple[int, int], TaskInstanceView]:
+        latest: dict[tuple[int, int], TaskInstanceView] = {}
+        for view in rows:
+            position = (self._graph.index[view.task], view.item_index)
+            instance = self._instances[position[0]][position[1]]
+            if view.state is TaskState.FAILED:
+                self._count_failure(instance, view.failure_kind)
+            self._decided[position[0]] = True
+            if view.try_number > instance.try_number:
+                instance.try_number = view.try_number
+                instance.state = view.state
+                latest[position] = view
+        return latest
+
+    @staticmethod
+    def _count_failure(instance: _Instance, kind: FailureKind | None) -> None:
+        if kind is FailureKind.INFRA:
+            instance.infra_failures += 1
+        else:
+            instance.task_failures += 1
+
+    def _settle(
+        self, position: tuple[int, int], view: TaskInstanceView, *, now: datetime, plan: Plan
+    ) -> bool:
+        """Judge an instance's latest try; True when the instance just finished for good."""
+        task, item = position
+        instance = self._instances[task][item]
+        state = view.state
+        if state is TaskState.SUCCEEDED:
+            try:
+                instance.result = parse_result(self._graph.tasks[task], view.result)
+            except ResultError as error:
+                plan.reject.append(
+                    RejectedResult(self._graph.tasks[task].name, item, view.try_number, str(error))
+                )
+                self._count_failure(instance, FailureKind.TASK)
+                view = replace(view, state=TaskState.FAILED, failure_kind=FailureKind.TASK)
+                instance.state = state = TaskState.FAILED
+        if state is TaskState.FAILED and self._retry(task, item, view, now=now, plan=plan):
+            return False
+        if not state.finished:
+            return False
+        self._finish(task, instance, state)
+        return True
+
+    def _retry(
+        self, task: int, item: int, view: TaskInstanceView, *, now: datetime, plan: Plan
+    ) -> bool:
+        instance = self._instances[task][item]
+        not_before = retry_at(
+            policy=self._graph.tasks[task].retries,
+            kind=view.failure_kind or FailureKind.TASK,
+            task_failures=instance.task_failures,
+            infra_failures=instance.infra_failures,
+            finished_at=view.finished_at or now,
+            max_infra_retries=self._max_infra_retries,
+        )
+        if not_before is None:
+            return False
+        instance.try_number += 1
+        instance.state = TaskState.PENDING
+        plan.create.append(
+            NewTry(
+                self._graph.tasks[task].name,
+                item,
+                instance.try_number,
+                self._item(task, item),
+                not_before,
+            )
+        )
+        return True
+
+    def _finish(self, task: int, instance: _Instance, state: TaskState) -> None:
+        instance.state = state
+        instance.terminal = True
+        self._terminal += 1
+        outcomes = self._outcomes[task]
+        if state is TaskState.SUCCEEDED:
+            outcomes[0] += 1
+        elif state in _FAILED_OUTCOMES:
+            outcomes[1] += 1
+            self._failed += 1
+        else:
+            outcomes[2] += 1
+
+    def _item(self, task: int, item: int) -> JSON:
+        items = self._graph.tasks[task].with_items
+        return None if items is None else items[item]
+
+    def _sweep(self, touched: list[int], *, plan: Plan) -> None:
+        """Judge touched tasks and their undecided downstreams, in topological order."""
+        heap = sorted(set(touched))
+        queued = set(heap)
+        graph = self._graph
+        while heap:
+            task = heapq.heappop(heap)
+            queued.discard(task)
+            if not self._decided[task] or task in self._partial:
+                self._decide(task, plan=plan)
+            succeeded, failed, skipped = self._outcomes[task]
+            flags = task_flags(
+                size=graph.fan_out[task], succeeded=succeeded, failed=failed, skipped=skipped
+            )
+            raised = flags & ~self._flags[task]
+            if not raised:
+                continue
+            self._flags[task] = flags
+            for child in graph.downstream[task]:
+                self._summaries[child].raise_flags(raised)
+                if not self._decided[child] and child not in queued:
+                    queued.add(child)
+                    heapq.heappush(heap, child)
+
+    def _decide(self, task: int, *, plan: Plan) -> None:
+        """Apply the trigger rule to the instances of `task` that have no try yet."""
+        spec = self._graph.tasks[task]
+        decision = self._summaries[task].decide(spec.trigger_rule)
+        if decision is Decision.WAIT:
+            return
+        self._decided[task] = True
+        self._partial.discard(task)
+        for item, instance in enumerate(self._instances[task]):
+            if instance.try_number:
+                continue
+            instance.try_number = 1
+            if decision is Decision.RUN:
+                instance.state = TaskState.PENDING
+                plan.create.append(NewTry(spec.name, item, 1, self._item(task, item), None))
+            else:
+                state = _DECISION_STATES[decision]
+                plan.finish.append(FinishedInstance(spec.name, item, state))
+                self._finish(task, instance, state)
+
+    def _task_result(self, task: int) -> JSON:
+        if task in self._results:
+            return self._results[task]
+        values = [
+            instance.result if instance.state is TaskState.SUCCEEDED else None
+            for instance in self._instances[task]
+        ]
+        value = values if self._graph.tasks[task].with_items is not None else values[0]
+        if sum(self._outcomes[task]) == self._graph.fan_out[task]:
+            self._results[task] = value  # every instance is final: the value cannot change
+        return value
+
+    def _conclude(self, plan: Plan) -> None:
+        plan.run_state = self.run_state

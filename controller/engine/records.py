@@ -1,0 +1,123 @@
+"""The values that cross the planner's boundary: what the engine hands in, what comes out.
+
+They are plain frozen dataclasses so the planner stays free of the store and of
+Kubernetes: the engine turns TaskInstance rows into `TaskInstanceView`s, calls the
+planner, and writes the `Plan` back. Keeping these apart from the planner's working
+state means the engine never depends on how the planner indexes a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
+from controller.spec.model import JSON
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKey:
+    """One task instance: a task, and its item for withItems (0 without withItems)."""
+
+    task: str
+    item_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInstanceView:
+    """One TaskInstance row (one try), as far as planning needs it.
+
+    `result` is the raw termination message of a succeeded try; the planner parses it
+    according to the task's result format.
+    """
+
+    task: str
+    item_index: int
+    try_number: int
+    state: TaskState
+    failure_kind: FailureKind | None = None
+    result: str | None = None
+    finished_at: datetime | None = None
+    not_before: datetime | None = None
+
+    @property
+    def key(self) -> InstanceKey:
+        return InstanceKey(self.task, self.item_index)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who a run is: the values `{{ run.* }}` and `{{ params.* }}` render to."""
+
+    run_id: str
+    dag_name: str
+    logical_date: datetime
+    revision: str
+    run_type: RunType
+    params: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewTry:
+    """Insert a PENDING TaskInstance row for this try; launch it no earlier than not_before."""
+
+    task: str
+    item_index: int
+    try_number: int
+    item: JSON
+    not_before: datetime | None
+
+    @property
+    def key(self) -> InstanceKey:
+        return InstanceKey(self.task, self.item_index)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedInstance:
+    """Record this instance, which never got a try, as try 1 in `state` (no pod is made).
+
+    `state` is SKIPPED or UPSTREAM_FAILED.
+    """
+
+    task: str
+    item_index: int
+    state: TaskState
+
+    @property
+    def key(self) -> InstanceKey:
+        return InstanceKey(self.task, self.item_index)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedResult:
+    """A try reported SUCCEEDED but its result is unusable: record it FAILED (kind TASK).
+
+    The planner already counts the try as a task failure (a retry, if any, is in the same
+    Plan's `create`), so the engine must write this state in the same transaction.
+    """
+
+    task: str
+    item_index: int
+    try_number: int
+    message: str
+
+
+@dataclass
+class Plan:
+    """What the engine does next for one run; applying it twice must be harmless."""
+
+    create: list[NewTry] = field(default_factory=list)
+    finish: list[FinishedInstance] = field(default_factory=list)
+    reject: list[RejectedResult] = field(default_factory=list)
+    run_state: DagRunState | None = None
+    """SUCCEEDED or FAILED once every instance is finished; None while the run goes on."""
+
+    @property
+    def decisions(self) -> int:
+        return (
+            len(self.create)
+            + len(self.finish)
+            + len(self.reject)
+            + (0 if self.run_state is None else 1)
+        )
