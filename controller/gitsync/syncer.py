@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 from controller.gitsync.checkout import CheckoutStore, GitSyncError
 from controller.gitsync.config import GitSyncConfig
 from controller.gitsync.credentials import GitCredentials
+from controller.gitsync.webhook import WebhookError, push_concerns_ref, verify_push
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +201,29 @@ class GitSync:
             )
             return
         self._delivered = result.revision
+
+    def handle_webhook(
+        self, headers: Mapping[str, str], body: bytes, *, secret: bytes
+    ) -> tuple[int, str]:
+        """Answer a push webhook: (HTTP status, one-line message); syncs at once if the
+        push moved the followed ref."""
+        try:
+            event = verify_push(headers, body, secret=secret)
+        except WebhookError as exc:
+            if exc.kind == "unauthenticated":
+                log.warning("refused a webhook request: %s", exc.reason)
+                return 401, exc.reason
+            if exc.kind == "not-push":
+                return 200, f"ignored: {exc.reason}"
+            return 400, exc.reason
+        if not push_concerns_ref(event, self.config.ref):
+            return 200, f"ignored: push to {event.ref}, following {self.config.ref}"
+        self.trigger()
+        log.info(
+            "%s push to %s (%s) triggered a sync",
+            event.provider,
+            event.ref,
+            event.after,
+            extra={"revision": event.after},
+        )
+        return 202, f"sync triggered for {event.ref} at {event.after}"
