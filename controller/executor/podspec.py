@@ -88,9 +88,9 @@ class PodConfig:
     extra_annotations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if _has_password(self.repo_url):
+        if _has_credentials(self.repo_url):
             raise ValueError(
-                "the repository URL must not contain a password: put the token in a Secret "
+                "the repository URL must not contain credentials: put the token in a Secret "
                 "and set git_secret_name"
             )
         if not posixpath.isabs(self.workspace_mount_path):
@@ -101,11 +101,15 @@ class PodConfig:
         return posixpath.join(self.workspace_mount_path, "repo")
 
 
-def _has_password(url: str) -> bool:
+def _has_credentials(url: str) -> bool:
+    """A password anywhere, or any user part of an http(s) URL (tokens hide there too)."""
     try:
-        return urlsplit(url).password is not None
+        parts = urlsplit(url)
+        if parts.password is not None:
+            return True
     except ValueError:
         return False
+    return parts.scheme in ("http", "https") and parts.username is not None
 
 
 def identity_labels(identity: PodIdentity) -> dict[str, str]:
