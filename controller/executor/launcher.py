@@ -1,0 +1,245 @@
+"""Creating worker pods fast, exactly once, and reporting each outcome as soon as it is known.
+
+Creating a pod is one HTTP round trip of a few milliseconds, almost all of it spent waiting
+on the API server; Airflow's executor makes them one at a time per scheduler loop and gets
+about one pod per second. The launcher keeps many creates in flight (a bounded pool of
+workers over one shared keep-alive connection pool), skips deserialising the created pod
+into models (nobody reads it: the watch reports the pod's life), and paces itself with a
+client-side token bucket whose defaults sit above what an API server serves, so it protects
+the server from a runaway loop without throttling normal work.
+
+Exactly-once rests on deterministic pod names: a 409 AlreadyExists means an earlier
+attempt (before a crash, or a retried request whose answer was lost) already created the
+pod, so it is adopted and never created a second time. Throttling (429), server errors
+and broken connections are retried with jittered exponential backoff, honouring
+Retry-After, until a bound of attempts and time; any other refusal is final and carries
+the API's own message, because a pod the API calls invalid will not become valid by
+retrying.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from controller.executor.kubeclient import (
+    DEFAULT_TIMEOUT,
+    ApiError,
+    forbidden_message,
+    pool_maxsize,
+    raw_call,
+    read_error,
+)
+from controller.executor.ratelimit import Backoff, make_limiter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 16
+DEFAULT_QPS = 500.0
+DEFAULT_BURST = 1000
+
+
+class LaunchStatus(enum.StrEnum):
+    CREATED = "created"
+    ALREADY_EXISTS = "already_exists"  # adopted: an earlier attempt created it
+    REJECTED = "rejected"  # the API refused the pod for good; message says why
+    GAVE_UP = "gave_up"  # retries exhausted or the launcher stopped; message says why
+
+    @property
+    def launched(self) -> bool:
+        """The pod exists now: the try is LAUNCHED and the watch will report on it."""
+        return self in (LaunchStatus.CREATED, LaunchStatus.ALREADY_EXISTS)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Create ``body`` (a Pod as a JSON-ready dict) in ``namespace``; ``key`` is the caller's."""
+
+    namespace: str
+    body: Mapping[str, Any]
+    key: Hashable = field(default=None, compare=False)
+
+    @property
+    def pod_name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    request: LaunchRequest
+    status: LaunchStatus
+    message: str = ""
+    http_status: int | None = None
+    attempts: int = 1
+
+    @property
+    def key(self) -> Hashable:
+        return self.request.key
+
+
+LaunchCallback = Callable[[LaunchOutcome], None]
+
+
+class Launcher:
+    """A pool of ``workers`` creating pods concurrently, at most ``qps`` creates per second.
+
+    ``qps=None`` removes the client-side limit. Every submitted request gets exactly one
+    outcome, also when the launcher is closed while the request waits or backs off.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        qps: float | None = DEFAULT_QPS,
+        burst: int = DEFAULT_BURST,
+        backoff: Backoff | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if pool_maxsize(api) < workers:
+            raise ValueError(
+                f"the API client keeps {pool_maxsize(api)} connections but the launcher has "
+                f"{workers} workers; build it with make_api_client(pool_maxsize>={workers})"
+            )
+        self._core = client.CoreV1Api(api)
+        self._limiter = make_limiter(qps=qps, burst=burst)
+        self._backoff = backoff or Backoff()
+        self._timeout = timeout
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="launcher")
+
+    def submit(
+        self, request: LaunchRequest, callback: LaunchCallback | None = None
+    ) -> Future[LaunchOutcome]:
+        """Queue ``request``; ``callback`` runs on a worker thread with its outcome.
+
+        Keep callbacks short (hand the outcome to a queue or a database writer): a worker
+        blocked in a callback is a worker not creating pods.
+        """
+        return self._pool.submit(self._run, request, callback)
+
+    def launch(self, requests: Iterable[LaunchRequest]) -> list[LaunchOutcome]:
+        """Launch all ``requests`` concurrently; outcomes in the order of the requests."""
+        futures = [self.submit(request) for request in requests]
+        return [future.result() for future in futures]
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop: requests not yet sent end GAVE_UP at once; with ``wait``, join the workers."""
+        self._stop.set()
+        self._pool.shutdown(wait=wait)
+
+    def __enter__(self) -> Launcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self, request: LaunchRequest, callback: LaunchCallback | None) -> LaunchOutcome:
+        outcome = self._create(request)
+        if callback is not None:
+            try:
+                callback(outcome)
+            except Exception:
+                # A failing consumer must not kill the worker; the outcome is still
+                # returned through the future.
+                log.exception("launch callback failed for pod %s", request.pod_name)
+        return outcome
+
+    def _create(self, request: LaunchRequest) -> LaunchOutcome:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            if self._stop.is_set() or (
+                self._limiter is not None and not self._limiter.acquire(stop=self._stop)
+            ):
+                return self._stopped(request, attempt)
+            attempt += 1
+            try:
+                response = raw_call(
+                    self._core.create_namespaced_pod,
+                    request.namespace,
+                    request.body,
+                    _request_timeout=self._timeout,
+                )
+            except Exception as exc:
+                error = read_error(exc)
+            else:
+                # Read the (unused) body so the connection goes back to the pool.
+                response.drain_conn()
+                response.release_conn()
+                return LaunchOutcome(request, LaunchStatus.CREATED, attempts=attempt)
+
+            final = self._final_outcome(request, error, attempt)
+            if final is not None:
+                return final
+            elapsed = time.monotonic() - started
+            pause = self._backoff.next_delay(
+                attempt=attempt, elapsed=elapsed, retry_after=error.retry_after
+            )
+            if pause is None:
+                return LaunchOutcome(
+                    request,
+                    LaunchStatus.GAVE_UP,
+                    message=(
+                        f"gave up creating pod {request.pod_name} after {attempt} attempts "
+                        f"in {elapsed:.1f}s; last error: {_describe(error)}"
+                    ),
+                    http_status=error.status,
+                    attempts=attempt,
+                )
+            log.debug("retrying pod %s in %.2fs: %s", request.pod_name, pause, _describe(error))
+            if self._stop.wait(pause):
+                return self._stopped(request, attempt)
+
+    def _final_outcome(
+        self, request: LaunchRequest, error: ApiError, attempt: int
+    ) -> LaunchOutcome | None:
+        if error.status == 409:
+            return LaunchOutcome(
+                request,
+                LaunchStatus.ALREADY_EXISTS,
+                message=error.message,
+                http_status=409,
+                attempts=attempt,
+            )
+        if error.retryable:
+            return None
+        message = error.message
+        if error.status == 403:
+            message = forbidden_message(
+                verb="create", resource="pods", namespace=request.namespace, error=error
+            )
+        return LaunchOutcome(
+            request,
+            LaunchStatus.REJECTED,
+            message=message,
+            http_status=error.status,
+            attempts=attempt,
+        )
+
+    @staticmethod
+    def _stopped(request: LaunchRequest, attempts: int) -> LaunchOutcome:
+        message = f"the launcher stopped before pod {request.pod_name} was created"
+        if attempts:
+            # A request that timed out may still have been carried out by the server.
+            message = (
+                f"the launcher stopped while retrying pod {request.pod_name}; "
+                "an earlier attempt may have created it"
+            )
+        return LaunchOutcome(request, LaunchStatus.GAVE_UP, message=message, attempts=attempts)
+
+
+def _describe(error: ApiError) -> str:
+    status = f"HTTP {error.status} " if error.status is not None else ""
+    return f"{status}{error.reason}: {error.message}".strip()
