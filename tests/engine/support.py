@@ -86,8 +86,20 @@ def row(
     )
 
 
-def start(the_dag: Dag, rows: Sequence[TaskInstanceView] = ()) -> tuple[RunPlanner, Plan]:
-    return RunPlanner.recover(build_graph(the_dag), identity(), rows, now=T0)
+def start(
+    the_dag: Dag,
+    rows: Sequence[TaskInstanceView] = (),
+    *,
+    params: dict[str, JSON] | None = None,
+    max_infra_retries: int = 3,
+) -> tuple[RunPlanner, Plan]:
+    return RunPlanner.recover(
+        build_graph(the_dag),
+        identity(params=params),
+        rows,
+        now=T0,
+        max_infra_retries=max_infra_retries,
+    )
 
 
 def created(plan: Plan) -> set[tuple[str, int, int]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.records import Plan
+from controller.engine.records import Plan, TaskInstanceView
 from controller.engine.states import TaskState
-from controller.spec.model import TriggerRule
+from controller.spec.model import Dag, TriggerRule
 from tests.engine.support import T0, dag, finished, row, start, task
 
 S = TaskState.SUCCEEDED
@@ -52,7 +52,7 @@ TABLE = [
 ]
 
 
-def _case_dag(rule: TriggerRule):  # type: ignore[no-untyped-def]
+def _case_dag(rule: TriggerRule) -> Dag:
     return dag(
         task("single"),
         task("fanned", items=["eu", "us"]),
@@ -60,7 +60,7 @@ def _case_dag(rule: TriggerRule):  # type: ignore[no-untyped-def]
     )
 
 
-def _upstream_rows(states: tuple[TaskState, ...]):  # type: ignore[no-untyped-def]
+def _upstream_rows(states: tuple[TaskState, ...]) -> list[TaskInstanceView]:
     single, first, second = states
     return [
         row("single", single),
