@@ -170,7 +170,7 @@ class CheckoutStore:
     def _git(self, *args: str, action: str) -> str:
         status, out, err = self._run(*args)
         if status != 0:
-            detail = " ".join(line.strip() for line in err.splitlines() if line.strip())
+            detail = "; ".join(line.strip() for line in err.splitlines() if line.strip())
             raise GitSyncError(
                 self._credentials.scrub(f"{action} failed: {detail or f'exit code {status}'}")
             )
