@@ -119,11 +119,11 @@ def _value(ref: Reference, context: TemplateContext) -> Any:
     if ref.kind == "run":
         return context.run[ref.name or ""]
     if ref.kind == "params":
-        if ref.name not in context.params:
+        if ref.name is None or ref.name not in context.params:
             raise TemplateError(f"{ref.source}: no such param", offset=ref.offset)
         return context.params[ref.name]
     if ref.kind == "tasks":
-        if ref.name not in context.task_results:
+        if ref.name is None or ref.name not in context.task_results:
             raise TemplateError(f"{ref.source}: no result of that task", offset=ref.offset)
         return context.task_results[ref.name]
     if not context.has_item:

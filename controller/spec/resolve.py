@@ -1,0 +1,112 @@
+"""From a validated DAG document to the resolved model: defaults merged, units parsed.
+
+Runs only on documents without problems, so it may trust shapes the schema and the
+semantic rules guaranteed; what it must not do is invent its own defaults, which are
+taken from the model's dataclasses so that a resolved DAG and a snapshot read back
+with `dag_from_dict` agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from controller.spec.durations import parse_duration
+from controller.spec.merge import merge_task
+from controller.spec.model import (
+    JSON,
+    Backoff,
+    Dag,
+    Param,
+    ParamType,
+    ResultFormat,
+    RetryPolicy,
+    Task,
+    TriggerRule,
+    dag_to_dict,
+)
+from controller.spec.schedule import load_timezone, parse_instant
+
+_BACKOFF = Backoff()
+
+
+def _backoff(raw: dict[str, Any]) -> Backoff:
+    return Backoff(
+        delay_seconds=float(parse_duration(raw["delay"]))
+        if "delay" in raw
+        else _BACKOFF.delay_seconds,
+        factor=float(raw.get("factor", _BACKOFF.factor)),
+        max_delay_seconds=(
+            float(parse_duration(raw["maxDelay"]))
+            if "maxDelay" in raw
+            else _BACKOFF.max_delay_seconds
+        ),
+    )
+
+
+def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
+    task = merge_task(defaults, raw)
+    retries = task.get("retries", {})
+    items = task.get("withItems")
+    return Task(
+        name=task["name"],
+        image=task["image"],
+        command=tuple(task.get("command", ())),
+        args=tuple(task.get("args", ())),
+        working_dir=task.get("workingDir"),
+        env=tuple(task.get("env", ())),
+        env_from=tuple(task.get("envFrom", ())),
+        resources=task.get("resources", {}),
+        depends_on=tuple(task.get("dependsOn", ())),
+        trigger_rule=TriggerRule(task.get("triggerRule", TriggerRule.ALL_SUCCESS.value)),
+        retries=RetryPolicy(
+            limit=retries.get("limit", 0), backoff=_backoff(retries.get("backoff", {}))
+        ),
+        timeout_seconds=parse_duration(task["timeout"]) if "timeout" in task else None,
+        with_items=None if items is None else tuple(items),
+        pod_overrides=task.get("podOverrides", {}),
+        result_format=ResultFormat(task.get("result", {}).get("format", "text")),
+    )
+
+
+def resolve_dag(document: dict[str, Any]) -> Dag:
+    metadata = document["metadata"]
+    spec = document["spec"]
+    timezone = spec.get("timezone", "UTC")
+    zone = load_timezone(timezone)
+    start, end = spec.get("startDate"), spec.get("endDate")
+    defaults = spec.get("defaults", {})
+    return Dag(
+        name=metadata["name"],
+        description=metadata.get("description"),
+        labels=metadata.get("labels", {}),
+        schedule=spec.get("schedule"),
+        timezone=timezone,
+        start_date=None if start is None else parse_instant(start, zone),
+        end_date=None if end is None else parse_instant(end, zone),
+        catchup=spec.get("catchup", False),
+        max_active_runs=spec.get("maxActiveRuns", 1),
+        max_active_tasks=spec.get("maxActiveTasks", 16),
+        paused=spec.get("paused", False),
+        params=tuple(
+            Param(
+                name=name,
+                type=ParamType(param["type"]),
+                default=param.get("default"),
+                required=param.get("required", False),
+                enum=None if param.get("enum") is None else tuple(param["enum"]),
+                description=param.get("description"),
+            )
+            for name, param in spec.get("params", {}).items()
+        ),
+        tasks=tuple(resolve_task(defaults, task) for task in spec["tasks"]),
+    )
+
+
+def content_hash(dag: Dag) -> str:
+    """sha256 of the resolved DAG's canonical JSON: equal exactly when the meaning is equal."""
+    canonical: JSON = json.dumps(
+        dag_to_dict(dag), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

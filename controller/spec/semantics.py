@@ -1,0 +1,224 @@
+"""The rules of a DAG file that a JSON Schema cannot express.
+
+Unique task names, existing dependencies, no cycles, template references that
+resolve, cron and time zone, dates in order, durations and quantities, Kubernetes
+label rules, volumes that exist. All of them run even when the schema already found
+problems, so a user sees every mistake in one pass: each rule reads the raw value
+defensively and simply skips parts whose shape is wrong (the schema reported those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from controller.spec.loader import Document, Path, field_name
+from controller.spec.merge import merge_task
+from controller.spec.model import JSON, ParamType
+from controller.spec.names import RESERVED_LABEL_PREFIX, label_key_problem, label_value_problem
+from controller.spec.params import matches_type
+from controller.spec.problems import Problem
+from controller.spec.quantities import QuantityError, parse_quantity
+from controller.spec.schedule import ScheduleError, crontab_trigger, load_timezone, parse_instant
+from controller.spec.tasks import check_tasks
+
+
+def as_dict(value: JSON) -> dict[str, JSON]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: JSON) -> list[JSON]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass
+class Reporter:
+    """Collects problems located at paths of one document."""
+
+    document: Document
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def at(self, where: Path, message: str, *, key: bool = False, offset: int = 0) -> None:
+        location = self.document.key_at(where) if key else self.document.at(where)
+        if offset:
+            text = self.document.text_columns.get(where)
+            if text is not None:
+                location = type(location)(text.line, text.col + offset)
+        self.problems.append(
+            Problem(self.path, location.line, location.col, field_name(where), message)
+        )
+
+
+def semantic_problems(document: Document, *, path: str) -> list[Problem]:
+    """Every semantic problem of one DAG file (cross-file rules live in validate.py)."""
+    report = Reporter(document, path)
+    spec = as_dict(as_dict(document.value).get("spec"))
+    zone = _check_schedule(report, spec)
+    _check_dates(report, spec, zone)
+    _check_params(report, spec)
+    _check_labels(report, ("metadata", "labels"), as_dict(document.value).get("metadata"))
+    defaults = as_dict(spec.get("defaults"))
+    _check_task_fields(report, ("spec", "defaults"), defaults)
+    for index, task in enumerate(as_list(spec.get("tasks"))):
+        if isinstance(task, dict):
+            _check_task_fields(report, ("spec", "tasks", index), task)
+            _check_effective(report, ("spec", "tasks", index), task, defaults)
+    check_tasks(report, spec)
+    return report.problems
+
+
+def _check_schedule(report: Reporter, spec: dict[str, JSON]) -> ZoneInfo | None:
+    zone: ZoneInfo | None = ZoneInfo("UTC")
+    timezone = spec.get("timezone", "UTC")
+    if isinstance(timezone, str):
+        try:
+            zone = load_timezone(timezone)
+        except ScheduleError as error:
+            report.at(("spec", "timezone"), str(error))
+            zone = None
+    schedule = spec.get("schedule")
+    if isinstance(schedule, str):
+        try:
+            crontab_trigger(schedule, timezone=zone or ZoneInfo("UTC"))
+        except ScheduleError as error:
+            report.at(("spec", "schedule"), str(error))
+    return zone
+
+
+def _check_dates(report: Reporter, spec: dict[str, JSON], zone: ZoneInfo | None) -> None:
+    if zone is None:
+        return
+    instants = {}
+    for name in ("startDate", "endDate"):
+        value = spec.get(name)
+        if isinstance(value, str):
+            try:
+                instants[name] = parse_instant(value, zone)
+            except ScheduleError as error:
+                report.at(("spec", name), str(error))
+    if len(instants) == 2 and instants["startDate"] >= instants["endDate"]:
+        report.at(
+            ("spec", "endDate"),
+            f"endDate {spec['endDate']} is not after startDate {spec['startDate']}",
+        )
+
+
+def _check_params(report: Reporter, spec: dict[str, JSON]) -> None:
+    scheduled = isinstance(spec.get("schedule"), str)
+    for name, param in as_dict(spec.get("params")).items():
+        where: Path = ("spec", "params", name)
+        param = as_dict(param)
+        try:
+            kind = ParamType(str(param.get("type")))
+        except ValueError:
+            continue
+        enum = param.get("enum")
+        for index, option in enumerate(as_list(enum)):
+            if not matches_type(option, kind):
+                report.at(
+                    (*where, "enum", index), f"enum value {option!r} is not of type {kind.value}"
+                )
+        if "default" in param and param["default"] is not None:
+            default = param["default"]
+            if not matches_type(default, kind):
+                report.at((*where, "default"), f"default {default!r} is not of type {kind.value}")
+            elif isinstance(enum, list) and default not in enum:
+                report.at((*where, "default"), f"default {default!r} is not one of its enum")
+        elif param.get("required") is True and scheduled:
+            report.at(
+                (*where, "required"),
+                f"param {name!r} is required without a default, but scheduled runs have no "
+                "one to give it: add a default or remove the schedule",
+            )
+
+
+def _check_labels(report: Reporter, where: Path, owner: JSON) -> None:
+    for key, value in as_dict(as_dict(owner).get("labels")).items():
+        problem = label_key_problem(key)
+        if problem is not None:
+            report.at((*where, key), f"label {problem}", key=True)
+        if isinstance(value, str) and (problem := label_value_problem(value)) is not None:
+            report.at((*where, key), problem)
+
+
+def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> None:
+    """Rules on what one task (or the defaults) writes itself."""
+    timeout = task.get("timeout")
+    if timeout in (0, "0s", "0m", "0h", "0d"):
+        report.at((*where, "timeout"), "timeout must be longer than 0s (omit it for none)")
+    overrides = as_dict(task.get("podOverrides"))
+    overrides_at: Path = (*where, "podOverrides")
+    _check_labels(report, overrides_at, overrides)
+    for key in as_dict(overrides.get("labels")):
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            report.at(
+                (*overrides_at, "labels", key),
+                f"label {key!r}: the {RESERVED_LABEL_PREFIX} prefix is reserved for kubedag",
+                key=True,
+            )
+    for key in as_dict(overrides.get("annotations")):
+        if (problem := label_key_problem(key)) is not None:
+            report.at((*overrides_at, "annotations", key), f"annotation {problem}", key=True)
+    for key, value in as_dict(overrides.get("nodeSelector")).items():
+        problem = label_key_problem(key)
+        if problem is None and isinstance(value, str):
+            problem = label_value_problem(value)
+        if problem is not None:
+            report.at((*overrides_at, "nodeSelector", key), f"nodeSelector {problem}")
+    for kind in ("requests", "limits"):
+        for name, quantity in as_dict(as_dict(task.get("resources")).get(kind)).items():
+            try:
+                parse_quantity(quantity)
+            except QuantityError as error:
+                report.at((*where, "resources", kind, name), str(error))
+    seen: set[str] = set()
+    for index, variable in enumerate(as_list(task.get("env"))):
+        variable_name = as_dict(variable).get("name")
+        if isinstance(variable_name, str) and variable_name in seen:
+            message = f"env variable {variable_name!r} is set twice"
+            report.at((*where, "env", index, "name"), message)
+        if isinstance(variable_name, str):
+            seen.add(variable_name)
+
+
+def _quantities(task: dict[str, JSON], kind: str) -> dict[str, JSON]:
+    return as_dict(as_dict(task.get("resources")).get(kind))
+
+
+def _check_effective(
+    report: Reporter, where: Path, task: dict[str, JSON], defaults: dict[str, JSON]
+) -> None:
+    """Rules on a task with its defaults merged in, reported where the value was written."""
+    merged = merge_task(defaults, task)
+    if "image" not in merged:
+        report.at(where, "task has no image: set image on the task or in spec.defaults")
+    limits = _quantities(merged, "limits")
+    own = _quantities(task, "requests")
+    for name, request in _quantities(merged, "requests").items():
+        if name not in limits:
+            continue
+        try:
+            too_big = parse_quantity(request) > parse_quantity(limits[name])
+        except QuantityError:
+            continue
+        if too_big:
+            source = where if name in own else ("spec", "defaults")
+            report.at(
+                (*source, "resources", "requests", name),
+                f"{name} request {request} is larger than its limit {limits[name]}",
+            )
+    volumes = {
+        as_dict(volume).get("name")
+        for volume in as_list(as_dict(merged.get("podOverrides")).get("volumes"))
+    }
+    for source, fields in ((("spec", "defaults"), defaults), (where, task)):
+        mounts = as_list(as_dict(fields.get("podOverrides")).get("volumeMounts"))
+        for index, mount in enumerate(mounts):
+            volume = as_dict(mount).get("name")
+            if isinstance(volume, str) and volume not in volumes:
+                report.at(
+                    (*source, "podOverrides", "volumeMounts", index, "name"),
+                    f"volumeMount names volume {volume!r}, which podOverrides.volumes "
+                    "does not declare",
+                )

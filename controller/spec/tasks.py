@@ -1,0 +1,220 @@
+"""The rules that tie tasks together: names, dependencies, cycles and template references.
+
+A cycle is reported once, named in the order tasks would run (`a -> b -> c -> a`,
+"b runs after a"), at the dependsOn entry that closes it, so the user sees which
+edge to cut. A template may read `{{ tasks.X.result }}` only when X is upstream of
+the reading task (directly or transitively): otherwise the result might not exist
+yet when the task's pod is created, and it would fail at run time, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from controller.spec.loader import Path
+from controller.spec.model import JSON
+from controller.spec.templates import TemplateError, references
+
+if TYPE_CHECKING:
+    from controller.spec.semantics import Reporter
+
+
+def _as_dict(value: JSON) -> dict[str, JSON]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: JSON) -> list[JSON]:
+    return value if isinstance(value, list) else []
+
+
+def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
+    tasks = _named_tasks(report, spec)
+    dependencies = _dependencies(report, tasks)
+    _check_cycles(report, tasks, dependencies)
+    params = set(_as_dict(spec.get("params")))
+    defaults = _as_dict(spec.get("defaults"))
+    for name, (index, task) in tasks.items():
+        upstream = _upstream(name, dependencies)
+        for text, where in _template_texts(defaults, task, index):
+            _check_references(
+                report,
+                text=text,
+                where=where,
+                context=_ReferenceContext(name, task, upstream, params, tasks),
+            )
+
+
+def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int, dict[str, JSON]]]:
+    """Tasks by name (first occurrence), reporting repeated names."""
+    tasks: dict[str, tuple[int, dict[str, JSON]]] = {}
+    for index, task in enumerate(_as_list(spec.get("tasks"))):
+        name = _as_dict(task).get("name")
+        if not isinstance(name, str):
+            continue
+        if name in tasks:
+            first = report.document.at(("spec", "tasks", tasks[name][0], "name"))
+            report.at(
+                ("spec", "tasks", index, "name"),
+                f"duplicate task name {name!r} (first at line {first.line}, column {first.col})",
+            )
+            continue
+        tasks[name] = (index, _as_dict(task))
+    return tasks
+
+
+def _dependencies(
+    report: Reporter, tasks: Mapping[str, tuple[int, dict[str, JSON]]]
+) -> dict[str, list[tuple[str, int]]]:
+    """Existing dependencies of each task, with their index in its dependsOn."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for name, (index, task) in tasks.items():
+        found[name] = []
+        for position, target in enumerate(_as_list(task.get("dependsOn"))):
+            if not isinstance(target, str):
+                continue
+            where: Path = ("spec", "tasks", index, "dependsOn", position)
+            if target == name:
+                report.at(where, f"task {name!r} depends on itself")
+            elif target not in tasks:
+                known = ", ".join(sorted(tasks))
+                report.at(where, f"dependsOn names {target!r}, which is not a task ({known})")
+            else:
+                found[name].append((target, position))
+    return found
+
+
+def _check_cycles(
+    report: Reporter,
+    tasks: Mapping[str, tuple[int, dict[str, JSON]]],
+    dependencies: Mapping[str, list[tuple[str, int]]],
+) -> None:
+    reported: set[frozenset[str]] = set()
+    for cycle in _cycles(list(tasks), dependencies):
+        if frozenset(cycle) in reported:
+            continue
+        reported.add(frozenset(cycle))
+        # In run order each task runs after the one before it; start from the task
+        # written first in the file so the message does not depend on search order.
+        order = list(reversed(cycle))
+        start = min(range(len(order)), key=lambda i: tasks[order[i]][0])
+        order = order[start:] + order[:start]
+        first, previous = order[0], order[-1]
+        position = next(p for target, p in dependencies[first] if target == previous)
+        report.at(
+            ("spec", "tasks", tasks[first][0], "dependsOn", position),
+            "dependency cycle: " + " -> ".join([*order, first]),
+        )
+
+
+def _cycles(
+    names: list[str], dependencies: Mapping[str, list[tuple[str, int]]]
+) -> Iterator[list[str]]:
+    """Cycles along dependsOn edges, each as [a, b, c] meaning a needs b needs c needs a."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in names:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending = [iter(dependencies[root])]
+        state[root] = 1
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            target = step[0]
+            if state.get(target) == 1:
+                yield path[path.index(target) :]
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(dependencies[target]))
+
+
+def _upstream(name: str, dependencies: Mapping[str, list[tuple[str, int]]]) -> set[str]:
+    seen: set[str] = set()
+    stack = [target for target, _ in dependencies[name]]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(target for target, _ in dependencies[current])
+    return seen
+
+
+def _template_texts(
+    defaults: dict[str, JSON], task: dict[str, JSON], index: int
+) -> Iterator[tuple[str, Path]]:
+    """Every templated string the task will render, at the path where it is written."""
+    own: Path = ("spec", "tasks", index)
+    for field in ("command", "args"):
+        source = own if field in task else ("spec", "defaults")
+        for position, text in enumerate(_as_list((task if field in task else defaults).get(field))):
+            if isinstance(text, str):
+                yield text, (*source, field, position)
+    overridden = {_as_dict(v).get("name") for v in _as_list(task.get("env"))}
+    for source, fields in ((("spec", "defaults"), defaults), (own, task)):
+        for position, variable in enumerate(_as_list(fields.get("env"))):
+            variable = _as_dict(variable)
+            if fields is defaults and variable.get("name") in overridden:
+                continue
+            if isinstance(variable.get("value"), str):
+                yield variable["value"], (*source, "env", position, "value")
+
+
+class _ReferenceContext:
+    def __init__(
+        self,
+        name: str,
+        task: dict[str, JSON],
+        upstream: set[str],
+        params: set[str],
+        tasks: Mapping[str, tuple[int, dict[str, JSON]]],
+    ) -> None:
+        self.name = name
+        self.items = task.get("withItems") if isinstance(task.get("withItems"), list) else None
+        self.upstream = upstream
+        self.params = params
+        self.tasks = tasks
+
+
+def _check_references(
+    report: Reporter, *, text: str, where: Path, context: _ReferenceContext
+) -> None:
+    try:
+        found = references(text)
+    except TemplateError as error:
+        report.at(where, str(error), offset=error.offset)
+        return
+    for ref in found:
+        message = _reference_problem(ref.kind, ref.name, ref.source, context)
+        if message is not None:
+            report.at(where, message, offset=ref.offset)
+
+
+def _reference_problem(
+    kind: str, name: str | None, source: str, context: _ReferenceContext
+) -> str | None:
+    if kind == "params" and name not in context.params:
+        declared = ", ".join(sorted(context.params)) or "none"
+        return f"{source}: no param {name!r} is declared in spec.params (declared: {declared})"
+    if kind == "tasks":
+        if name == context.name:
+            return f"{source}: task {name!r} cannot read its own result"
+        if name not in context.tasks:
+            return f"{source}: there is no task {name!r}"
+        if name not in context.upstream:
+            return (
+                f"{source}: task {name!r} is not upstream of {context.name!r}, so its result "
+                f"may not exist yet; add {name!r} to dependsOn"
+            )
+    if kind == "item":
+        if context.items is None:
+            return f"{source}: item is only defined in a task with withItems"
+        if name is not None and not all(
+            isinstance(item, dict) and name in item for item in context.items
+        ):
+            return f"{source}: not every withItems entry is a mapping with key {name!r}"
+    return None

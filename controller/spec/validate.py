@@ -1,0 +1,183 @@
+"""Validate a repository of DAG files: the one entry point of the CLI, hook and controller.
+
+The pre-commit hook, `kubedag validate` and the controller's git-sync all call
+`validate_paths`, so a file that passes locally passes in the cluster. Files are DAGs
+when they declare `kind: DAG` (or a kubedag.io apiVersion); other YAML in the tree,
+such as Kubernetes manifests or CI configuration, is ignored rather than reported.
+One bad file never hides another's problems or blocks the valid DAGs: the report
+holds both, and only the rule that spans files (unique DAG names) ties them together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.spec.loader import Document, load_document
+from controller.spec.model import Dag
+from controller.spec.problems import Problem
+from controller.spec.resolve import content_hash, resolve_dag
+from controller.spec.schema import schema_problems
+from controller.spec.semantics import semantic_problems
+
+DAG_SUFFIXES = (".yaml", ".yml")
+_DECLARES_DAG = re.compile(
+    rb"""(?mi)^\s*(?:kind\s*:\s*["']?dag["']?\s*(?:\#.*)?\r?$"""
+    rb"""|apiVersion\s*:\s*["']?kubedag\.io/)"""
+    rb"""|["']kind["']\s*:\s*["']DAG["']"""
+)
+
+
+@dataclass(frozen=True)
+class LoadedDag:
+    path: str
+    """As reported in problems (relative to `root` when given)."""
+    dag: Dag
+    """Resolved: defaults merged."""
+    content_hash: str
+    """sha256 hex of the canonical JSON of dag_to_dict(dag)."""
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    dags: tuple[LoadedDag, ...]
+    """The valid DAGs."""
+    problems: tuple[Problem, ...]
+    """Sorted by path, line, col."""
+    files_checked: int
+    names_by_path: Mapping[str, str]
+    """metadata.name of every DAG file whose name could be read, valid or not."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def task_count(self) -> int:
+        return sum(len(loaded.dag.tasks) for loaded in self.dags)
+
+
+def declares_dag(data: bytes) -> bool:
+    """Whether a YAML file says it is a DAG (checked on bytes: it may not even decode)."""
+    return _DECLARES_DAG.search(data) is not None
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    for current, subdirectories, files in os.walk(directory):
+        # Hidden directories (.git, .venv, ...) hold no DAGs and can be huge.
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(DAG_SUFFIXES):
+                yield Path(current) / name
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    if root is None:
+        return str(path)
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+@dataclass
+class _FileResult:
+    path: str
+    problems: list[Problem]
+    name: str | None = None
+    loaded: LoadedDag | None = None
+    document: Document | None = None
+
+
+def check_file(data: bytes, *, path: str) -> _FileResult:
+    """Every problem of one DAG file's bytes, and the resolved DAG when there are none."""
+    document, problems = load_document(data, path=path)
+    if document is None:
+        return _FileResult(path, problems)
+    semantic = semantic_problems(document, path=path)
+    # Where a semantic rule explains a node, its message is the more specific one.
+    explained = {(p.line, p.col, p.field) for p in semantic}
+    problems += [
+        problem
+        for problem in schema_problems(document, path=path)
+        if (problem.line, problem.col, problem.field) not in explained
+    ]
+    problems += semantic
+    metadata = document.value.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    result = _FileResult(path, problems, name if isinstance(name, str) else None)
+    result.document = document
+    if not problems:
+        dag = resolve_dag(document.value)
+        result.loaded = LoadedDag(path, dag, content_hash(dag))
+    return result
+
+
+def _files(paths: Sequence[str | Path], root: Path | None) -> Iterator[tuple[Path, str]]:
+    for given in paths:
+        path = Path(given)
+        if root is not None and not path.is_absolute():
+            path = root / path
+        if path.is_dir():
+            for found in _walk(path):
+                yield found, _shown(found, root)
+        else:
+            yield path, _shown(path, root) if root is not None else str(given)
+
+
+def _duplicate_names(results: list[_FileResult]) -> None:
+    by_name: dict[str, list[_FileResult]] = defaultdict(list)
+    for result in results:
+        if result.name is not None:
+            by_name[result.name].append(result)
+    for name, owners in by_name.items():
+        if len(owners) < 2:
+            continue
+        for owner in owners:
+            assert owner.document is not None
+            at = owner.document.at(("metadata", "name"))
+            others = ", ".join(
+                f"{other.path}:{other.document.at(('metadata', 'name')).line}"
+                for other in owners
+                if other is not owner and other.document is not None
+            )
+            message = f"DAG name {name!r} is also used by {others}; names must be unique"
+            owner.problems.append(Problem(owner.path, at.line, at.col, "metadata.name", message))
+            owner.loaded = None
+
+
+def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> ValidationReport:
+    """Validate the DAG files in `paths` (files or directories, recursively).
+
+    Relative paths are taken from `root` when given, and problems name files relative
+    to it. A path that does not exist is a problem of its own.
+    """
+    results: list[_FileResult] = []
+    seen: set[Path] = set()
+    checked = 0
+    for file, shown in _files(paths, root):
+        resolved = file.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            results.append(_FileResult(shown, [Problem(shown, 1, 1, "", "no such file")]))
+            continue
+        except OSError as error:
+            message = f"cannot read: {error.strerror or error}"
+            results.append(_FileResult(shown, [Problem(shown, 1, 1, "", message)]))
+            continue
+        if declares_dag(data):
+            checked += 1
+            results.append(check_file(data, path=shown))
+    _duplicate_names(results)
+    problems = sorted({problem for result in results for problem in result.problems})
+    return ValidationReport(
+        dags=tuple(result.loaded for result in results if result.loaded is not None),
+        problems=tuple(problems),
+        files_checked=checked,
+        names_by_path={result.path: result.name for result in results if result.name is not None},
+    )
