@@ -54,6 +54,9 @@ class PodIdentity:
     try_number: int
     revision: str
     controller: str
+    dag_file: str | None = None
+    """The DAG file's path inside the repository at `revision`; its folder is the task's
+    default working directory. Without it, the config's dags_path is used."""
 
 
 @dataclass(frozen=True)
@@ -146,23 +149,27 @@ def identity_env(identity: PodIdentity) -> list[dict[str, Any]]:
         {"name": "KUBEDAG_ITEM_INDEX", "value": str(identity.item_index)},
         {"name": "KUBEDAG_TRY", "value": str(identity.try_number)},
         {"name": "KUBEDAG_REVISION", "value": identity.revision},
+        {"name": "KUBEDAG_RESULT_PATH", "value": TERMINATION_MESSAGE_PATH},
     ]
 
 
-def working_dir(task: Task, config: PodConfig) -> str:
-    """The task's working directory: the DAG folder of the checkout unless the task says.
+def working_dir(*, task: Task, identity: PodIdentity, config: PodConfig) -> str:
+    """The task's working directory: the DAG file's folder in the checkout unless it says.
 
-    A relative workingDir is resolved under the checkout's root (it must stay inside);
+    A relative workingDir is taken from that folder (and must stay inside the checkout);
     an absolute one is a path in the task's image and is kept.
     """
     root = config.checkout_dir
+    folder = config.dags_path if identity.dag_file is None else posixpath.dirname(identity.dag_file)
+    default = posixpath.normpath(posixpath.join(root, folder))
     if task.working_dir is None:
-        return posixpath.normpath(posixpath.join(root, config.dags_path))
-    if posixpath.isabs(task.working_dir):
+        resolved = default
+    elif posixpath.isabs(task.working_dir):
         return task.working_dir
-    resolved = posixpath.normpath(posixpath.join(root, task.working_dir))
+    else:
+        resolved = posixpath.normpath(posixpath.join(default, task.working_dir))
     if resolved != root and not resolved.startswith(root + "/"):
-        raise ValueError(f"task {task.name}: workingDir {task.working_dir!r} leaves the checkout")
+        raise ValueError(f"task {task.name}: workingDir {resolved!r} is outside the checkout")
     return resolved
 
 
@@ -197,7 +204,7 @@ def task_container(
         container["command"] = list(rendered.command)
     if rendered.args:
         container["args"] = list(rendered.args)
-    container["workingDir"] = working_dir(task, config)
+    container["workingDir"] = working_dir(task=task, identity=identity, config=config)
     container["env"] = env
     if task.env_from:
         container["envFrom"] = [dict(entry) for entry in task.env_from]

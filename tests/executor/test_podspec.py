@@ -105,15 +105,34 @@ def test_no_timeout_means_no_deadline() -> None:
 
 @pytest.mark.parametrize(
     ("working_dir", "expected"),
-    [("jobs", "/workspace/repo/jobs"), (".", "/workspace/repo"), ("/app", "/app")],
+    [
+        ("jobs", "/workspace/repo/sample-dags/jobs"),
+        ("..", "/workspace/repo"),
+        ("/app", "/app"),
+    ],
 )
-def test_a_relative_working_dir_is_under_the_checkout(working_dir: str, expected: str) -> None:
+def test_a_relative_working_dir_is_taken_from_the_dag_folder(
+    working_dir: str, expected: str
+) -> None:
     pod = pod_for(Task(name="t", image="busybox", working_dir=working_dir))
     assert container(pod, "task")["workingDir"] == expected
 
 
+def test_the_dag_files_folder_is_the_default_working_dir() -> None:
+    who = identity(task="t", dag_file="teams/sales/daily.yaml")
+    pod = pod_for(Task(name="t", image="busybox"), who=who)
+    assert container(pod, "task")["workingDir"] == "/workspace/repo/teams/sales"
+    pod = pod_for(Task(name="t", image="busybox", working_dir="jobs"), who=who)
+    assert container(pod, "task")["workingDir"] == "/workspace/repo/teams/sales/jobs"
+
+
+def test_a_dag_file_at_the_repository_root_works_in_the_root() -> None:
+    pod = pod_for(Task(name="t", image="busybox"), who=identity(task="t", dag_file="daily.yaml"))
+    assert container(pod, "task")["workingDir"] == "/workspace/repo"
+
+
 def test_a_working_dir_leaving_the_checkout_is_refused() -> None:
-    with pytest.raises(ValueError, match="leaves the checkout"):
+    with pytest.raises(ValueError, match="outside the checkout"):
         pod_for(Task(name="t", image="busybox", working_dir="../../etc"))
 
 
@@ -130,6 +149,7 @@ def test_kubedags_env_comes_first_and_cannot_be_overridden() -> None:
         "KUBEDAG_ITEM_INDEX",
         "KUBEDAG_TRY",
         "KUBEDAG_REVISION",
+        "KUBEDAG_RESULT_PATH",
         "STAGE",
     ]
     env = env_of(pod, "task")
@@ -137,6 +157,7 @@ def test_kubedags_env_comes_first_and_cannot_be_overridden() -> None:
     assert env["KUBEDAG_ITEM_INDEX"] == "3"
     assert env["KUBEDAG_TRY"] == "2"
     assert env["KUBEDAG_REVISION"] == SHA
+    assert env["KUBEDAG_RESULT_PATH"] == "/dev/termination-log"
 
 
 def test_env_from_and_resources_reach_the_task_container() -> None:

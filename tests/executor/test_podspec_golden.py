@@ -91,7 +91,9 @@ def _fan_out() -> dict[str, Any]:
     )
     return build_pod(
         task=task,
-        identity=_identity("transform", item_index=1, try_number=3),
+        identity=_identity(
+            "transform", item_index=1, try_number=3, dag_file="teams/sales/daily-sales.yaml"
+        ),
         rendered=rendered,
         config=PodConfig(repo_url=REPO, dags_path="sample-dags", namespace="etl"),
     )
