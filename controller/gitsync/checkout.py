@@ -17,10 +17,13 @@ The repository URL is passed to each fetch and never stored in the cache's confi
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import git
@@ -48,6 +51,29 @@ class CheckoutStore:
         self.cache = config.root / "cache.git"
         self.revs = config.root / "revs"
         self.current_link = config.root / "current"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold `root` exclusively, then clear lock files a killed git left behind.
+
+        A git command killed at its timeout can leave `shallow.lock` or a ref lock, and
+        every later fetch would fail on it. Removing them is only safe because the file
+        lock guarantees no other git-sync is working in this root.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise GitSyncError(
+                    f"another process is syncing into {self.root}; "
+                    "each git-sync needs its own root directory"
+                ) from exc
+            self._clear_stale_git_locks()
+            yield
+        finally:
+            os.close(fd)
 
     def fetch(self) -> str:
         """Fetch the ref (unless a pinned SHA is already here) and return its commit SHA."""
@@ -137,6 +163,15 @@ class CheckoutStore:
             self._git("worktree", "prune", action="pruning old checkouts")
             log.debug("pruned %d old revision directories", len(doomed))
 
+    def _clear_stale_git_locks(self) -> None:
+        if not self.cache.is_dir():
+            return
+        stale = [*self.cache.glob("*.lock"), *self.cache.glob("refs/**/*.lock")]
+        for lock in stale:
+            lock.unlink(missing_ok=True)
+        if stale:
+            log.warning("removed %d lock files left by an interrupted git command", len(stale))
+
     def _ensure_cache(self) -> None:
         if (self.cache / "HEAD").is_file():
             return
@@ -144,10 +179,13 @@ class CheckoutStore:
         # Created under a temporary name and renamed, so a crash never leaves a cache
         # that looks initialized but is not.
         tmp = self.root / f".cache-{uuid.uuid4().hex[:8]}.git"
-        git.Git(str(self.root)).execute(
-            ["git", "init", "--bare", "--quiet", str(tmp)],
-            kill_after_timeout=self._config.command_timeout,
-        )
+        try:
+            git.Git(str(self.root)).execute(
+                ["git", "init", "--bare", "--quiet", str(tmp)],
+                kill_after_timeout=self._config.command_timeout,
+            )
+        except git.GitCommandError as exc:
+            raise GitSyncError(f"creating the cache repository failed: {exc.stderr}") from exc
         if self.cache.exists():
             shutil.rmtree(self.cache)
         os.replace(tmp, self.cache)

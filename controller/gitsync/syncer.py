@@ -102,7 +102,8 @@ class GitSync:
             with self._state_lock:
                 self._last_attempt = now
             try:
-                result = self._sync()
+                with self._store.locked():
+                    result = self._sync()
             except GitSyncError as exc:
                 self._record_failure(str(exc))
                 raise

@@ -141,3 +141,35 @@ def test_a_restarted_syncer_reports_its_first_revision_as_changed(
     GitSync(make_config(remote, sync_root)).sync_once()
     result = GitSync(make_config(remote, sync_root)).sync_once()
     assert result.changed
+
+
+def test_a_lock_file_left_by_a_killed_git_does_not_block_later_syncs(
+    remote: Remote, sync_root: Path
+) -> None:
+    remote.commit({"a.yaml": "v1\n"})
+    sync = GitSync(make_config(remote, sync_root))
+    sync.sync_once()
+    (sync_root / "cache.git" / "shallow.lock").write_text("")
+    (sync_root / "cache.git" / "refs" / "kubedag" / "target.lock").write_text("")
+    sha = remote.commit({"a.yaml": "v2\n"})
+    assert sync.sync_once().revision == sha
+
+
+def test_two_syncers_cannot_share_a_root(remote: Remote, sync_root: Path) -> None:
+    remote.commit({"a.yaml": "v1\n"})
+    sync = GitSync(make_config(remote, sync_root))
+    other = GitSync(make_config(remote, sync_root))
+    with sync._store.locked(), pytest.raises(GitSyncError, match="its own root directory"):
+        other.sync_once()
+
+
+def test_a_checkout_interrupted_by_a_crash_is_cleaned_up(remote: Remote, sync_root: Path) -> None:
+    remote.commit({"a.yaml": "v1\n"})
+    sync = GitSync(make_config(remote, sync_root))
+    sync.sync_once()
+    half_done = sync_root / "revs" / f".incoming-{'d' * 40}-1234abcd"
+    half_done.mkdir()
+    (half_done / "a.yaml").write_text("partial")
+    remote.commit({"a.yaml": "v2\n"})
+    sync.sync_once()
+    assert not half_done.exists()
