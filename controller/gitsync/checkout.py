@@ -148,6 +148,11 @@ class CheckoutStore:
         if not self.revs.is_dir():
             return
         current = self.current_revision()
+        # Symlinks and caches a crash left half-made; never visible under their real names.
+        for link in self.root.glob(".current-*"):
+            link.unlink(missing_ok=True)
+        for cache in self.root.glob(".cache-*.git"):
+            shutil.rmtree(cache, ignore_errors=True)
         leftovers = [p for p in self.revs.iterdir() if p.name.startswith(_INCOMING_PREFIX)]
         others = [
             p

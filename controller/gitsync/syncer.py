@@ -46,7 +46,11 @@ class SyncResult:
 
 @dataclass(frozen=True)
 class SyncStatus:
-    """The health of git-sync, for readiness checks and metrics."""
+    """The health of git-sync, for readiness checks and metrics.
+
+    `revision` is what `current` points at on disk, so after a restart it names the
+    previous process's revision until the first sync of this one succeeds.
+    """
 
     revision: str | None
     last_success: datetime | None
@@ -95,7 +99,8 @@ class GitSync:
     def sync_once(self) -> SyncResult:
         """Fetch, check out and publish the ref's commit; raise GitSyncError on failure.
 
-        On failure nothing on disk changes: `current` keeps the last synced revision.
+        On failure `current` keeps the last synced revision. Only the loop calls
+        `on_revision`; a direct caller uses the returned result itself.
         """
         with self._sync_lock:
             now = datetime.now(UTC)

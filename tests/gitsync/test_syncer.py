@@ -170,6 +170,9 @@ def test_a_checkout_interrupted_by_a_crash_is_cleaned_up(remote: Remote, sync_ro
     half_done = sync_root / "revs" / f".incoming-{'d' * 40}-1234abcd"
     half_done.mkdir()
     (half_done / "a.yaml").write_text("partial")
+    stray_link = sync_root / ".current-1234abcd"
+    stray_link.symlink_to("revs/nowhere")
     remote.commit({"a.yaml": "v2\n"})
     sync.sync_once()
     assert not half_done.exists()
+    assert not stray_link.is_symlink()
