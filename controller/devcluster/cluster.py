@@ -1,0 +1,422 @@
+"""A local Kubernetes control plane: etcd, kube-apiserver, controller-manager, scheduler.
+
+The real binaries run on loopback so that everything kubedag relies on (watches,
+resourceVersions, 410 Gone, RBAC, admission, pod log proxying) behaves as it does in a
+real cluster. `up` is idempotent: components already running (by recorded PID) are
+kept, missing ones are started, and it returns only once each answers its health check,
+so callers never race a half-started cluster. Fault injection (stopping the apiserver,
+compacting etcd) lives here too because it needs the same PIDs and ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import kubernetes.client
+import kubernetes.config
+import yaml
+
+from controller.devcluster import processes
+from controller.devcluster.config import ClusterConfig
+from controller.devcluster.kubeconfig import write_kubeconfig
+from controller.devcluster.pki import Pki, ensure_pki
+from controller.devcluster.readiness import ClusterError, wait_until
+
+COMPONENTS: tuple[str, ...] = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+)
+NODE_AGENT = "node-agent"
+# The node every local cluster gets; more can be added with the agent's label.
+DEFAULT_NODE = "kubedag-node-0"
+AGENT_USER = "kubedag-node-agent"
+ADMIN = "kubedag-admin"
+BUILD_SCRIPT = Path(__file__).with_name("build-kubernetes.sh")
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalCluster:
+    """One local control plane, identified by its data directory."""
+
+    def __init__(self, config: ClusterConfig, *, log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self._log = log
+        self._pki: Pki | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.config.kubeconfig
+
+    @property
+    def pki(self) -> Pki:
+        if self._pki is None:
+            self._pki = ensure_pki(self.config.pki_dir)
+        return self._pki
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def ensure_binaries(self) -> None:
+        """Build the Kubernetes binaries into the cache unless they are already there."""
+        missing = [
+            name
+            for name in (*COMPONENTS, "kubectl", "etcdctl")
+            if not self.config.binary(name).exists()
+        ]
+        if not missing:
+            return
+        if sys.platform != "linux":
+            raise ClusterError(
+                "the local control plane runs on Linux only; point kubedag at another "
+                "cluster (kind, k3d, minikube, a real one) with KUBECONFIG instead"
+            )
+        self._log(f"missing {', '.join(missing)}: building (takes minutes the first time)")
+        result = subprocess.run(["bash", str(BUILD_SCRIPT)], check=False, timeout=3600)
+        if result.returncode != 0:
+            raise ClusterError(
+                f"building the Kubernetes binaries failed (exit {result.returncode}); "
+                "see the messages above"
+            )
+
+    @classmethod
+    def at(cls, kubeconfig: Path, *, log: Callable[[str], None] = print) -> LocalCluster | None:
+        """The local cluster that wrote this kubeconfig, or None for any other cluster."""
+        data_dir = kubeconfig.resolve().parent
+        if kubeconfig.name != "kubeconfig" or not (data_dir / "pki" / "tokens.csv").exists():
+            return None
+        server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        port = int(server.rsplit(":", 1)[1])
+        return cls(ClusterConfig(data_dir=data_dir, port_base=port), log=log)
+
+    def up(
+        self, *, watch_cache: bool = True, with_node_agent: bool = True, timeout: float = 120.0
+    ) -> None:
+        self.ensure_binaries()
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        tokens = self.pki.tokens()
+        write_kubeconfig(
+            cfg.kubeconfig,
+            server=cfg.server_url,
+            ca=self.pki.ca_cert,
+            user=ADMIN,
+            token=tokens[ADMIN],
+        )
+        for user, token in tokens.items():
+            write_kubeconfig(
+                cfg.kubeconfig_for(user),
+                server=cfg.server_url,
+                ca=self.pki.ca_cert,
+                user=user,
+                token=token,
+            )
+        self._ensure(
+            "etcd",
+            self._etcd_argv(),
+            lambda: self._http_ok(f"{cfg.etcd_url}/health"),
+            timeout=timeout,
+        )
+        self._ensure(
+            "kube-apiserver",
+            self._apiserver_argv(watch_cache=watch_cache),
+            self.apiserver_ready,
+            timeout=timeout,
+        )
+        self._ensure(
+            "kube-controller-manager",
+            self._controller_manager_argv(),
+            lambda: self._https_ok(cfg.controller_manager_port, "/healthz", token=None),
+            timeout=timeout,
+        )
+        self._ensure(
+            "kube-scheduler",
+            self._scheduler_argv(),
+            lambda: self._https_ok(cfg.scheduler_port, "/healthz", token=None),
+            timeout=timeout,
+        )
+        # Pods cannot be created until the controller-manager made the default
+        # ServiceAccount's token; callers expect `up` to mean "ready for pods".
+        wait_until(
+            self._default_service_account_ready,
+            timeout=timeout,
+            what="the default ServiceAccount token",
+        )
+        if with_node_agent:
+            self._ensure(
+                NODE_AGENT,
+                self._node_agent_argv(),
+                lambda: self._https_ok(cfg.kubelet_port, "/healthz", token=""),
+                timeout=timeout,
+            )
+
+    def down(self) -> list[str]:
+        """Stop the components this cluster started, newest first. Returns their names."""
+        stopped = []
+        for name in (NODE_AGENT, *reversed(COMPONENTS)):
+            if processes.stop(run_dir=self.config.run_dir, name=name):
+                stopped.append(name)
+        return stopped
+
+    def status(self) -> dict[str, int | None]:
+        names = (*COMPONENTS, NODE_AGENT)
+        return {name: processes.running_pid(self.config.run_dir, name) for name in names}
+
+    def is_up(self, *, with_node_agent: bool = True) -> bool:
+        status = self.status()
+        if not with_node_agent:
+            status.pop(NODE_AGENT)
+        return all(pid is not None for pid in status.values()) and self.apiserver_ready()
+
+    def stop_node_agent(self) -> bool:
+        return processes.stop(run_dir=self.config.run_dir, name=NODE_AGENT)
+
+    # -- clients ---------------------------------------------------------------------
+
+    def token(self, user: str) -> str:
+        """The static token of a pre-made user (see pki.TEST_USERS for RBAC tests)."""
+        tokens = self.pki.tokens()
+        if user not in tokens:
+            raise KeyError(f"no static token for user {user!r}; known: {sorted(tokens)}")
+        return tokens[user]
+
+    def api_client(self, *, user: str = ADMIN) -> kubernetes.client.ApiClient:
+        path = self.kubeconfig if user == ADMIN else self.config.kubeconfig_for(user)
+        client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(path)
+        )
+        return client
+
+    # -- fault injection -------------------------------------------------------------
+
+    def stop_apiserver(self) -> None:
+        processes.stop(run_dir=self.config.run_dir, name="kube-apiserver")
+
+    def start_apiserver(self, *, watch_cache: bool = True, timeout: float = 60.0) -> None:
+        """Start the apiserver; `watch_cache=False` makes compacted watches answer 410."""
+        self._ensure(
+            "kube-apiserver",
+            self._apiserver_argv(watch_cache=watch_cache),
+            self.apiserver_ready,
+            timeout=timeout,
+        )
+
+    def restart_apiserver(self, *, watch_cache: bool = True, timeout: float = 60.0) -> None:
+        self.stop_apiserver()
+        self.start_apiserver(watch_cache=watch_cache, timeout=timeout)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd to its current revision; returns that revision."""
+        header = self._etcd_call("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
+        revision = int(header["header"]["revision"])  # type: ignore[index]
+        self._etcd_call("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    # -- health ----------------------------------------------------------------------
+
+    def apiserver_ready(self) -> bool:
+        return self._https_ok(self.config.apiserver_port, "/readyz", token=self.token(ADMIN))
+
+    def _default_service_account_ready(self) -> bool:
+        with self.api_client() as api:
+            core = kubernetes.client.CoreV1Api(api)
+            try:
+                sa = core.read_namespaced_service_account("default", "default", _request_timeout=5)
+            except kubernetes.client.ApiException:
+                return False
+            return bool(sa.secrets)
+
+    def _ensure(
+        self, name: str, argv: list[str], ready: Callable[[], bool], *, timeout: float
+    ) -> None:
+        cfg = self.config
+        pid = processes.running_pid(cfg.run_dir, name)
+        if pid is None:
+            self._log(f"starting {name}")
+            # The node agent is this package run as a program: make sure it imports this
+            # very copy of kubedag, whatever the caller's working directory.
+            env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
+            pid = processes.start(
+                run_dir=cfg.run_dir, log_dir=cfg.log_dir, name=name, argv=argv, env=env
+            )
+
+        def check() -> bool:
+            code = processes.exited_early(pid)
+            if code is not None:
+                raise ClusterError(
+                    f"{name} exited with code {code}; last lines of "
+                    f"{cfg.log_dir / (name + '.log')}:\n{self._log_tail(name)}"
+                )
+            return ready()
+
+        wait_until(
+            check,
+            timeout=timeout,
+            what=f"{name} to become healthy",
+            detail=lambda: self._log_tail(name),
+        )
+
+    def _log_tail(self, name: str, lines: int = 15) -> str:
+        try:
+            text = (self.config.log_dir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.pki.ca_cert))
+
+    def _https_ok(self, port: int, path: str, *, token: str | None = None) -> bool:
+        # controller-manager and scheduler serve self-signed certificates of their own;
+        # the apiserver and the node agent serve ours (token None: skip verification).
+        ctx = ssl._create_unverified_context() if token is None else self._ssl_context()  # noqa: S323
+        request = urllib.request.Request(f"https://127.0.0.1:{port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=3, context=ctx) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _http_ok(self, url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _etcd_call(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        request = urllib.request.Request(  # noqa: S310 (a fixed http:// loopback URL)
+            f"{self.config.etcd_url}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            result: dict[str, object] = json.load(response)
+        return result
+
+    # -- command lines ---------------------------------------------------------------
+
+    def _etcd_argv(self) -> list[str]:
+        cfg = self.config
+        peer = f"http://127.0.0.1:{cfg.etcd_peer_port}"
+        return [
+            str(cfg.binary("etcd")),
+            "--name=kubedag",
+            f"--data-dir={cfg.etcd_dir}",
+            f"--listen-client-urls={cfg.etcd_url}",
+            f"--advertise-client-urls={cfg.etcd_url}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=kubedag={peer}",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_argv(self, *, watch_cache: bool) -> list[str]:
+        cfg, pki = self.config, self.pki
+        return [
+            str(cfg.binary("kube-apiserver")),
+            f"--etcd-servers={cfg.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={cfg.apiserver_port}",
+            f"--cert-dir={cfg.pki_dir}",
+            f"--tls-cert-file={pki.apiserver_cert}",
+            f"--tls-private-key-file={pki.apiserver_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--token-auth-file={pki.token_file}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=Node,RBAC",
+            # Loopback addresses are rejected as endpoints of the kubernetes Service.
+            "--endpoint-reconciler-type=none",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--allow-privileged=true",
+            # Plain max-in-flight limits: load tests create pods from many threads.
+            "--enable-priority-and-fairness=false",
+            "--max-requests-inflight=1000",
+            "--max-mutating-requests-inflight=500",
+            f"--watch-cache={'true' if watch_cache else 'false'}",
+            "--profiling=false",
+        ]
+
+    def _component_kubeconfig(self, user: str) -> Path:
+        path = self.config.kubeconfig_for(user)
+        if not path.exists():
+            write_kubeconfig(
+                path,
+                server=self.config.server_url,
+                ca=self.pki.ca_cert,
+                user=user,
+                token=self.token(user),
+            )
+        return path
+
+    def _controller_manager_argv(self) -> list[str]:
+        cfg, pki = self.config, self.pki
+        kubeconfig = self._component_kubeconfig("system:kube-controller-manager")
+        return [
+            str(cfg.binary("kube-controller-manager")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={cfg.controller_manager_port}",
+            "--port=0",
+            f"--cert-dir={cfg.pki_dir / 'controller-manager'}",
+            f"--service-account-private-key-file={pki.sa_key}",
+            f"--root-ca-file={pki.ca_cert}",
+            f"--cluster-signing-cert-file={pki.ca_cert}",
+            f"--cluster-signing-key-file={pki.ca_key}",
+            "--use-service-account-credentials=true",
+            # No kubelets to watch over: the node agent keeps its nodes Ready itself.
+            "--controllers=*,-nodeipam,-nodelifecycle",
+            "--leader-elect=false",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+        ]
+
+    def _node_agent_argv(self) -> list[str]:
+        cfg, pki = self.config, self.pki
+        return [
+            sys.executable,
+            "-m",
+            "controller",
+            "node-agent",
+            f"--kubeconfig={self._component_kubeconfig(AGENT_USER)}",
+            f"--node={DEFAULT_NODE}",
+            f"--port={cfg.kubelet_port}",
+            f"--tls-cert={pki.kubelet_cert}",
+            f"--tls-key={pki.kubelet_key}",
+            f"--data-dir={cfg.data_dir / 'node-agent'}",
+        ]
+
+    def _scheduler_argv(self) -> list[str]:
+        cfg = self.config
+        kubeconfig = self._component_kubeconfig("system:kube-scheduler")
+        return [
+            str(cfg.binary("kube-scheduler")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={cfg.scheduler_port}",
+            "--port=0",
+            f"--cert-dir={cfg.pki_dir / 'scheduler'}",
+            "--leader-elect=false",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+        ]
