@@ -16,6 +16,7 @@ from controller import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.validate",
+    "controller.cli.devcluster",
     "controller.cli.db",
 )
 
