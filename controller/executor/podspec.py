@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from controller.executor import gitcheckout, naming
@@ -57,6 +57,18 @@ class PodIdentity:
     dag_file: str | None = None
     """The DAG file's path inside the repository at `revision`; its folder is the task's
     default working directory. Without it, the config's dags_path is used."""
+
+
+class Rendered(Protocol):
+    """A try's command, args and env with every template rendered (the engine's
+    RenderedTask fits as it is)."""
+
+    @property
+    def command(self) -> tuple[str, ...]: ...
+    @property
+    def args(self) -> tuple[str, ...]: ...
+    @property
+    def env(self) -> tuple[Mapping[str, Any], ...]: ...
 
 
 @dataclass(frozen=True)
@@ -192,7 +204,7 @@ def _pod_security(config: PodConfig) -> dict[str, Any] | None:
 
 
 def task_container(
-    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+    *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
 ) -> dict[str, Any]:
     # kubedag's variables come first so the task's own env can refer to them as $(NAME);
     # a task entry reusing one of their names is dropped, so the identity cannot lie.
@@ -224,7 +236,7 @@ def task_container(
 
 
 def _kubedag_layer(
-    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+    *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
 ) -> dict[str, Any]:
     init = gitcheckout.checkout_container(
         image=config.init_image,
@@ -266,7 +278,7 @@ def _kubedag_layer(
 
 
 def build_pod(
-    *, task: Task, identity: PodIdentity, rendered: RenderedCommand, config: PodConfig
+    *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
 ) -> dict[str, Any]:
     """The Pod for one try: template, then kubedag's fields, then podOverrides, then identity."""
     name = naming.pod_name(
