@@ -65,6 +65,8 @@ class NewTaskInstance:
     try_number: int = 1
     state: TaskState = TaskState.PENDING
     not_before: datetime | None = None
+    finished_at: datetime | None = None
+    """Set for an instance recorded already finished (skipped, upstream_failed)."""
     pod_name: str | None = None
     namespace: str | None = None
 

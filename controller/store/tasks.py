@@ -79,6 +79,12 @@ def _with_dag_name() -> Select[TaskInstance, str]:
     )
 
 
+def _pending() -> Select[TaskInstance, str]:
+    return _with_dag_name().where(
+        TaskInstance.state == TaskState.PENDING, DagRun.state == DagRunState.RUNNING
+    )
+
+
 def _batches(items: Iterable[NewTaskInstance]) -> Iterator[list[NewTaskInstance]]:
     iterator = iter(items)
     while batch := list(islice(iterator, INSERT_BATCH)):
@@ -145,16 +151,36 @@ class TaskQueries(SessionBound):
         due: a failed run launches nothing more.
         """
         stmt = (
-            _with_dag_name()
-            .where(
-                TaskInstance.state == TaskState.PENDING,
-                or_(TaskInstance.not_before.is_(None), TaskInstance.not_before <= now),
-                DagRun.state == DagRunState.RUNNING,
-            )
+            _pending()
+            .where(or_(TaskInstance.not_before.is_(None), TaskInstance.not_before <= now))
             .order_by(TaskInstance.id)
             .limit(limit)
         )
         return [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
+
+    def list_pending(
+        self, *, dag_name: str | None = None, limit: int = 1000
+    ) -> list[TaskInstanceRecord]:
+        """Pending instances of running runs, due or not, oldest run first.
+
+        The order admission wants: the oldest run's tries launch first, and tries still
+        waiting for their retry time are included so the caller knows when to look again.
+        """
+        stmt = _pending().order_by(DagRun.logical_date, DagRun.id, TaskInstance.id).limit(limit)
+        if dag_name is not None:
+            stmt = stmt.where(DagRun.dag_name == dag_name)
+        return [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
+
+    def active_tasks_by_dag(self) -> dict[str, int]:
+        """Launched or running instances per DAG name, for caps across DAGs in one query."""
+        stmt = (
+            select(DagRun.dag_name, func.count())
+            .select_from(TaskInstance)
+            .join(DagRun, DagRun.id == TaskInstance.run_id)
+            .where(TaskInstance.state.in_(ACTIVE_TASK_STATES))
+            .group_by(DagRun.dag_name)
+        )
+        return {name: int(count) for name, count in self._session.execute(stmt)}
 
     def count_active_tasks(self, *, dag_name: str | None = None, run_id: int | None = None) -> int:
         """Launched or running instances: what maxActiveTasks and parallelism limit."""
@@ -208,6 +234,7 @@ def _insert_values(instance: NewTaskInstance, now: datetime) -> dict[str, Any]:
         "try_number": instance.try_number,
         "state": instance.state,
         "not_before": instance.not_before,
+        "finished_at": instance.finished_at,
         "pod_name": instance.pod_name,
         "namespace": instance.namespace,
         "created_at": now,

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
 from controller.store import DagRunRecord, NewTaskInstance, Store
+from tests.store.conftest import LOGICAL_DATE, SPEC, add_dag
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 RACERS = 6
@@ -238,3 +239,59 @@ def test_active_instances_are_counted_per_dag_and_run(store: Store, run: DagRunR
         assert uow.count_active_tasks(run_id=run.id) == 2
         owned = uow.list_task_instances_in_states([TaskState.LAUNCHED, TaskState.RUNNING])
     assert [ti.id for ti in owned] == ids[:2]
+
+
+def second_run(store: Store, *, dag_name: str, logical_date: datetime) -> DagRunRecord:
+    add_dag(store, dag_name)
+    with store.transaction() as uow:
+        record, _ = uow.create_run(
+            dag_name=dag_name,
+            logical_date=logical_date,
+            run_type=RunType.SCHEDULED,
+            revision="a" * 40,
+            spec=SPEC,
+            state=DagRunState.RUNNING,
+        )
+    return record
+
+
+def test_pending_instances_are_listed_oldest_run_first_due_or_not(
+    store: Store, run: DagRunRecord
+) -> None:
+    start(store, run)
+    earlier = second_run(store, dag_name="daily-sales", logical_date=LOGICAL_DATE - timedelta(1))
+    later_retry = add_one(store, run, not_before=NOW + timedelta(hours=1))
+    earlier_first = add_one(store, earlier)
+    other_dag = add_one(store, second_run(store, dag_name="hourly", logical_date=LOGICAL_DATE))
+    with store.transaction() as uow:
+        assert [ti.id for ti in uow.list_pending(dag_name="daily-sales")] == [
+            earlier_first,
+            later_retry,
+        ]
+        assert [ti.id for ti in uow.list_pending()] == [earlier_first, later_retry, other_dag]
+        assert [ti.id for ti in uow.list_pending(limit=1)] == [earlier_first]
+
+
+def test_active_instances_are_counted_for_every_dag_at_once(
+    store: Store, run: DagRunRecord
+) -> None:
+    hourly = second_run(store, dag_name="hourly", logical_date=LOGICAL_DATE)
+    daily_ids = [add_one(store, run, try_number=n) for n in (1, 2)]
+    hourly_id = add_one(store, hourly)
+    with store.transaction() as uow:
+        for ti_id in [*daily_ids, hourly_id]:
+            uow.cas_task_state(ti_id, expected=TaskState.PENDING, new=TaskState.RUNNING)
+        assert uow.active_tasks_by_dag() == {"daily-sales": 2, "hourly": 1}
+
+
+def test_an_instance_can_be_recorded_already_finished(store: Store, run: DagRunRecord) -> None:
+    with store.transaction() as uow:
+        (skipped,) = uow.add_task_instances(
+            [
+                NewTaskInstance(
+                    run_id=run.id, task_name="load", state=TaskState.SKIPPED, finished_at=NOW
+                )
+            ]
+        )
+    assert skipped.state is TaskState.SKIPPED
+    assert skipped.finished_at == NOW
