@@ -90,9 +90,16 @@ def test_git_environment_names_files_but_holds_no_secret(tmp_path: Path, token_f
 
 
 def test_a_token_file_authenticates_against_a_real_http_server(
-    tmp_path: Path, remote: Remote, token_file: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    remote: Remote,
+    token_file: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # git's trace records the arguments of every process it starts, askpass included.
+    trace = tmp_path / "git-trace.log"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
     sha = remote.commit({"a.yaml": "a\n"})
     with serve_git(remote.bare.parent, username="x-access-token", password=TOKEN) as base:
         config = GitSyncConfig(
@@ -104,6 +111,8 @@ def test_a_token_file_authenticates_against_a_real_http_server(
         assert GitSync(config).sync_once().revision == sha
     assert TOKEN not in _everything_written_under(tmp_path / "sync")
     assert TOKEN not in caplog.text
+    assert "askpass.sh" in trace.read_text()
+    assert TOKEN not in trace.read_text()
 
 
 def test_username_and_password_files_authenticate(tmp_path: Path, remote: Remote) -> None:
