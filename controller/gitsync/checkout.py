@@ -47,10 +47,12 @@ class CheckoutStore:
     def __init__(self, config: GitSyncConfig, credentials: GitCredentials) -> None:
         self._config = config
         self._credentials = credentials
-        self.root = config.root
-        self.cache = config.root / "cache.git"
-        self.revs = config.root / "revs"
-        self.current_link = config.root / "current"
+        # Absolute, because git runs with the cache as its working directory.
+        self.root = config.root.absolute()
+        self.cache = self.root / "cache.git"
+        self.revs = self.root / "revs"
+        self.current_link = self.root / "current"
+        self._env: dict[str, str] = {}
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -71,6 +73,8 @@ class CheckoutStore:
                     "each git-sync needs its own root directory"
                 ) from exc
             self._clear_stale_git_locks()
+            # Built once per sync, so a rotated Secret applies from the next sync on.
+            self._env = self._credentials.env()
             yield
         finally:
             os.close(fd)
@@ -226,7 +230,7 @@ class CheckoutStore:
                 with_extended_output=True,
                 with_exceptions=False,
                 kill_after_timeout=self._config.command_timeout,
-                env=self._credentials.env(),
+                env=self._env,
             )
         except git.GitCommandNotFound as exc:
             raise GitSyncError("the git executable was not found on PATH") from exc

@@ -54,7 +54,7 @@ class GitCredentials:
         self._state_dir = state_dir
 
     def env(self) -> dict[str, str]:
-        """Environment variables for one git call; built per call so rotated Secrets apply."""
+        """Environment variables for git; rebuild it for each sync so rotated Secrets apply."""
         env = {
             "GIT_TERMINAL_PROMPT": "0",
             # An empty credential.helper resets the list, so no helper stores our token.

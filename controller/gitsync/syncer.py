@@ -75,7 +75,7 @@ class GitSync:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        self._credentials = GitCredentials(config.auth, state_dir=config.root / "auth")
+        self._credentials = GitCredentials(config.auth, state_dir=config.root.absolute() / "auth")
         self._store = CheckoutStore(config, self._credentials)
         self._on_revision = on_revision
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography

@@ -176,3 +176,13 @@ def test_a_checkout_interrupted_by_a_crash_is_cleaned_up(remote: Remote, sync_ro
     sync.sync_once()
     assert not half_done.exists()
     assert not stray_link.is_symlink()
+
+
+def test_a_relative_root_works_from_any_working_directory(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = remote.commit({"a.yaml": "a\n"})
+    monkeypatch.chdir(tmp_path)
+    result = GitSync(make_config(remote, Path("relative-root"))).sync_once()
+    assert result.revision == sha
+    assert (tmp_path / "relative-root" / "current" / "a.yaml").read_text() == "a\n"
