@@ -1,0 +1,161 @@
+"""Benchmark: plan whole DagRuns of 1,250 / 2,500 / 5,000 tasks, start to finish.
+
+Not a timed test: it prints planner decisions per second, peak memory, and the time
+ratio between sizes. Planning a run must cost O(instances + edges), so doubling the
+tasks should roughly double the time; a quadratic planner shows ratios near 4.
+
+The DAG is random but seeded: layers of tasks (wide and deep), each depending on one to
+three tasks of the few layers above, about one in twenty fanning out over 2-10 items,
+some reading an upstream's result in a template, a few percent of tries failing once
+and retrying. Tries complete instantly, one watch event per `advance` call (the
+engine's worst case: no batching), and every new try is rendered as if launched. Only
+the planner's own calls are timed, in CPU time (other load on the machine would skew
+the ratios otherwise); the loop that plays the cluster is not timed.
+
+    .venv/bin/python benchmarks/bench_planner.py            # the 1,250/2,500/5,000 series
+    .venv/bin/python benchmarks/bench_planner.py --tasks 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+import tracemalloc
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from controller.engine.graph import build_graph
+from controller.engine.planner import RunPlanner
+from controller.engine.records import Plan, RunIdentity, TaskInstanceView
+from controller.engine.states import FailureKind, RunType, TaskState
+from controller.spec.model import Backoff, Dag, RetryPolicy, Task
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+WIDTH = 100
+
+
+@dataclass
+class Outcome:
+    tasks: int
+    instances: int
+    edges: int
+    decisions: int
+    events: int
+    seconds: float
+
+
+def random_dag(tasks: int, *, seed: int) -> Dag:
+    rng = random.Random(seed)
+    specs: list[Task] = []
+    for position in range(tasks):
+        layer = position // WIDTH
+        window = range(max(0, layer - 3) * WIDTH, layer * WIDTH)
+        parents = (
+            sorted({f"t{rng.choice(window)}" for _ in range(rng.randint(1, 3))}) if layer else []
+        )
+        command = ["run", "{{ run.logicalDate }}"]
+        if parents and rng.random() < 0.2:
+            command.append(f"{{{{ tasks.{parents[0]}.result }}}}")
+        specs.append(
+            Task(
+                name=f"t{position}",
+                image="busybox",
+                command=tuple(command),
+                depends_on=tuple(parents),
+                retries=RetryPolicy(limit=1, backoff=Backoff(delay_seconds=0)),
+                with_items=tuple(range(rng.randint(2, 10))) if rng.random() < 0.05 else None,
+            )
+        )
+    rng.shuffle(specs)
+    return Dag(name="bench", tasks=tuple(specs), max_active_tasks=tasks)
+
+
+def play(dag: Dag, *, seed: int) -> Outcome:
+    """Run one DagRun to its end; return what the planner did and how long it took."""
+    rng = random.Random(seed)
+    identity = RunIdentity("1", dag.name, T0, "abc123", RunType.SCHEDULED, {})
+    started = time.process_time()
+    graph = build_graph(dag)
+    planner, plan = RunPlanner.recover(graph, identity, [], now=T0)
+    planning = time.process_time() - started
+    decisions = plan.decisions
+    events = 0
+    queue: deque[TaskInstanceView] = deque()
+
+    def launch(plan: Plan) -> float:
+        begin = time.process_time()
+        for new in plan.create:
+            planner.render(new.key)
+        spent = time.process_time() - begin
+        for new in plan.create:
+            failed = new.try_number == 1 and rng.random() < 0.03
+            queue.append(
+                TaskInstanceView(
+                    task=new.task,
+                    item_index=new.item_index,
+                    try_number=new.try_number,
+                    state=TaskState.FAILED if failed else TaskState.SUCCEEDED,
+                    failure_kind=FailureKind.TASK if failed else None,
+                    result="ok",
+                    finished_at=T0,
+                )
+            )
+        return spent
+
+    planning += launch(plan)
+    while queue:
+        change = queue.popleft()
+        begin = time.process_time()
+        plan = planner.advance([change], now=T0)
+        planning += time.process_time() - begin
+        events += 1
+        decisions += plan.decisions
+        planning += launch(plan)
+    assert planner.run_state is not None, "the run did not finish"
+    return Outcome(
+        tasks=len(dag.tasks),
+        instances=graph.instance_count,
+        edges=sum(len(up) for up in graph.upstream),
+        decisions=decisions,
+        events=events,
+        seconds=planning,
+    )
+
+
+def peak_memory(dag: Dag, *, seed: int) -> int:
+    tracemalloc.start()
+    play(dag, seed=seed)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="*", default=[1250, 2500, 5000])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    options = parser.parse_args()
+    previous: Outcome | None = None
+    for size in options.tasks:
+        dag = random_dag(size, seed=options.seed)
+        best = min(
+            (play(dag, seed=options.seed) for _ in range(options.repeat)),
+            key=lambda outcome: outcome.seconds,
+        )
+        peak = peak_memory(dag, seed=options.seed)
+        ratio = "" if previous is None else f"  time x{best.seconds / previous.seconds:.2f}"
+        scale = "" if previous is None else f" for tasks x{best.tasks / previous.tasks:.2f}"
+        print(
+            f"{best.tasks:>6} tasks {best.instances:>6} instances {best.edges:>6} edges: "
+            f"{best.decisions:>6} decisions, {best.events:>6} events in {best.seconds:.3f}s = "
+            f"{best.decisions / best.seconds:,.0f} decisions/s, peak {peak / 2**20:.1f} MiB"
+            f"{ratio}{scale}"
+        )
+        previous = best
+
+
+if __name__ == "__main__":
+    main()
