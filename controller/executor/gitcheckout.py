@@ -9,6 +9,9 @@ back to a full fetch of the branches and tags and checks the SHA out from there.
 Two traps are avoided by construction:
 - The script is a constant. Every variable part (URL, SHA, paths) reaches it through
   environment variables, so no text from a DAG or the config is ever parsed by a shell.
+- The script can run again over its own result (a node restarting a pod's sandbox
+  re-runs init containers on the same emptyDir): it fetches from the URL without
+  adding a remote and force-checks-out, so a second run converges instead of failing.
 - Credentials never appear in the URL, the args or a plain env value. The password comes
   from a Secret through `secretKeyRef`, and git reads it through a credential helper
   (configured with GIT_CONFIG_COUNT inside the script) that expands the variable only
@@ -48,13 +51,12 @@ fi
 mkdir -p "$KUBEDAG_CHECKOUT_DIR"
 cd "$KUBEDAG_CHECKOUT_DIR"
 git -c init.defaultBranch=kubedag init -q .
-git remote add origin "$KUBEDAG_REPO_URL"
-if git fetch -q --depth 1 origin "$KUBEDAG_REVISION"; then
-  git checkout -q --detach FETCH_HEAD
+if git fetch -q --depth 1 "$KUBEDAG_REPO_URL" "$KUBEDAG_REVISION"; then
+  git checkout -q -f --detach FETCH_HEAD
 else
   echo "kubedag: fetching the commit by SHA was refused; fetching all branches and tags" >&2
-  git fetch -q --tags origin '+refs/heads/*:refs/remotes/origin/*'
-  git checkout -q --detach "$KUBEDAG_REVISION^{commit}"
+  git fetch -q --tags "$KUBEDAG_REPO_URL" '+refs/heads/*:refs/remotes/origin/*'
+  git checkout -q -f --detach "$KUBEDAG_REVISION^{commit}"
 fi
 head="$(git rev-parse HEAD)"
 if [ "$head" != "$KUBEDAG_REVISION" ]; then

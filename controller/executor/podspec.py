@@ -132,10 +132,10 @@ def identity_labels(identity: PodIdentity) -> dict[str, str]:
     return {
         naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE,
         naming.DAG_LABEL: naming.label_value(identity.dag),
-        naming.RUN_ID_LABEL: str(identity.run_id),
+        naming.RUN_ID_LABEL: naming.label_value(str(identity.run_id)),
         naming.TASK_LABEL: naming.label_value(identity.task),
-        naming.ITEM_LABEL: str(identity.item_index),
-        naming.TRY_LABEL: str(identity.try_number),
+        naming.ITEM_LABEL: naming.label_value(str(identity.item_index)),
+        naming.TRY_LABEL: naming.label_value(str(identity.try_number)),
         naming.CONTROLLER_LABEL: naming.label_value(identity.controller),
     }
 

@@ -99,6 +99,20 @@ def test_an_older_commit_is_checked_out_shallow_and_exactly(
     assert git("rev-list", "--count", "HEAD", cwd=target, env=base_env) == "1", "not shallow"
 
 
+def test_running_the_checkout_again_over_its_own_result_converges(
+    origin: tuple[Path, list[str]], tmp_path: Path, base_env: dict[str, str]
+) -> None:
+    bare, shas = origin
+    target = tmp_path / "repo"
+    first = run_script(url=bare.as_uri(), revision=shas[1], target=target, env=base_env)
+    assert first.returncode == 0, first.stderr
+    (target / "version.txt").write_text("changed by a half-finished run\n", encoding="utf-8")
+    again = run_script(url=bare.as_uri(), revision=shas[1], target=target, env=base_env)
+    assert again.returncode == 0, again.stderr
+    assert git("rev-parse", "HEAD", cwd=target, env=base_env) == shas[1]
+    assert (target / "version.txt").read_text(encoding="utf-8") == "1\n"
+
+
 def test_a_server_refusing_fetch_by_sha_falls_back_to_a_full_fetch(
     origin: tuple[Path, list[str]], tmp_path: Path, base_env: dict[str, str], home: Path
 ) -> None:
