@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.executor.gitcheckout import CHECKOUT_SCRIPT
 from controller.executor.naming import is_dns_label, is_label_value
@@ -275,3 +277,37 @@ def test_names_at_the_length_limits_give_valid_pods() -> None:
     assert all(is_label_value(value) for value in pod["metadata"]["labels"].values())
     assert pod["metadata"]["annotations"]["kubedag.io/controller"] == who.controller
     assert pod["metadata"]["annotations"]["kubedag.io/task"] == task_name
+
+
+dns_labels = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True)
+big = st.integers(min_value=0, max_value=10**30)
+
+
+@given(
+    dag=dns_labels,
+    task_name=dns_labels,
+    run_id=big,
+    item_index=big,
+    try_number=big,
+    controller=st.text(min_size=1, max_size=100),
+)
+@settings(max_examples=300)
+def test_any_identity_gives_a_pod_with_valid_names_and_full_annotations(
+    dag: str, task_name: str, run_id: int, item_index: int, try_number: int, controller: str
+) -> None:
+    who = identity(
+        dag=dag,
+        task=task_name,
+        run_id=run_id,
+        item_index=item_index,
+        try_number=try_number,
+        controller=controller,
+    )
+    pod = pod_for(Task(name=task_name, image="busybox"), who=who)
+    assert is_dns_label(pod["metadata"]["name"])
+    assert all(is_label_value(value) for value in pod["metadata"]["labels"].values())
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["kubedag.io/dag"] == dag
+    assert annotations["kubedag.io/task"] == task_name
+    assert annotations["kubedag.io/run-id"] == str(run_id)
+    assert annotations["kubedag.io/controller"] == controller
