@@ -95,12 +95,23 @@ def _postgresql_engine(url: URL) -> Engine:
     )
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for in-memory and URI-style databases."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def _sqlite_engine(url: str) -> Engine:
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
+    path = _sqlite_file(url)
+    if path is not None:
         # SQLite creates the file but not its directory; the default lives in a data
         # directory that a fresh machine does not have yet.
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
@@ -159,6 +170,10 @@ def upgrade_engine(engine: Engine) -> None:
 
 def current_revision(url: str) -> str | None:
     """The schema revision of the database at `url`, or None when it was never migrated."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        # Looking must not create an empty database file (and its directory).
+        return None
     engine = create_engine_for(url)
     try:
         return engine_revision(engine)

@@ -1,27 +1,12 @@
-"""Rows most store tests start from: a valid DAG and one run of it."""
+"""The `run` fixture: a valid DAG and one queued run of it, on each backend."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from controller.engine.states import RunType
 from controller.store import DagRunRecord, Store
-
-SPEC: dict[str, Any] = {
-    "name": "daily-sales",
-    "tasks": [{"name": "extract"}, {"name": "load", "dependsOn": ["extract"]}],
-}
-LOGICAL_DATE = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
-
-
-def add_dag(store: Store, name: str = "daily-sales") -> None:
-    with store.transaction() as uow:
-        uow.upsert_dag(
-            name=name, path=f"dags/{name}.yaml", revision="a" * 40, spec_hash="h1", spec=SPEC
-        )
+from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 
 
 @pytest.fixture

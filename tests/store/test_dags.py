@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from controller.store import Store
-from tests.store.conftest import SPEC, add_dag
+from tests.store.rows import SPEC, add_dag
 
 NEW_SPEC = {**SPEC, "tasks": [{"name": "extract"}]}
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from controller.cli import db as db_cli
+from controller.cli import main
 from controller.store import (
     NotMigratedError,
     Store,
@@ -26,11 +25,7 @@ from controller.store.models import Base
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="kubedag")
-    db_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.handler(args)
-    return code
+    return main(list(argv))
 
 
 def test_upgrade_creates_the_schema_on_an_empty_database(database_url: str) -> None:
@@ -146,3 +141,9 @@ def test_an_unsupported_database_is_refused_by_name() -> None:
 
 def test_display_url_masks_the_password() -> None:
     assert display_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+
+
+def test_asking_for_the_revision_does_not_create_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "kubedag.db"
+    assert current_revision(f"sqlite:///{path}") is None
+    assert not path.parent.exists()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from controller.engine.states import DagRunState, RunType
 from controller.store import DagRunRecord, Store
-from tests.store.conftest import LOGICAL_DATE, SPEC, add_dag
+from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 
 RACERS = 8
 

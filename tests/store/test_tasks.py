@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
 from controller.store import DagRunRecord, NewTaskInstance, Store
-from tests.store.conftest import LOGICAL_DATE, SPEC, add_dag
+from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 RACERS = 6
