@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,7 +184,7 @@ class PodWatch:
             for line in _lines(response):
                 if self._stopped.is_set():
                     return
-                event = self._event(json.loads(line))
+                event = parse_event(json.loads(line))
                 if event is not None:
                     self.resource_version = event.resource_version
                     yield event
@@ -197,22 +197,28 @@ class PodWatch:
                 response.close()
             response.release_conn()
 
-    def _event(self, raw: dict[str, Any]) -> WatchEvent | None:
-        kind = raw.get("type")
-        obj = raw.get("object") or {}
-        if kind == "ERROR":
-            code = obj.get("code")
-            message = obj.get("message") or "watch error"
-            if code == 410:
-                raise WatchExpiredError(message)
-            raise client.ApiException(status=code or 500, reason=obj.get("reason") or message)
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        if not kind or not version:
-            log.warning("ignoring a malformed watch event of type %r", kind)
-            return None
-        if kind == "BOOKMARK":
-            return WatchEvent(type=kind, pod=None, resource_version=version)
-        return WatchEvent(type=kind, pod=obj, resource_version=version)
+
+def parse_event(raw: Mapping[str, Any]) -> WatchEvent | None:
+    """One decoded watch line as an event; None for a malformed one.
+
+    Raises WatchExpiredError for an ERROR event with code 410, and ApiException for any
+    other ERROR event, so both travel the same paths as errors raised when opening.
+    """
+    kind = raw.get("type")
+    obj = raw.get("object") or {}
+    if kind == "ERROR":
+        code = obj.get("code")
+        message = obj.get("message") or "watch error"
+        if code == 410:
+            raise WatchExpiredError(message)
+        raise client.ApiException(status=code or 500, reason=message)
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    if not kind or not version:
+        log.warning("ignoring a malformed watch event of type %r", kind)
+        return None
+    if kind == "BOOKMARK":
+        return WatchEvent(type=kind, pod=None, resource_version=version)
+    return WatchEvent(type=kind, pod=obj, resource_version=version)
 
 
 def list_pods(
