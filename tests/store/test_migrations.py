@@ -147,3 +147,15 @@ def test_asking_for_the_revision_does_not_create_a_sqlite_file(tmp_path: Path) -
     path = tmp_path / "missing" / "kubedag.db"
     assert current_revision(f"sqlite:///{path}") is None
     assert not path.parent.exists()
+
+
+def test_require_migrated_refuses_a_schema_from_a_newer_kubedag(database_url: str) -> None:
+    upgrade(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        with pytest.raises(NotMigratedError, match="migrated by a newer kubedag"):
+            require_migrated(engine)
+    finally:
+        engine.dispose()
