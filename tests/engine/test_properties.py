@@ -2,18 +2,21 @@
 
 Each example plays a whole run through `Simulation` and checks, at every step, that
 the incremental pass decides exactly what a full pass over the same rows decides, and
-that every decision agrees with an independent reading of the trigger rule table.
+that every decision agrees with an independent reading of the trigger rule table. Now
+and then the planner is thrown away and rebuilt from the rows, as after a restart.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.engine.admission import admit
 from controller.engine.graph import build_graph
-from controller.engine.records import Plan
+from controller.engine.records import NewTry, Plan
 from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.spec.model import Dag, ResultFormat, Task, TriggerRule
 from tests.engine.simulation import Simulation, oracle
@@ -122,8 +125,37 @@ def test_random_runs_terminate_and_follow_the_rules(
         assert _summary(plan) == _summary(expected)
         sim.apply(plan)
         _check_decisions(sim, plan)
-        _, again = sim.full_pass()
+        recovered, again = sim.full_pass()
         assert again.decisions == (0 if again.run_state is None else 1)
+        if rng.random() < 0.3:
+            planner = recovered  # as after a controller restart: carry on from the rows
     run_state = planner.run_state
     assert run_state is not None, "the run did not end within its bound of steps"
     _check_end(sim, run_state)
+
+
+@st.composite
+def pending_tries(draw: st.DrawFn) -> list[NewTry]:
+    delays = draw(st.lists(st.none() | st.integers(-60, 60), max_size=30))
+    return [
+        NewTry("t", index, 1, None, None if d is None else T0 + timedelta(seconds=d))
+        for index, d in enumerate(delays)
+    ]
+
+
+@given(
+    pending=pending_tries(),
+    max_active=st.integers(1, 20),
+    active=st.integers(0, 25),
+    free=st.integers(0, 25),
+)
+def test_admission_launches_only_due_tries_within_every_cap(
+    pending: list[NewTry], max_active: int, active: int, free: int
+) -> None:
+    chosen = admit(
+        pending, now=T0, max_active_tasks=max_active, active_tasks=active, free_slots=free
+    )
+    due = [t for t in pending if t.not_before is None or t.not_before <= T0]
+    assert chosen.launch == due[: max(0, min(max_active - active, free))]
+    waiting = [t.not_before for t in pending if t.not_before is not None and t.not_before > T0]
+    assert chosen.next_due == (min(waiting) if waiting else None)
