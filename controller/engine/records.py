@@ -29,7 +29,8 @@ class TaskInstanceView:
     """One TaskInstance row (one try), as far as planning needs it.
 
     `result` is the raw termination message of a succeeded try; the planner parses it
-    according to the task's result format.
+    according to the task's result format. The planner does not read `not_before`; it is
+    here so that pending rows can go to `admission.admit` as they are.
     """
 
     task: str
@@ -40,10 +41,6 @@ class TaskInstanceView:
     result: str | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = None
-
-    @property
-    def key(self) -> InstanceKey:
-        return InstanceKey(self.task, self.item_index)
 
 
 @dataclass(frozen=True)
@@ -83,10 +80,6 @@ class FinishedInstance:
     task: str
     item_index: int
     state: TaskState
-
-    @property
-    def key(self) -> InstanceKey:
-        return InstanceKey(self.task, self.item_index)
 
 
 @dataclass(frozen=True, slots=True)
