@@ -1,0 +1,104 @@
+"""The seam between the engine and an executor.
+
+The engine decides *what* runs; an executor decides *how* (Kubernetes pods, or the
+in-process executor the engine's own tests use). Everything that crosses the seam is a
+plain value, and results flow back through one door, `UpdateSink.apply`, which commits
+a batch of task transitions together with the executor's watch cursor in a single
+transaction. That is the invariant the whole crash story rests on: a restarted
+controller resumes its watch from a cursor that never runs ahead of, or behind, the
+states it produced.
+
+Ownership of state changes, so that no two parts race on a row:
+- PENDING -> LAUNCHED: the engine, by compare-and-set, *before* `Executor.launch`, with
+  the try's deterministic pod name recorded in the same write. A crash after that write
+  and before the pod exists is repaired by relaunching the same name (the API answers
+  AlreadyExists if it was created after all), never by a second name.
+- LAUNCHED/RUNNING -> RUNNING/SUCCEEDED/FAILED: the executor, through `UpdateSink.apply`.
+  A transition that is not allowed from the row's current state (a late or repeated
+  watch event, another controller got there first) is dropped, so each event yields at
+  most one transition.
+- Everything else (new tries, skips, run states): the engine, from planner decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from controller.engine.rendering import RenderedTask
+from controller.engine.states import FailureKind, TaskState
+from controller.spec.model import Task
+
+
+@dataclass(frozen=True)
+class LaunchOrder:
+    """Launch one try of one task instance, already marked LAUNCHED in the store."""
+
+    task_instance_id: int
+    run_id: int
+    dag_name: str
+    dag_path: str | None
+    """The DAG file's path inside the repository (for the task's default working dir)."""
+    revision: str
+    """The commit the run is pinned to; the worker checks out exactly this."""
+    task: Task
+    item_index: int
+    try_number: int
+    rendered: RenderedTask
+    pod_name: str
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """What an executor observed about one try.
+
+    `state` is RUNNING, SUCCEEDED or FAILED. A FAILED update carries its failure kind:
+    TASK when the task's own code failed (uses the task's retries), INFRA when the task
+    never started (retried without using one).
+    """
+
+    task_instance_id: int
+    state: TaskState
+    failure_kind: FailureKind | None = None
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    result: str | None = None
+    node: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CursorUpdate:
+    """The watch position to commit with a batch of updates."""
+
+    namespace: str
+    resource_version: str
+
+
+class UpdateSink(Protocol):
+    def apply(
+        self, updates: Sequence[TaskUpdate], *, cursor: CursorUpdate | None = None
+    ) -> list[int]:
+        """Commit `updates` and `cursor` in one transaction; return the ids that changed.
+
+        An update not allowed from the row's current state is dropped, not an error.
+        """
+        ...
+
+
+class Executor(Protocol):
+    def start(self, sink: UpdateSink) -> None:
+        """Begin reporting results to `sink` (for Kubernetes: start the watches)."""
+        ...
+
+    def launch(self, orders: Sequence[LaunchOrder]) -> None:
+        """Start these tries; returns at once, outcomes arrive through the sink."""
+        ...
+
+    def stop(self) -> None:
+        """Stop launching and reporting; running work is left alone (adopted on restart)."""
+        ...
