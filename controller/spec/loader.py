@@ -14,12 +14,14 @@ as: dates are parsed later, in the DAG's time zone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from controller.spec.model import JSON
 from controller.spec.problems import Problem
@@ -33,7 +35,28 @@ MAX_DEPTH = 64
 
 Path = tuple[str | int, ...]
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER = Resolver()
+
+
+@lru_cache(maxsize=4096)
+def _resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
+    return str(_RESOLVER.resolve(yaml.ScalarNode, value, implicit))  # type: ignore[no-untyped-call]
+
+
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's composer with scalar tag resolution memoized.
+
+    The composer asks Python which tag each plain scalar has (a chain of regular
+    expressions); DAG files repeat the same scalars many times, and this question was
+    a third of the time of loading a file.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode:
+            return _resolve_scalar(value, implicit)
+        return super().resolve(kind, value, implicit)
+
+
 _CONSTRUCTOR = SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS: Mapping[str, Callable[[yaml.ScalarNode], JSON]] = {
@@ -52,29 +75,81 @@ class Location:
     col: int
 
 
+def _location(mark: Any) -> Location:
+    return Location(mark.line + 1, mark.column + 1)
+
+
+def _is_merge(key: yaml.Node) -> bool:
+    return key.tag == _TAG + "merge"
+
+
+def _entries(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+    """A mapping's entries in the order that decides a key: explicit ones, then merged."""
+    merges: list[yaml.Node] = []
+    for key, value in node.value:
+        if _is_merge(key):
+            merges.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
+        else:
+            yield key, value
+    for source in merges:
+        if isinstance(source, yaml.MappingNode):
+            yield from _entries(source)
+
+
 @dataclass(frozen=True)
 class Document:
-    """A loaded file: its value and where each part of it was written."""
+    """A loaded file: its value, and the node tree that knows where each part was written.
+
+    Positions are looked up in the node tree only when a problem needs one: a valid
+    file, the common case, never pays for them.
+    """
 
     value: JSON
-    values: Mapping[Path, Location] = field(default_factory=dict)
-    keys: Mapping[Path, Location] = field(default_factory=dict)
-    text_columns: Mapping[Path, Location] = field(default_factory=dict)
-    """For single-line strings whose characters map one to one onto the source: where
-    the first character is, so a problem inside the string can point at its column."""
+    root: yaml.Node
+
+    def _nodes(self, path: Path) -> tuple[yaml.Node | None, yaml.Node, int]:
+        """(key node, value node) of the longest prefix of `path` that exists, and its length."""
+        key_node: yaml.Node | None = None
+        node = self.root
+        for depth, part in enumerate(path):
+            found: tuple[yaml.Node | None, yaml.Node] | None = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                found = next(((k, v) for k, v in _entries(node) if k.value == part), None)
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                found = (None, node.value[part])
+            if found is None:
+                return key_node, node, depth
+            key_node, node = found
+        return key_node, node, len(path)
 
     def at(self, path: Path) -> Location:
         """Where the value at `path` starts, or its nearest ancestor's when absent."""
-        while path:
-            found = self.values.get(path)
-            if found is not None:
-                return found
-            path = path[:-1]
-        return self.values.get((), Location(1, 1))
+        return _location(self._nodes(path)[1].start_mark)
 
     def key_at(self, path: Path) -> Location:
         """Where the key naming `path` is written (the value's position for list items)."""
-        return self.keys.get(path) or self.at(path)
+        key, value, _ = self._nodes(path)
+        return _location((key or value).start_mark)
+
+    def text_column(self, path: Path, offset: int) -> Location:
+        """Where character `offset` of the string at `path` is written.
+
+        Exact for single-line strings whose characters map one to one onto the source
+        (no escapes, no folding); the string's start otherwise.
+        """
+        _, node, depth = self._nodes(path)
+        start = _location(node.start_mark)
+        if depth != len(path) or not isinstance(node, yaml.ScalarNode):
+            return start
+        quoted = 0 if node.style is None else 1
+        width = node.end_mark.column - node.start_mark.column
+        if node.start_mark.line != node.end_mark.line or width != len(node.value) + 2 * quoted:
+            return start
+        return Location(start.line, start.col + quoted + offset)
 
 
 class _AbortError(Exception):
@@ -84,134 +159,109 @@ class _AbortError(Exception):
         self.location = location
 
 
-def _location(mark: Any) -> Location:
-    return Location(mark.line + 1, mark.column + 1)
-
-
 class _Builder:
-    """Turns a composed node tree into JSON values, recording positions and pitfalls."""
+    """Turns a composed node tree into JSON values, refusing YAML's pitfalls on the way.
+
+    Alias uses are counted on collections only: a scalar alias cannot expand.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.values: dict[Path, Location] = {}
-        self.keys: dict[Path, Location] = {}
-        self.text_columns: dict[Path, Location] = {}
         self.problems: list[Problem] = []
         self._seen: set[int] = set()
         self._open: set[int] = set()
         self._alias_uses = 0
         self._nodes = 0
 
-    def problem(self, location: Location, message: str, where: Path = ()) -> None:
-        self.problems.append(
-            Problem(self.path, location.line, location.col, field_name(where), message)
-        )
+    def problem(self, mark: Any, message: str) -> None:
+        here = _location(mark)
+        self.problems.append(Problem(self.path, here.line, here.col, "", message))
 
-    def build(self, node: yaml.Node, where: Path, depth: int) -> JSON:
-        here = _location(node.start_mark)
-        if id(node) in self._open:
-            raise _AbortError("an alias refers to the node that contains it (recursive YAML)", here)
+    def build(self, node: yaml.Node, depth: int) -> JSON:
+        if isinstance(node, yaml.ScalarNode):
+            construct = _SCALAR_TAGS.get(node.tag)
+            if construct is None:
+                self.problem(
+                    node.start_mark, f"unsupported YAML tag {node.tag!r}: use plain values"
+                )
+                return None
+            return construct(node)
+        identity = id(node)
+        if identity in self._open:
+            raise _AbortError(
+                "an alias refers to the node that contains it (recursive YAML)",
+                _location(node.start_mark),
+            )
         if depth > MAX_DEPTH:
-            raise _AbortError(f"nesting deeper than {MAX_DEPTH} levels", here)
-        if id(node) in self._seen:
+            raise _AbortError(f"nesting deeper than {MAX_DEPTH} levels", _location(node.start_mark))
+        if identity in self._seen:
             self._alias_uses += 1
             if self._alias_uses > MAX_ALIAS_USES:
-                raise _AbortError(f"more than {MAX_ALIAS_USES} alias uses (an alias bomb?)", here)
-        self._seen.add(id(node))
-        self._nodes += 1
+                raise _AbortError(
+                    f"more than {MAX_ALIAS_USES} alias uses (an alias bomb?)",
+                    _location(node.start_mark),
+                )
+        self._seen.add(identity)
+        self._nodes += len(node.value)
         if self._nodes > MAX_NODES:
-            raise _AbortError(f"expands to more than {MAX_NODES} nodes (an alias bomb?)", here)
-        self.values[where] = here
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, where, here)
-        self._open.add(id(node))
+            raise _AbortError(
+                f"expands to more than {MAX_NODES} nodes (an alias bomb?)",
+                _location(node.start_mark),
+            )
+        self._open.add(identity)
         try:
             if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
-                return [
-                    self.build(child, (*where, index), depth + 1)
-                    for index, child in enumerate(node.value)
-                ]
+                return [self.build(child, depth + 1) for child in node.value]
             if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map":
-                return self._mapping(node, where, depth)
+                return self._mapping(node, depth)
         finally:
-            self._open.discard(id(node))
-        self.problem(here, f"unsupported YAML tag {node.tag!r}: use plain mappings", where)
+            self._open.discard(identity)
+        self.problem(node.start_mark, f"unsupported YAML tag {node.tag!r}: use plain mappings")
         return None
 
-    def _scalar(self, node: yaml.ScalarNode, where: Path, here: Location) -> JSON:
-        construct = _SCALAR_TAGS.get(node.tag)
-        if construct is None:
-            self.problem(here, f"unsupported YAML tag {node.tag!r}: use plain values", where)
-            return None
-        value = construct(node)
-        if isinstance(value, str) and node.start_mark.line == node.end_mark.line:
-            quoted = 0 if node.style is None else 1
-            width = node.end_mark.column - node.start_mark.column
-            if width == len(value) + 2 * quoted:
-                self.text_columns[where] = Location(here.line, here.col + quoted)
-        return value
-
-    def _mapping(self, node: yaml.MappingNode, where: Path, depth: int) -> dict[str, JSON]:
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, JSON]:
         result: dict[str, JSON] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            key_at = _location(key_node.start_mark)
-            if key_node.tag == _TAG + "merge":
+            if _is_merge(key_node):
                 merges.append(value_node)
                 continue
-            key = self._key(key_node, where, key_at)
+            key = self._key(key_node)
             if key is None:
                 continue
             if key in result:
-                first = self.keys[(*where, key)]
+                first = next(k for k, _ in node.value if k.value == key_node.value)
+                at = _location(first.start_mark)
                 self.problem(
-                    key_at,
-                    f"duplicate key {key!r} (first at line {first.line}, column {first.col}); "
+                    key_node.start_mark,
+                    f"duplicate key {key!r} (first at line {at.line}, column {at.col}); "
                     "YAML would silently keep only the last one",
-                    (*where, key),
                 )
                 continue
-            self.keys[(*where, key)] = key_at
-            result[key] = self.build(value_node, (*where, key), depth + 1)
+            result[key] = self.build(value_node, depth + 1)
         for merge in merges:
-            self._merge(merge, result, where, depth)
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self.problem(source.start_mark, "'<<' merges only mappings")
+                    continue
+                for key, value in self.build(source, depth + 1).items():
+                    result.setdefault(key, value)
         return result
 
-    def _key(self, key_node: yaml.Node, where: Path, key_at: Location) -> str | None:
+    def _key(self, key_node: yaml.Node) -> str | None:
         if not isinstance(key_node, yaml.ScalarNode):
-            self.problem(key_at, "a mapping key must be a plain string", where)
+            self.problem(key_node.start_mark, "a mapping key must be a plain string")
             return None
-        key = self._scalar(key_node, where, key_at)
-        if isinstance(key, str):
-            return key
+        if key_node.tag == _TAG + "str":
+            return str(key_node.value)
+        key = self.build(key_node, 0)
         self.problem(
-            key_at,
+            key_node.start_mark,
             f"mapping key {key_node.value!r} is read as {type(key).__name__}, not a string "
             "(YAML turns on/off/yes/no into booleans and digits into numbers); quote it",
-            where,
         )
         return None
-
-    def _merge(self, merge: yaml.Node, into: dict[str, JSON], where: Path, depth: int) -> None:
-        sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
-        for index, source in enumerate(sources):
-            if not isinstance(source, yaml.MappingNode):
-                self.problem(_location(source.start_mark), "'<<' merges only mappings", where)
-                continue
-            # Built under a scratch path so that its positions cannot overwrite those of
-            # the keys written explicitly, which win over merged ones.
-            scratch = (*where, "<<", index)
-            merged = self.build(source, scratch, depth + 1)
-            for key, value in merged.items():
-                if key not in into:
-                    into[key] = value
-                    self._move_positions((*scratch, key), (*where, key))
-
-    def _move_positions(self, source: Path, target: Path) -> None:
-        cut = len(source)
-        for table in (self.values, self.keys, self.text_columns):
-            for path in [p for p in table if p[:cut] == source]:
-                table[(*target, *path[cut:])] = table.pop(path)
 
 
 def field_name(path: Path) -> str:
@@ -245,7 +295,7 @@ def load_document(data: bytes, *, path: str) -> tuple[Document | None, list[Prob
     text, problems = _decode(data, path)
     if text is None:
         return None, problems
-    loader = _Loader(text)
+    loader = _Composer(text)
     try:
         if not loader.check_node():
             return None, [Problem(path, 1, 1, "", "empty file: expected a DAG mapping")]
@@ -269,8 +319,7 @@ def load_document(data: bytes, *, path: str) -> tuple[Document | None, list[Prob
         return None, [Problem(path, where.line, where.col, "", message)]
     builder = _Builder(path)
     try:
-        value = builder.build(root, (), 0)
+        value = builder.build(root, 0)
     except _AbortError as abort:
         return None, [Problem(path, abort.location.line, abort.location.col, "", abort.message)]
-    document = Document(value, builder.values, builder.keys, builder.text_columns)
-    return document, builder.problems
+    return Document(value, root), builder.problems

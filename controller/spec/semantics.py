@@ -40,11 +40,12 @@ class Reporter:
     problems: list[Problem] = field(default_factory=list)
 
     def at(self, where: Path, message: str, *, key: bool = False, offset: int = 0) -> None:
-        location = self.document.key_at(where) if key else self.document.at(where)
-        if offset:
-            text = self.document.text_columns.get(where)
-            if text is not None:
-                location = type(location)(text.line, text.col + offset)
+        if key:
+            location = self.document.key_at(where)
+        elif offset:
+            location = self.document.text_column(where, offset)
+        else:
+            location = self.document.at(where)
         self.problems.append(
             Problem(self.path, location.line, location.col, field_name(where), message)
         )

@@ -35,14 +35,10 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
     params = set(_as_dict(spec.get("params")))
     defaults = _as_dict(spec.get("defaults"))
     for name, (index, task) in tasks.items():
-        upstream = _upstream(name, dependencies)
+        context = _ReferenceContext(name, task, _upstream(name, dependencies), params, tasks)
         for text, where in _template_texts(defaults, task, index):
-            _check_references(
-                report,
-                text=text,
-                where=where,
-                context=_ReferenceContext(name, task, upstream, params, tasks),
-            )
+            if "{{" in text:
+                _check_references(report, text=text, where=where, context=context)
 
 
 def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int, dict[str, JSON]]]:

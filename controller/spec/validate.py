@@ -10,14 +10,16 @@ holds both, and only the rule that spans files (unique DAG names) ties them toge
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.spec.loader import Document, load_document
+from controller.spec.loader import Location, load_document
 from controller.spec.model import Dag
 from controller.spec.problems import Problem
 from controller.spec.resolve import content_hash, resolve_dag
@@ -86,12 +88,35 @@ class _FileResult:
     path: str
     problems: list[Problem]
     name: str | None = None
+    name_at: Location = field(default_factory=lambda: Location(1, 1))
     loaded: LoadedDag | None = None
-    document: Document | None = None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while one file is composed and checked.
+
+    Composing allocates tens of thousands of short-lived, acyclic objects (nodes and
+    marks, freed by reference counting), and each allocation burst would otherwise
+    trigger full-heap collections: in a controller process with a large heap, most of
+    the validation time. Only the collector's timing changes; no memory is kept.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def check_file(data: bytes, *, path: str) -> _FileResult:
     """Every problem of one DAG file's bytes, and the resolved DAG when there are none."""
+    with _collector_paused():
+        return _check_file(data, path)
+
+
+def _check_file(data: bytes, path: str) -> _FileResult:
     document, problems = load_document(data, path=path)
     if document is None:
         return _FileResult(path, problems)
@@ -107,7 +132,8 @@ def check_file(data: bytes, *, path: str) -> _FileResult:
     metadata = document.value.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     result = _FileResult(path, problems, name if isinstance(name, str) else None)
-    result.document = document
+    if result.name is not None:
+        result.name_at = document.at(("metadata", "name"))
     if not problems:
         dag = resolve_dag(document.value)
         result.loaded = LoadedDag(path, dag, content_hash(dag))
@@ -135,14 +161,11 @@ def _duplicate_names(results: list[_FileResult]) -> None:
         if len(owners) < 2:
             continue
         for owner in owners:
-            assert owner.document is not None
-            at = owner.document.at(("metadata", "name"))
             others = ", ".join(
-                f"{other.path}:{other.document.at(('metadata', 'name')).line}"
-                for other in owners
-                if other is not owner and other.document is not None
+                f"{other.path}:{other.name_at.line}" for other in owners if other is not owner
             )
             message = f"DAG name {name!r} is also used by {others}; names must be unique"
+            at = owner.name_at
             owner.problems.append(Problem(owner.path, at.line, at.col, "metadata.name", message))
             owner.loaded = None
 

@@ -26,8 +26,8 @@ def train(prepared_text, epochs):
     ys = [3.0 * x + 2.0 + rng.gauss(0, 0.5) for x in xs]
     slope, intercept, rate = 0.0, 0.0, 0.01
     for _ in range(epochs):
-        grad_s = sum((slope * x + intercept - y) * x for x, y in zip(xs, ys)) / len(xs)
-        grad_i = sum(slope * x + intercept - y for x, y in zip(xs, ys)) / len(xs)
+        grad_s = sum((slope * x + intercept - y) * x for x, y in zip(xs, ys, strict=True)) / len(xs)
+        grad_i = sum(slope * x + intercept - y for x, y in zip(xs, ys, strict=True)) / len(xs)
         slope, intercept = slope - rate * grad_s, intercept - rate * grad_i
     print(f"trained for {epochs} epochs: y = {slope:.3f} x + {intercept:.3f}")
     write_result({"slope": round(slope, 4), "intercept": round(intercept, 4)})
