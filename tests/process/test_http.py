@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import http.client
+import json
 import socket
 import threading
 import time
@@ -11,6 +15,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.gitsync.webhook import PushEvent, WebhookError, verify_push
 from controller.metrics import Metrics, StateCounts
 from controller.process.http import HttpServer, ReadinessCheck, WebhookHandler
 
@@ -37,6 +42,7 @@ class Served:
             conn.close()
 
 
+@contextlib.contextmanager
 def serve(
     *,
     checks: Mapping[str, ReadinessCheck] | None = None,
@@ -65,7 +71,8 @@ def serve(
 
 @pytest.fixture
 def plain() -> Iterator[Served]:
-    yield from serve()
+    with serve() as served:
+        yield served
 
 
 def test_healthz_answers_while_the_process_lives(plain: Served) -> None:
@@ -98,7 +105,7 @@ def test_metrics_scrape_parses_with_the_prometheus_parser(plain: Served) -> None
 
 def test_readyz_is_200_with_a_line_per_check_when_all_pass() -> None:
     checks = {"git synced": lambda: (True, "at abc123"), "leader or standby": lambda: (True, "")}
-    for served in serve(checks=checks):
+    with serve(checks=checks) as served:
         status, body = served.request("GET", "/readyz")
         assert status == 200
         assert "[+] git synced: at abc123" in body
@@ -110,7 +117,7 @@ def test_readyz_is_503_naming_the_failing_checks() -> None:
         "git synced": lambda: (True, "at abc123"),
         "database reachable": lambda: (False, "connection refused"),
     }
-    for served in serve(checks=checks):
+    with serve(checks=checks) as served:
         status, body = served.request("GET", "/readyz")
         assert status == 503
         assert "[-] database reachable: connection refused" in body
@@ -126,7 +133,7 @@ def test_a_hanging_check_fails_the_probe_within_the_timeout_and_is_not_piled_up(
         release.wait(30)
         return True, "finally"
 
-    for served in serve(checks={"database reachable": hanging}, check_timeout=0.3):
+    with serve(checks={"database reachable": hanging}, check_timeout=0.3) as served:
         try:
             for _ in range(3):
                 started = time.monotonic()
@@ -143,7 +150,7 @@ def test_a_check_that_raises_fails_without_leaking_the_traceback() -> None:
     def broken() -> tuple[bool, str]:
         raise RuntimeError("secret-dsn://user:pw@db")
 
-    for served in serve(checks={"database reachable": broken}):
+    with serve(checks={"database reachable": broken}) as served:
         status, body = served.request("GET", "/readyz")
         assert status == 503
         assert "check raised RuntimeError" in body
@@ -158,7 +165,7 @@ def test_webhook_hands_headers_and_body_to_the_handler() -> None:
         received.append((headers["x-github-event"], body))
         return 202, "sync requested"
 
-    for served in serve(webhook=handler):
+    with serve(webhook=handler) as served:
         status, body = served.request(
             "POST", "/webhook", body=b'{"ref":"main"}', headers={"X-GitHub-Event": "push"}
         )
@@ -173,7 +180,7 @@ def test_webhook_refuses_a_body_over_the_limit_without_calling_the_handler() -> 
         calls.append(body)
         return 200, "ok"
 
-    for served in serve(webhook=handler, max_webhook_bytes=100):
+    with serve(webhook=handler, max_webhook_bytes=100) as served:
         status, _ = served.request("POST", "/webhook", body=b"x" * 101)
         assert status == 413
         assert served.request("POST", "/webhook", body=b"x" * 100)[0] == 200
@@ -184,17 +191,19 @@ def test_webhook_without_content_length_is_refused() -> None:
     def handler(headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         return 200, "ok"
 
-    for served in serve(webhook=handler):
-        with socket.create_connection(("127.0.0.1", served.server.port), timeout=5) as sock:
-            sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert sock.recv(100).startswith(b"HTTP/1.1 411")
+    with (
+        serve(webhook=handler) as served,
+        socket.create_connection(("127.0.0.1", served.server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 411")
 
 
 def test_a_failing_webhook_handler_answers_500_without_the_traceback() -> None:
     def handler(headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         raise ValueError("token=hunter2")
 
-    for served in serve(webhook=handler):
+    with serve(webhook=handler) as served:
         assert served.request("POST", "/webhook", body=b"{}") == (500, "internal error\n")
 
 
@@ -209,10 +218,33 @@ def test_wrong_methods_and_unknown_paths_are_refused(plain: Served) -> None:
 
 
 def test_a_client_that_stalls_mid_request_is_disconnected() -> None:
-    for served in serve(socket_timeout=0.3):
+    with serve(socket_timeout=0.3) as served:
         with socket.create_connection(("127.0.0.1", served.server.port), timeout=5) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\n")
             started = time.monotonic()
             assert sock.recv(100) == b""
             assert time.monotonic() - started < 3
         assert served.request("GET", "/healthz")[0] == 200
+
+
+def test_a_signed_github_push_reaches_the_verifier_through_the_endpoint() -> None:
+    secret = b"s3cret"
+    body = json.dumps({"ref": "refs/heads/main", "after": "a" * 40}).encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    pushes: list[PushEvent] = []
+
+    def handler(headers: Mapping[str, str], payload: bytes) -> tuple[int, str]:
+        try:
+            pushes.append(verify_push(headers, payload, secret=secret))
+        except WebhookError as error:
+            return 401, error.reason
+        return 202, "sync requested"
+
+    with serve(webhook=handler, max_webhook_bytes=64 * 1024) as served:
+        headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature}
+        assert served.request("POST", "/webhook", body=body, headers=headers)[0] == 202
+        forged = {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}
+        assert served.request("POST", "/webhook", body=body, headers=forged)[0] == 401
+    assert [(p.provider, p.ref, p.after) for p in pushes] == [
+        ("github", "refs/heads/main", "a" * 40)
+    ]
