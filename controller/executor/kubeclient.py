@@ -17,7 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -74,6 +74,29 @@ def raw_call(method: Callable[..., object], *args: Any, **kwargs: Any) -> urllib
     release the connection when done.
     """
     return cast(urllib3.BaseHTTPResponse, method(*args, _preload_content=False, **kwargs))
+
+
+def iter_lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """Non-empty lines of a streamed body; chunk boundaries fall anywhere, even mid-line."""
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
+
+
+def shutdown_response(response: urllib3.BaseHTTPResponse) -> None:
+    """Unblock a thread reading ``response``: shut its socket down from this thread.
+
+    Closing alone does not wake a reader blocked in recv(); urllib3 >= 2.3's shutdown does.
+    """
+    try:
+        response.shutdown()
+    except (AttributeError, OSError, urllib3.exceptions.HTTPError):
+        response.close()
 
 
 def pool_maxsize(api: client.ApiClient) -> int:

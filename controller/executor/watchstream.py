@@ -26,10 +26,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
 from kubernetes import client
 
-from controller.executor.kubeclient import DEFAULT_TIMEOUT, ApiError, raw_call, read_error
+from controller.executor.kubeclient import (
+    DEFAULT_TIMEOUT,
+    ApiError,
+    iter_lines,
+    raw_call,
+    read_error,
+    shutdown_response,
+)
 from controller.executor.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
@@ -103,7 +109,7 @@ class PodWatch:
         with self._lock:
             response = self._response
         if response is not None:
-            _shutdown(response)
+            shutdown_response(response)
 
     def __iter__(self) -> Iterator[WatchEvent]:
         failures = 0
@@ -178,10 +184,10 @@ class PodWatch:
         with self._lock:
             self._response = response
         if self._stopped.is_set():
-            _shutdown(response)
+            shutdown_response(response)
         finished = False
         try:
-            for line in _lines(response):
+            for line in iter_lines(response):
                 if self._stopped.is_set():
                     return
                 event = parse_event(json.loads(line))
@@ -298,25 +304,3 @@ def _list_all(
         token = metadata.get("continue") or None
         if token is None:
             return pods, version
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    """Split a streamed body into lines; chunk boundaries fall anywhere, even mid-event."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer
-
-
-def _shutdown(response: Any) -> None:
-    """Unblock a thread reading ``response`` (urllib3 >= 2.3 can do it from another thread)."""
-    try:
-        response.shutdown()
-    except (AttributeError, OSError):
-        response.close()
-    except urllib3.exceptions.HTTPError:
-        log.debug("watch response already closed")

@@ -1,0 +1,298 @@
+"""Reading worker pods' logs through the API: all of a finished pod's, or a running one's live.
+
+Logs live on the node and vanish with the pod, so they are read through the API server
+(which proxies to the kubelet) before the pod is deleted. Two traps: a chatty task can
+write gigabytes, so every read is bounded (``limitBytes``) and says when it was cut; and a
+log stream can drop at any time (apiserver restart, idle proxies), so following reconnects
+from the last line's timestamp (``sinceTime``) and skips what it already yielded, instead
+of printing the log twice or silently stopping halfway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client
+
+from controller.executor.kubeclient import (
+    DEFAULT_TIMEOUT,
+    ApiError,
+    iter_lines,
+    raw_call,
+    read_error,
+    shutdown_response,
+)
+from controller.executor.outcome import INIT_CONTAINER, MAIN_CONTAINER
+from controller.executor.ratelimit import Backoff
+
+DEFAULT_LIMIT_BYTES = 4 * 1024 * 1024
+READ_BACKOFF = Backoff(base=0.5, cap=5.0, max_attempts=5, max_elapsed=30.0)
+# Following waits for a pending container to start, so it allows a long while.
+FOLLOW_BACKOFF = Backoff(base=0.5, cap=5.0, max_attempts=400, max_elapsed=1800.0)
+DEFAULT_IDLE_TIMEOUT = 60.0
+RESUME_MARGIN = 2
+# A stream that ends while its container still runs was cut; do not reconnect in a spin.
+RECONNECT_PAUSE = 1.0
+
+
+@dataclass(frozen=True)
+class ContainerLog:
+    """One container's log; ``error`` says why there is none (e.g. it never started)."""
+
+    container: str
+    text: str
+    truncated: bool = False
+    error: str | None = None
+
+
+class LogUnavailableError(Exception):
+    """Reading a log failed for longer than the backoff allows."""
+
+
+def read_pod_logs(
+    api: client.ApiClient,
+    *,
+    namespace: str,
+    pod: str,
+    containers: Sequence[str] = (INIT_CONTAINER, MAIN_CONTAINER),
+    limit_bytes: int = DEFAULT_LIMIT_BYTES,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    backoff: Backoff = READ_BACKOFF,
+) -> list[ContainerLog]:
+    """Each container's log, at most ``limit_bytes`` each, in the order of ``containers``.
+
+    A container the API cannot serve a log for (it never started, the pod is gone) gets
+    an empty log with the API's reason as ``error``; transient failures are retried and,
+    past the backoff's bounds, raise :class:`LogUnavailableError`.
+    """
+    core = client.CoreV1Api(api)
+    return [
+        _read_one(
+            core,
+            namespace=namespace,
+            pod=pod,
+            container=name,
+            limit_bytes=limit_bytes,
+            timeout=timeout,
+            backoff=backoff,
+        )
+        for name in containers
+    ]
+
+
+def _read_one(
+    core: client.CoreV1Api,
+    *,
+    namespace: str,
+    pod: str,
+    container: str,
+    limit_bytes: int,
+    timeout: tuple[float, float],
+    backoff: Backoff,
+) -> ContainerLog:
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = raw_call(
+                core.read_namespaced_pod_log,
+                pod,
+                namespace,
+                container=container,
+                # One byte more than we keep tells "cut" apart from "exactly this long".
+                limit_bytes=limit_bytes + 1,
+                _request_timeout=timeout,
+            )
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
+        except Exception as exc:
+            error = read_error(exc)
+            if not error.retryable:
+                return ContainerLog(container=container, text="", error=error.message)
+            _pause_or_raise(
+                backoff, attempt=attempt, started=started, error=error, what=f"{pod}/{container}"
+            )
+            continue
+        return ContainerLog(
+            container=container,
+            text=data[:limit_bytes].decode("utf-8", "replace"),
+            truncated=len(data) > limit_bytes,
+        )
+
+
+class LogFollow:
+    """Iterate a container's log lines as they are written, until the container ends.
+
+    ``stop()`` from another thread ends the iteration promptly.
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        namespace: str,
+        pod: str,
+        container: str = MAIN_CONTAINER,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        connect_timeout: float = DEFAULT_TIMEOUT[0],
+        backoff: Backoff = FOLLOW_BACKOFF,
+    ) -> None:
+        self._core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.pod = pod
+        self.container = container
+        self._timeout = (connect_timeout, idle_timeout)
+        self._backoff = backoff
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self._last: tuple[str, str] | None = None
+        self._last_second: datetime | None = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            shutdown_response(response)
+
+    def __iter__(self) -> Iterator[str]:
+        started = time.monotonic()
+        attempt = 0
+        while not self._stopped.is_set():
+            try:
+                yield from self._stream_once()
+            except urllib3.exceptions.ReadTimeoutError:
+                # A quiet task is normal; only an ended container ends the follow.
+                if self._stopped.is_set() or self._container_finished():
+                    return
+                continue
+            except Exception as exc:
+                if self._stopped.is_set():
+                    return
+                error = read_error(exc)
+                if error.status is not None and not error.retryable and error.status != 400:
+                    raise
+                # 400 is "waiting to start": the container will have a log soon.
+                attempt += 1
+                what = f"{self.pod}/{self.container}"
+                pause = self._backoff.next_delay(
+                    attempt=attempt, elapsed=time.monotonic() - started
+                )
+                if pause is None:
+                    raise LogUnavailableError(
+                        f"following the log of {what} failed; last error: {error.message}"
+                    ) from exc
+                if self._stopped.wait(pause):
+                    return
+                continue
+            attempt = 0
+            started = time.monotonic()
+            if self._container_finished() or self._stopped.wait(RECONNECT_PAUSE):
+                return
+
+    def _stream_once(self) -> Iterator[str]:
+        response = raw_call(
+            self._core.read_namespaced_pod_log,
+            self.pod,
+            self.namespace,
+            container=self.container,
+            follow=True,
+            timestamps=True,
+            **self._resume_from(),
+            _request_timeout=self._timeout,
+        )
+        with self._lock:
+            self._response = response
+        if self._stopped.is_set():
+            shutdown_response(response)
+        try:
+            for raw in iter_lines(response):
+                if self._stopped.is_set():
+                    return
+                line = self._fresh(raw.decode("utf-8", "replace"))
+                if line is not None:
+                    yield line
+        finally:
+            with self._lock:
+                self._response = None
+            response.close()
+            response.release_conn()
+
+    def _fresh(self, stamped: str) -> str | None:
+        """The line without its timestamp, or None if an earlier stream already gave it."""
+        stamp, _, text = stamped.partition(" ")
+        key = stamp_key(stamp)
+        if key is None:
+            return stamped
+        if self._last is not None and key <= self._last:
+            return None
+        self._last = key
+        self._last_second = datetime.fromisoformat(key[0]).replace(tzinfo=UTC)
+        return text
+
+    def _resume_from(self) -> dict[str, int]:
+        """After a reconnect, ask again from a little before the last line seen.
+
+        The API takes whole seconds back from the node's clock; the margin covers rounding
+        and clock skew, and ``_fresh`` drops the overlap it brings back.
+        """
+        if self._last_second is None:
+            return {}
+        behind = (datetime.now(UTC) - self._last_second).total_seconds()
+        return {"since_seconds": max(1, math.ceil(behind) + RESUME_MARGIN)}
+
+    def _container_finished(self) -> bool:
+        response = raw_call(
+            self._core.read_namespaced_pod, self.pod, self.namespace, _request_timeout=self._timeout
+        )
+        try:
+            status = json.loads(response.data).get("status") or {}
+        finally:
+            response.release_conn()
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return True
+        statuses = [
+            *(status.get("initContainerStatuses") or ()),
+            *(status.get("containerStatuses") or ()),
+        ]
+        return any(
+            (s.get("state") or {}).get("terminated") is not None
+            for s in statuses
+            if s.get("name") == self.container
+        )
+
+
+def stamp_key(stamp: str) -> tuple[str, str] | None:
+    """An RFC 3339 UTC timestamp with up to nanoseconds, as a key that sorts correctly.
+
+    The kubelet trims trailing zeros of the fraction, so the strings themselves do not sort.
+    """
+    if len(stamp) < 20 or stamp[4] != "-" or stamp[10] != "T" or not stamp.endswith("Z"):
+        return None
+    whole, _, fraction = stamp[:-1].partition(".")
+    return whole, fraction.ljust(9, "0")
+
+
+def _pause_or_raise(
+    backoff: Backoff, *, attempt: int, started: float, error: ApiError, what: str
+) -> None:
+    pause = backoff.next_delay(
+        attempt=attempt, elapsed=time.monotonic() - started, retry_after=error.retry_after
+    )
+    if pause is None:
+        raise LogUnavailableError(
+            f"reading the log of {what} failed {attempt} times; last error: {error.message}"
+        )
+    time.sleep(pause)
