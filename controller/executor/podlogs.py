@@ -157,8 +157,7 @@ class LogFollow:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
-        self._last: tuple[str, str] | None = None
-        self._last_second: datetime | None = None
+        self._cursor = LineCursor()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -217,11 +216,12 @@ class LogFollow:
             self._response = response
         if self._stopped.is_set():
             shutdown_response(response)
+        self._cursor.begin_stream()
         try:
             for raw in iter_lines(response):
                 if self._stopped.is_set():
                     return
-                line = self._fresh(raw.decode("utf-8", "replace"))
+                line = self._cursor.admit(raw.decode("utf-8", "replace"))
                 if line is not None:
                     yield line
         finally:
@@ -230,27 +230,15 @@ class LogFollow:
             response.close()
             response.release_conn()
 
-    def _fresh(self, stamped: str) -> str | None:
-        """The line without its timestamp, or None if an earlier stream already gave it."""
-        stamp, _, text = stamped.partition(" ")
-        key = stamp_key(stamp)
-        if key is None:
-            return stamped
-        if self._last is not None and key <= self._last:
-            return None
-        self._last = key
-        self._last_second = datetime.fromisoformat(key[0]).replace(tzinfo=UTC)
-        return text
-
     def _resume_from(self) -> dict[str, int]:
         """After a reconnect, ask again from a little before the last line seen.
 
         The API takes whole seconds back from the node's clock; the margin covers rounding
-        and clock skew, and ``_fresh`` drops the overlap it brings back.
+        and clock skew, and the cursor drops the overlap it brings back.
         """
-        if self._last_second is None:
+        if self._cursor.last_second is None:
             return {}
-        behind = (datetime.now(UTC) - self._last_second).total_seconds()
+        behind = (datetime.now(UTC) - self._cursor.last_second).total_seconds()
         return {"since_seconds": max(1, math.ceil(behind) + RESUME_MARGIN)}
 
     def _container_finished(self) -> bool:
@@ -272,6 +260,47 @@ class LogFollow:
             for s in statuses
             if s.get("name") == self.container
         )
+
+
+class LineCursor:
+    """How far a follow got: the last timestamp yielded, and how many lines carried it.
+
+    Lines written together share a timestamp, so resuming "after the last timestamp" would
+    lose lines and "from it" would repeat them; counting the lines at that timestamp makes
+    a resumed stream pick up exactly where the previous one stopped.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[str, str] | None = None
+        self.same = 0
+        self.last_second: datetime | None = None
+        self._replay_last: tuple[str, str] | None = None
+        self._replay_left = 0
+
+    def begin_stream(self) -> None:
+        """A new stream starts; it may replay lines the previous ones already gave."""
+        self._replay_last = self.last
+        self._replay_left = self.same
+
+    def admit(self, stamped: str) -> str | None:
+        """The line without its timestamp, or None if it was already yielded."""
+        stamp, _, text = stamped.partition(" ")
+        key = stamp_key(stamp)
+        if key is None:
+            return stamped
+        if self._replay_last is not None:
+            if key < self._replay_last:
+                return None
+            if key == self._replay_last and self._replay_left > 0:
+                self._replay_left -= 1
+                return None
+            self._replay_last = None
+        if key == self.last:
+            self.same += 1
+        else:
+            self.last, self.same = key, 1
+            self.last_second = datetime.fromisoformat(key[0]).replace(tzinfo=UTC)
+        return text
 
 
 def stamp_key(stamp: str) -> tuple[str, str] | None:

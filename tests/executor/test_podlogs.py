@@ -10,7 +10,13 @@ import kubernetes.client
 import pytest
 
 from controller.executor.kubeclient import make_api_client
-from controller.executor.podlogs import ContainerLog, LogFollow, read_pod_logs, stamp_key
+from controller.executor.podlogs import (
+    ContainerLog,
+    LineCursor,
+    LogFollow,
+    read_pod_logs,
+    stamp_key,
+)
 
 
 def scripted_pod(name: str, *, log: str, duration: float = 0.0) -> dict[str, Any]:
@@ -124,3 +130,15 @@ def test_timestamps_with_trimmed_fractions_sort_by_time() -> None:
 
 def test_a_line_without_a_timestamp_has_no_key() -> None:
     assert stamp_key("hello") is None
+
+
+def test_a_resumed_stream_yields_each_line_once_even_with_shared_timestamps() -> None:
+    first = ["2026-03-01T12:00:00.5Z a", "2026-03-01T12:00:01Z b", "2026-03-01T12:00:01Z c"]
+    # The reconnect asks from a whole second back, so it replays everything from :00.
+    again = [*first, "2026-03-01T12:00:01Z d", "2026-03-01T12:00:02Z e"]
+    cursor = LineCursor()
+    cursor.begin_stream()
+    seen = [cursor.admit(line) for line in first]
+    cursor.begin_stream()
+    seen += [cursor.admit(line) for line in again]
+    assert [line for line in seen if line is not None] == ["a", "b", "c", "d", "e"]
