@@ -39,10 +39,12 @@ class Reporter:
     path: str
     problems: list[Problem] = field(default_factory=list)
 
-    def at(self, where: Path, message: str, *, key: bool = False, offset: int = 0) -> None:
+    def at(
+        self, where: Path, message: str, *, key: bool = False, offset: int | None = None
+    ) -> None:
         if key:
             location = self.document.key_at(where)
-        elif offset:
+        elif offset is not None:
             location = self.document.text_column(where, offset)
         else:
             location = self.document.at(where)
