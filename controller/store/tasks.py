@@ -118,6 +118,10 @@ class TaskQueries(SessionBound):
         row = self._session.execute(_with_dag_name().where(TaskInstance.id == ti_id)).first()
         return None if row is None else task_record(row[0], row[1])
 
+    def get_task_instances(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
+        """The instances with these ids (unknown ids are left out), by id, in few queries."""
+        return self._by_ids(sorted(set(ids)))
+
     def find_task_instance_by_pod(self, pod_name: str) -> TaskInstanceRecord | None:
         stmt = _with_dag_name().where(TaskInstance.pod_name == pod_name)
         row = self._session.execute(stmt).first()

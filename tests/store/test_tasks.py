@@ -143,6 +143,14 @@ def test_an_instance_is_found_by_its_pod_name(store: Store, run: DagRunRecord) -
     assert found.id == ti_id
 
 
+def test_instances_are_read_by_id_in_one_call(store: Store, run: DagRunRecord) -> None:
+    first = add_one(store, run)
+    second = add_one(store, run, try_number=2)
+    with store.transaction() as uow:
+        found = uow.get_task_instances([second, first, second, 999_999])
+    assert [(record.id, record.try_number) for record in found] == [(first, 1), (second, 2)]
+
+
 def test_cas_fails_from_an_unexpected_state(store: Store, run: DagRunRecord) -> None:
     ti_id = add_one(store, run)
     with store.transaction() as uow:
