@@ -1,0 +1,27 @@
+# The kubedag controller image.
+#
+# Two stages: the wheel is built with the build tools of the full Python image, and
+# the final stage is the slim image with only the installed package, git (for git-sync
+# and `kubedag run`'s commit pinning) and openssh-client (for SSH remotes). It runs
+# as an unprivileged user with a read-only root filesystem (the Deployment mounts
+# writable volumes for /tmp, the checkouts and the log store).
+FROM python:3.12 AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY controller ./controller
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 65532 --user-group --home-dir /var/lib/kubedag --create-home kubedag
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 65532:65532
+WORKDIR /var/lib/kubedag
+ENV KUBEDAG_DATA_DIR=/var/lib/kubedag \
+    PYTHONUNBUFFERED=1
+EXPOSE 8080
+ENTRYPOINT ["kubedag"]
+CMD ["controller"]
