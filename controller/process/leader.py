@@ -192,6 +192,7 @@ class LeaderElector:
                 self._stop_leading("elector stopped")
                 if self._release_on_stop:
                     self._release()
+            self._api.api_client.close()
 
     def _renew_once(self) -> None:
         renewed = self._try_acquire_or_renew()
