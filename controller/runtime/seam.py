@@ -48,6 +48,10 @@ class LaunchOrder:
     try_number: int
     rendered: RenderedTask
     pod_name: str
+    relaunch: bool = False
+    """True when the try was already LAUNCHED before this engine started (a restart, or
+    recovery after an error): the pod may exist already, and must then be adopted, not
+    created again. The engine never hands out a second pod name for a try."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,11 @@ class Executor(Protocol):
         ...
 
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
-        """Start these tries; returns at once, outcomes arrive through the sink."""
+        """Start these tries; returns at once, outcomes arrive through the sink.
+
+        Idempotent by pod name: the engine hands every LAUNCHED try out again when it
+        starts (`LaunchOrder.relaunch`), and a pod that exists must be adopted.
+        """
         ...
 
     def stop(self) -> None:

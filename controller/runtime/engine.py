@@ -1,0 +1,514 @@
+"""The run engine: the imperative shell that turns planner decisions into rows and pods.
+
+One thread owns every planner and the queue of pending tries; everything else talks to
+it through an inbox under a condition variable. Executor threads call `apply` (the
+`UpdateSink`), which commits their observations in one transaction, puts the changed
+rows in the inbox and wakes the loop, so "upstream succeeded -> downstream launched" is
+a few milliseconds, not a polling interval. The loop then, per step: starts queued
+runs within maxActiveRuns, feeds changed rows to their runs' planners (`advance`, only
+the changed rows: linear over a run), writes the plans in one transaction, and launches
+due tries within maxActiveTasks and the global parallelism cap, one transaction per
+batch of compare-and-sets from PENDING to LAUNCHED, each with its deterministic pod
+name, before handing the batch to the executor.
+
+Crashes: every decision is written before it is acted on, and acting on it again is
+harmless. At start (and after a loop error) every RUNNING run is rebuilt from its rows
+with `RunPlanner.recover`, and every LAUNCHED try is handed to the executor again as a
+relaunch of the same pod name: the executor adopts a pod that exists. The engine never
+creates a second try for a LAUNCHED or RUNNING row. A compare-and-set that loses means
+this planner is stale (another controller, a stale view): that run is rebuilt from
+fresh rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from controller.engine.admission import runs_to_start
+from controller.engine.graph import GraphCache
+from controller.engine.records import InstanceKey, Plan
+from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
+from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.executor.naming import pod_name
+from controller.runtime.active import ActiveRun, recover_run
+from controller.runtime.inbox import Inbox
+from controller.runtime.pending import PendingQueue, PendingTry
+from controller.runtime.plans import write_plan
+from controller.runtime.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
+from controller.runtime.updates import commit_updates, view_of
+from controller.spec.templates import TemplateError
+from controller.store import DagRunRecord, Store, TaskInstanceRecord, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+LAUNCH_BATCH = 500
+POLL_SECONDS = 2.0
+"""How often queued runs made by another process (`kubedag trigger`) are looked for."""
+SCAN_LIMIT = 100_000
+MAX_LOOP_FAILURES = 30
+FAILURE_BACKOFF_SECONDS = (0.2, 30.0)
+DEFAULT_MAX_ACTIVE_TASKS = 16
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EngineStoppedError(RuntimeError):
+    """The engine is not started: it writes nothing, so the caller's batch was not stored."""
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        *,
+        parallelism: int = 1024,
+        max_infra_retries: int = DEFAULT_MAX_INFRA_RETRIES,
+        clock: Callable[[], datetime] = utcnow,
+        launch_batch: int = LAUNCH_BATCH,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._parallelism = parallelism
+        self._max_infra_retries = max_infra_retries
+        self._clock = clock
+        self._launch_batch = launch_batch
+        self._poll_seconds = poll_seconds
+        self._graphs = GraphCache()
+        self._inbox = Inbox()
+        self._runs: dict[int, ActiveRun] = {}
+        self._pending = PendingQueue()
+        self._active: dict[int, tuple[str, int]] = {}  # ti id -> (dag, run id)
+        self._active_per_dag: defaultdict[str, int] = defaultdict(int)
+        self._max_tasks: dict[str, int] = {}
+        self._dag_paths: dict[str, str | None] = {}
+        self._started = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_poll = 0.0
+        self.error: BaseException | None = None
+        """Why the loop gave up, after MAX_LOOP_FAILURES failures in a row."""
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self, *, background: bool = True) -> None:
+        """Recover every RUNNING run, start the executor, relaunch LAUNCHED tries.
+
+        With `background=False` no thread is started: the caller drives `step()` or
+        `run_until_idle()` (deterministic tests).
+        """
+        if self._started:
+            raise RuntimeError("the engine is already started")
+        self._stopping.clear()
+        self.error = None
+        self._started = True
+        relaunch = self._recover_all(self._clock())
+        self._executor.start(self)
+        self._hand_out(relaunch)
+        self._inbox.request_queued_check()
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="kubedag-engine", daemon=True)
+            self._thread.start()
+        log.info("engine started with %d running runs", len(self._runs))
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop launching at once, then stop the executor; running work is left alone."""
+        self._stopping.set()
+        self._inbox.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("engine loop did not stop within %.1fs", timeout)
+            self._thread = None
+        self._executor.stop()
+        self._started = False
+        self._forget_all()
+        log.info("engine stopped")
+
+    @property
+    def running(self) -> bool:
+        """Started, and (when in the background) its loop has not given up."""
+        if not self._started:
+            return False
+        return self._thread is None or self._thread.is_alive()
+
+    def wake(self, run_ids: Iterable[int] | None = None) -> None:
+        """New runs were queued (by the scheduler or a trigger): start them if allowed."""
+        self._inbox.request_queued_check(run_ids)
+
+    # -- the UpdateSink -------------------------------------------------------------
+
+    def apply(
+        self, updates: Sequence[TaskUpdate], *, cursor: CursorUpdate | None = None
+    ) -> list[int]:
+        """Commit the executor's updates and cursor in one transaction; wake the loop."""
+        if not self._started:
+            raise EngineStoppedError("the engine is stopped; the updates were not stored")
+        with self._store.transaction() as uow:
+            records = commit_updates(uow, updates, cursor=cursor, now=self._clock())
+        self._inbox.put_changes(records)
+        return [record.id for record in records]
+
+    # -- driving --------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """One pass of the loop; True when it changed anything."""
+        if not self._started:
+            raise EngineStoppedError("start the engine before stepping it")
+        now = self._clock()
+        batch = self._inbox.take()
+        progressed = False
+        if batch.recover_all:
+            self._hand_out(self._recover_all(now))
+            progressed = True
+        for run_id in batch.recover:
+            self._recover(run_id, now=now)
+            progressed = True
+        poll_due = time.monotonic() - self._last_poll >= self._poll_seconds
+        if batch.check_queued or poll_due:
+            self._last_poll = time.monotonic()
+            progressed = self._start_queued(now, woken=batch.woken) or progressed
+        if batch.changes:
+            self._advance(batch.changes, now=now)
+            progressed = True
+        return self._launch(now) or progressed
+
+    def run_until_idle(self, *, timeout: float = 60.0) -> None:
+        """Step until no run is active; for tests with the engine started unthreaded."""
+        if self._thread is not None:
+            raise RuntimeError("run_until_idle drives an engine started with background=False")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.step():
+                continue
+            if not self._runs and self._inbox.empty():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._runs)} runs still active after {timeout}s")
+            self._idle_wait(limit=remaining)
+
+    def _loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                progressed = self.step()
+            except Exception as error:
+                failures += 1
+                log.exception(
+                    "engine step failed (%d in a row); rebuilding from the store", failures
+                )
+                if failures >= MAX_LOOP_FAILURES:
+                    self.error = error
+                    log.error("engine loop gave up after %d failures in a row", failures)
+                    return
+                self._forget_all()
+                self._inbox.request_recover_all()
+                low, high = FAILURE_BACKOFF_SECONDS
+                self._stopping.wait(min(high, low * 2**failures) * random.uniform(0.5, 1.0))  # noqa: S311
+                continue
+            failures = 0
+            if not progressed:
+                self._idle_wait(limit=self._poll_seconds)
+
+    def _idle_wait(self, *, limit: float) -> None:
+        timeout = min(limit, self._poll_seconds)
+        next_due = self._pending.next_due()
+        if next_due is not None:
+            timeout = min(timeout, max(0.0, (next_due - self._clock()).total_seconds()))
+        self._inbox.wait(timeout, stopping=self._stopping)
+
+    # -- runs -----------------------------------------------------------------------
+
+    def _start_queued(self, now: datetime, *, woken: frozenset[int]) -> bool:
+        started: list[DagRunRecord] = []
+        with self._store.transaction() as uow:
+            queued = uow.list_runs(states=[DagRunState.QUEUED], limit=SCAN_LIMIT)
+            by_dag: defaultdict[str, list[DagRunRecord]] = defaultdict(list)
+            for run in queued:
+                by_dag[run.dag_name].append(run)
+            for dag_name, runs in by_dag.items():
+                max_runs = self._load_dag(uow, dag_name, fallback=runs[0].spec)
+                running = uow.count_active_runs(dag_name)
+                for run in runs_to_start(runs, running=running, max_active_runs=max_runs):
+                    if uow.cas_run_state(
+                        run.id, expected=DagRunState.QUEUED, new=DagRunState.RUNNING, started_at=now
+                    ):
+                        uow.append_event(
+                            kind="run-started",
+                            message=f"run {run.id} of {dag_name} started",
+                            dag_name=dag_name,
+                            run_id=run.id,
+                            at=now,
+                        )
+                        started.append(replace(run, state=DagRunState.RUNNING, started_at=now))
+        started_ids = {run.id for run in started}
+        for run_id in sorted(woken - started_ids):
+            log.info("run %d stays queued behind maxActiveRuns", run_id, extra={"run": run_id})
+        for run in started:
+            log.info(
+                "run %d of %s started",
+                run.id,
+                run.dag_name,
+                extra={"dag": run.dag_name, "run": run.id},
+            )
+        items = [self._activate(run, [], now=now) for run in started]
+        self._write(items, now=now)
+        return bool(started)
+
+    def _load_dag(self, uow: UnitOfWork, dag_name: str, *, fallback: dict[str, object]) -> int:
+        """Refresh a DAG's path and caps from its row; returns its maxActiveRuns."""
+        record = uow.get_dag(dag_name)
+        spec = record.spec if record is not None and record.spec is not None else fallback
+        self._dag_paths[dag_name] = None if record is None else record.path
+        tasks_cap = spec.get("maxActiveTasks", DEFAULT_MAX_ACTIVE_TASKS)
+        runs_cap = spec.get("maxActiveRuns", 1)
+        self._max_tasks[dag_name] = tasks_cap if isinstance(tasks_cap, int) else 16
+        return runs_cap if isinstance(runs_cap, int) else 1
+
+    def _activate(
+        self, record: DagRunRecord, rows: list[TaskInstanceRecord], *, now: datetime
+    ) -> tuple[ActiveRun, Plan]:
+        run, plan = recover_run(
+            record,
+            rows,
+            dag_path=self._dag_paths.get(record.dag_name),
+            graphs=self._graphs,
+            now=now,
+            max_infra_retries=self._max_infra_retries,
+        )
+        self._runs[record.id] = run
+        for row in rows:
+            if row.state is TaskState.PENDING:
+                self._pending.add(run.pending_try(row), now=now)
+            elif row.state.active:
+                self._count_active(row.id, dag_name=row.dag_name, run_id=row.run_id)
+        return run, plan
+
+    def _recover_all(self, now: datetime) -> list[LaunchOrder]:
+        """Rebuild every RUNNING run from its rows; the LAUNCHED tries to hand out again."""
+        self._forget_all()
+        loaded: list[tuple[DagRunRecord, list[TaskInstanceRecord]]] = []
+        with self._store.transaction() as uow:
+            for run in uow.list_runs(states=[DagRunState.RUNNING], limit=SCAN_LIMIT):
+                if run.dag_name not in self._max_tasks:
+                    self._load_dag(uow, run.dag_name, fallback=run.spec)
+                loaded.append((run, uow.list_task_instances(run.id)))
+        items = [self._activate(run, rows, now=now) for run, rows in loaded]
+        self._write(items, now=now)
+        relaunch: list[LaunchOrder] = []
+        for run, rows in loaded:
+            active = self._runs.get(run.id)
+            for row in rows:
+                if active is not None and row.state is TaskState.LAUNCHED and row.pod_name:
+                    relaunch.append(
+                        self._order(active, row.id, row, pod=row.pod_name, relaunch=True)
+                    )
+        return relaunch
+
+    def _recover(self, run_id: int, *, now: datetime) -> None:
+        """Rebuild one run's planner from fresh rows (its planner was stale)."""
+        self._forget_run(run_id)
+        with self._store.transaction() as uow:
+            record = uow.get_run(run_id)
+            if record is None or record.state is not DagRunState.RUNNING:
+                return
+            self._load_dag(uow, record.dag_name, fallback=record.spec)
+            rows = uow.list_task_instances(run_id)
+        log.info("rebuilding run %d from its rows", run_id, extra={"run": run_id})
+        self._write([self._activate(record, rows, now=now)], now=now)
+
+    def _forget_run(self, run_id: int) -> None:
+        self._runs.pop(run_id, None)
+        self._pending.drop_run(run_id)
+        for ti_id in [ti for ti, (_, owner) in self._active.items() if owner == run_id]:
+            self._release(ti_id)
+
+    def _forget_all(self) -> None:
+        self._runs.clear()
+        self._pending.clear()
+        self._active.clear()
+        self._active_per_dag.clear()
+
+    # -- plans ----------------------------------------------------------------------
+
+    def _advance(self, changes: Sequence[TaskInstanceRecord], *, now: datetime) -> None:
+        by_run: defaultdict[int, list[TaskInstanceRecord]] = defaultdict(list)
+        for record in changes:
+            if record.state.finished:
+                self._release(record.id)
+            by_run[record.run_id].append(record)
+        items: list[tuple[ActiveRun, Plan]] = []
+        for run_id, records in by_run.items():
+            run = self._runs.get(run_id)
+            if run is None:
+                self._inbox.request_recover(run_id)
+                continue
+            items.append((run, run.planner.advance([view_of(r) for r in records], now=now)))
+        self._write(items, now=now)
+
+    def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
+        """Write the plans of several runs in one transaction, then act on the outcome."""
+        items = [(run, plan) for run, plan in items if plan.decisions]
+        if not items:
+            return
+        try:
+            with self._store.transaction() as uow:
+                written = [(run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items]
+        except Exception:
+            for run, _ in items:
+                self._forget_run(run.run_id)
+                self._inbox.request_recover(run.run_id)
+            raise
+        for run, plan, outcome in written:
+            run.remember(outcome.created)
+            for record in outcome.created:
+                if record.state is TaskState.PENDING:
+                    self._pending.add(run.pending_try(record), now=now)
+            if not outcome.consistent:
+                log.warning(
+                    "run %d: the store disagreed with its planner; rebuilding it",
+                    run.run_id,
+                    extra={"dag": run.dag_name, "run": run.run_id},
+                )
+                self._forget_run(run.run_id)
+                self._inbox.request_recover(run.run_id)
+            elif plan.run_state is not None:
+                log.info(
+                    "run %d of %s %s",
+                    run.run_id,
+                    run.dag_name,
+                    plan.run_state.value,
+                    extra={"dag": run.dag_name, "run": run.run_id},
+                )
+                self._forget_run(run.run_id)
+                self._inbox.request_queued_check()
+
+    # -- launching ------------------------------------------------------------------
+
+    def _launch(self, now: datetime) -> bool:
+        self._pending.promote(now)
+        free = self._parallelism - len(self._active)
+        taken: list[PendingTry] = []
+        for dag_name in self._pending.dags_with_due():
+            if free <= 0:
+                break
+            cap = self._max_tasks.get(dag_name, DEFAULT_MAX_ACTIVE_TASKS)
+            room = min(cap - self._active_per_dag[dag_name], free)
+            if room > 0:
+                got = self._pending.take(dag_name, room)
+                free -= len(got)
+                taken.extend(got)
+        for start in range(0, len(taken), self._launch_batch):
+            chunk = taken[start : start + self._launch_batch]
+            if self._stopping.is_set():
+                # Still PENDING in the store: the next engine launches them.
+                return bool(start)
+            self._launch_chunk(chunk, now=now)
+        return bool(taken)
+
+    def _launch_chunk(self, chunk: Sequence[PendingTry], *, now: datetime) -> None:
+        orders: list[LaunchOrder] = []
+        broken: list[tuple[PendingTry, str]] = []
+        for entry in chunk:
+            run = self._runs.get(entry.run_id)
+            if run is None:
+                continue
+            name = pod_name(
+                dag=entry.dag_name,
+                run_id=entry.run_id,
+                task=entry.task,
+                item_index=entry.item_index,
+                try_number=entry.try_number,
+            )
+            try:
+                orders.append(self._order(run, entry.ti_id, entry, pod=name, relaunch=False))
+            except TemplateError as error:
+                broken.append((entry, str(error)))
+        launched: list[LaunchOrder] = []
+        with self._store.transaction() as uow:
+            for order in orders:
+                if uow.cas_task_state(
+                    order.task_instance_id,
+                    expected=TaskState.PENDING,
+                    new=TaskState.LAUNCHED,
+                    pod_name=order.pod_name,
+                    launched_at=now,
+                ):
+                    launched.append(order)
+                else:
+                    self._inbox.request_recover(order.run_id)
+            for entry, message in broken:
+                uow.cas_task_state(
+                    entry.ti_id,
+                    expected=TaskState.PENDING,
+                    new=TaskState.FAILED,
+                    failure_kind=FailureKind.TASK,
+                    reason="TemplateError",
+                    message=message,
+                    finished_at=now,
+                )
+                self._inbox.request_recover(entry.run_id)
+        for order in launched:
+            self._count_active(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
+        self._hand_out(launched)
+
+    def _order(
+        self,
+        run: ActiveRun,
+        ti_id: int,
+        row: PendingTry | TaskInstanceRecord,
+        *,
+        pod: str,
+        relaunch: bool,
+    ) -> LaunchOrder:
+        task_name = row.task if isinstance(row, PendingTry) else row.task_name
+        return LaunchOrder(
+            task_instance_id=ti_id,
+            run_id=run.run_id,
+            dag_name=run.dag_name,
+            dag_path=self._dag_paths.get(run.dag_name),
+            revision=run.record.revision,
+            task=run.task(task_name),
+            item_index=row.item_index,
+            try_number=row.try_number,
+            rendered=run.planner.render(InstanceKey(task_name, row.item_index)),
+            pod_name=pod,
+            relaunch=relaunch,
+        )
+
+    def _hand_out(self, orders: list[LaunchOrder]) -> None:
+        if not orders:
+            return
+        for order in orders:
+            log.debug(
+                "launching %s",
+                order.pod_name,
+                extra={
+                    "dag": order.dag_name,
+                    "run": order.run_id,
+                    "task": order.task.name,
+                    "try": order.try_number,
+                },
+            )
+        self._executor.launch(orders)
+
+    def _count_active(self, ti_id: int, *, dag_name: str, run_id: int) -> None:
+        if ti_id not in self._active:
+            self._active[ti_id] = (dag_name, run_id)
+            self._active_per_dag[dag_name] += 1
+
+    def _release(self, ti_id: int) -> None:
+        owner = self._active.pop(ti_id, None)
+        if owner is not None:
+            self._active_per_dag[owner[0]] -= 1

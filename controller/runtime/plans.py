@@ -1,0 +1,102 @@
+"""Writing a planner's decisions to the store, inside the caller's transaction.
+
+The planner assumes its decisions happened, so the engine writes every `Plan` before
+it asks the planner again, and tells the caller when the store disagreed: a new try
+that already existed, a rejected result whose row is no longer succeeded, a run that
+is no longer running. Each of those means another writer (a second controller, an
+engine that crashed after writing) got there first and this planner is stale; the
+engine then rebuilds the run's planner from fresh rows instead of guessing. Every write
+here is idempotent over the store's unique keys, so deciding again is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.engine.records import Plan
+from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.runtime.active import ActiveRun
+from controller.store import NewTaskInstance, TaskInstanceRecord, UnitOfWork
+
+REJECTED_REASON = "ResultRejected"
+
+
+@dataclass(frozen=True)
+class Written:
+    created: list[TaskInstanceRecord]
+    consistent: bool
+    """False when the store disagreed with the planner: rebuild it from the rows."""
+
+
+def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) -> Written:
+    new = [
+        NewTaskInstance(
+            run_id=run.run_id,
+            task_name=try_.task,
+            item_index=try_.item_index,
+            item=try_.item,
+            try_number=try_.try_number,
+            not_before=try_.not_before,
+        )
+        for try_ in plan.create
+    ]
+    new.extend(
+        NewTaskInstance(
+            run_id=run.run_id,
+            task_name=done.task,
+            item_index=done.item_index,
+            item=run.item(done.task, done.item_index),
+            state=done.state,
+            finished_at=now,
+        )
+        for done in plan.finish
+    )
+    created = uow.add_task_instances(new)
+    consistent = len(created) == len(new)
+    for rejected in plan.reject:
+        ti_id = run.ids.get((rejected.task, rejected.item_index, rejected.try_number))
+        won = ti_id is not None and uow.cas_task_state(
+            ti_id,
+            expected=TaskState.SUCCEEDED,
+            new=TaskState.FAILED,
+            failure_kind=FailureKind.TASK,
+            reason=REJECTED_REASON,
+            message=rejected.message,
+        )
+        consistent = consistent and won
+        _event(
+            uow, run, "task-result-rejected", rejected.message, rejected.task, rejected.try_number
+        )
+    for try_ in plan.create:
+        if try_.try_number > 1:
+            when = try_.not_before.isoformat() if try_.not_before else "now"
+            message = f"{try_.task}[{try_.item_index}] retries as try {try_.try_number} at {when}"
+            _event(uow, run, "task-retry", message, try_.task, try_.try_number)
+    if plan.run_state is not None:
+        won = uow.cas_run_state(
+            run.run_id, expected=DagRunState.RUNNING, new=plan.run_state, finished_at=now
+        )
+        consistent = consistent and won
+        if won:
+            uow.append_event(
+                kind=f"run-{plan.run_state.value}",
+                message=f"run {run.run_id} of {run.dag_name} {plan.run_state.value}",
+                dag_name=run.dag_name,
+                run_id=run.run_id,
+                at=now,
+            )
+    return Written(created=created, consistent=consistent)
+
+
+def _event(
+    uow: UnitOfWork, run: ActiveRun, kind: str, message: str, task: str, try_number: int
+) -> None:
+    uow.append_event(
+        kind=kind,
+        message=message,
+        dag_name=run.dag_name,
+        run_id=run.run_id,
+        task_name=task,
+        try_number=try_number,
+    )
