@@ -1,0 +1,252 @@
+"""Letting finished worker pods go: keep their logs, release the finalizer, delete by policy.
+
+Every worker pod carries the ``kubedag.io/result`` finalizer, so a pod deleted by anyone
+(a user, a namespace cleanup, the node going away) lingers until kubedag has committed
+its result and copied its logs. Only then is the finalizer removed, and the pod deleted
+when the policy says so (``deleteOnSuccess``, ``deleteOnFailure``, after a TTL).
+
+The order is the point: result committed (the caller's job, before submitting), logs
+stored, finalizer removed, pod deleted. A crash anywhere in between leaves the
+finalizer on, and the reconciler hands the pod here again after a restart; every step
+is idempotent (a log is overwritten, a missing finalizer or pod is success).
+
+This runs on a small pool of its own: reading logs is the slowest call the executor
+makes, and the watch that reports results must never wait behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from controller.engine.states import TaskState
+from controller.executor.kubeclient import DEFAULT_TIMEOUT, read_error
+from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
+from controller.executor.podspec import RESULT_FINALIZER
+from controller.executor.ratelimit import Backoff
+from controller.logstore import LogKey, LogStore
+from controller.store import TaskInstanceRecord
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 4
+API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CleanupPolicy:
+    delete_on_success: bool = True
+    delete_on_failure: bool = False
+    ttl_seconds: float = 0.0
+
+
+def has_finalizer(pod: Mapping[str, Any]) -> bool:
+    return RESULT_FINALIZER in ((pod.get("metadata") or {}).get("finalizers") or ())
+
+
+def should_delete(
+    pod: Mapping[str, Any], *, succeeded: bool, policy: CleanupPolicy, now: datetime
+) -> bool:
+    """The policy wants this finished pod gone, and its TTL (if any) has passed.
+
+    A pod whose try is over but which is not itself finished (stuck pulling its image,
+    unschedulable past the timeout) always goes: left alone it could still start the
+    task later, beside the fresh try that replaced it.
+    """
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+        return True
+    wanted = policy.delete_on_success if succeeded else policy.delete_on_failure
+    if not wanted:
+        return False
+    if policy.ttl_seconds <= 0:
+        return True
+    finished = _finished_at(pod)
+    return finished is None or (now - finished).total_seconds() >= policy.ttl_seconds
+
+
+def needs_cleanup(
+    pod: Mapping[str, Any], *, succeeded: bool, policy: CleanupPolicy, now: datetime
+) -> bool:
+    return has_finalizer(pod) or should_delete(pod, succeeded=succeeded, policy=policy, now=now)
+
+
+class PodCleaner:
+    """Cleans finished pods on ``workers`` threads; a pod already being cleaned is skipped."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        log_store: LogStore,
+        *,
+        policy: CleanupPolicy,
+        workers: int = DEFAULT_WORKERS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._log_store = log_store
+        self.policy = policy
+        self._clock = clock
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-cleanup")
+        self.cleaned = 0
+        self.failures = 0
+
+    def submit(self, pod: Mapping[str, Any], record: TaskInstanceRecord) -> bool:
+        """Queue ``pod`` (whose try ``record`` is finished in the store) if it needs work."""
+        succeeded = record.state is TaskState.SUCCEEDED
+        if not needs_cleanup(pod, succeeded=succeeded, policy=self.policy, now=self._clock()):
+            return False
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        with self._lock:
+            if uid in self._busy:
+                return False
+            self._busy.add(uid)
+        try:
+            self._pool.submit(self._clean, pod, record, uid)
+        except RuntimeError:
+            with self._lock:
+                self._busy.discard(uid)
+            return False
+        return True
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._busy
+
+    def close(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _clean(self, pod: Mapping[str, Any], record: TaskInstanceRecord, uid: str) -> None:
+        metadata = pod.get("metadata") or {}
+        name, namespace = str(metadata["name"]), str(metadata["namespace"])
+        where = {
+            "dag": record.dag_name,
+            "run": record.run_id,
+            "task": record.task_name,
+            "item": record.item_index,
+            "try": record.try_number,
+            "pod": name,
+        }
+        try:
+            if has_finalizer(pod):
+                self._store_logs(namespace=namespace, name=name, record=record)
+                self._remove_finalizer(namespace=namespace, name=name)
+            succeeded = record.state is TaskState.SUCCEEDED
+            if should_delete(pod, succeeded=succeeded, policy=self.policy, now=self._clock()):
+                self._delete(namespace=namespace, name=name, uid=uid)
+            self.cleaned += 1
+        except (LogUnavailableError, _GaveUpError) as error:
+            # The finalizer stays, so the next reconcile brings the pod back here.
+            self.failures += 1
+            log.warning("cleanup of a finished pod postponed: %s", error, extra=where)
+        except Exception:
+            self.failures += 1
+            log.exception("cleanup of a finished pod failed", extra=where)
+        finally:
+            with self._lock:
+                self._busy.discard(uid)
+
+    def _store_logs(self, *, namespace: str, name: str, record: TaskInstanceRecord) -> None:
+        for entry in read_pod_logs(self._api, namespace=namespace, pod=name):
+            key = LogKey(
+                run_id=record.run_id,
+                task=record.task_name,
+                item_index=record.item_index,
+                try_number=record.try_number,
+                container=entry.container,
+            )
+            self._log_store.write(key, _log_text(entry))
+
+    def _remove_finalizer(self, *, namespace: str, name: str) -> None:
+        def remove() -> None:
+            pod = self._core.read_namespaced_pod(name, namespace, _request_timeout=DEFAULT_TIMEOUT)
+            finalizers = list((pod.metadata and pod.metadata.finalizers) or ())
+            if RESULT_FINALIZER not in finalizers:
+                return
+            index = finalizers.index(RESULT_FINALIZER)
+            # The test op makes the patch conditional on what we read: if another
+            # finalizer was added or removed meanwhile, the index moved and we retry.
+            patch = [
+                {"op": "test", "path": f"/metadata/finalizers/{index}", "value": RESULT_FINALIZER},
+                {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+            ]
+            self._core.patch_namespaced_pod(
+                name, namespace, patch, _request_timeout=DEFAULT_TIMEOUT
+            )
+
+        _with_retries(remove, what=f"removing the finalizer of pod {namespace}/{name}")
+
+    def _delete(self, *, namespace: str, name: str, uid: str) -> None:
+        def delete() -> None:
+            self._core.delete_namespaced_pod(
+                name,
+                namespace,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid or None)),
+                _request_timeout=DEFAULT_TIMEOUT,
+            )
+
+        _with_retries(delete, what=f"deleting pod {namespace}/{name}")
+
+
+class _GaveUpError(Exception):
+    pass
+
+
+def _with_retries(call: Callable[[], T], *, what: str) -> T | None:
+    """``call`` with jittered backoff on transient errors; a 404 (pod gone) is success.
+
+    A 409/422 (precondition or test op failed: the pod changed under us) is retried,
+    since the next attempt reads the pod afresh.
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except Exception as exc:
+            error = read_error(exc)
+            if error.status == 404:
+                return None
+            if not error.retryable and error.status not in (409, 422):
+                raise
+            pause = API_BACKOFF.next_delay(
+                attempt=attempt,
+                elapsed=time.monotonic() - started,
+                retry_after=error.retry_after,
+            )
+            if pause is None:
+                raise _GaveUpError(f"{what}: {error.reason}: {error.message}") from exc
+            time.sleep(pause)
+
+
+def _log_text(entry: ContainerLog) -> str:
+    text = entry.text
+    if entry.truncated:
+        text += "\n[kubedag: log cut at the size limit]\n"
+    if entry.error and not text:
+        text = f"[kubedag: no log: {entry.error}]\n"
+    return text
+
+
+def _finished_at(pod: Mapping[str, Any]) -> datetime | None:
+    latest: datetime | None = None
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        finished = ((status.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        if finished:
+            moment = datetime.fromisoformat(str(finished))
+            latest = moment if latest is None or moment > latest else latest
+    return latest

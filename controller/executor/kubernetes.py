@@ -1,0 +1,320 @@
+"""The Kubernetes executor: worker pods out, committed results back, nothing lost on a crash.
+
+It joins the pieces below it behind the engine's `Executor` seam: `launch` builds each
+try's pod with the pure pod builder and hands it to the `Launcher` (concurrent creates,
+AlreadyExists adopted); `start` runs, per watched namespace, a full reconcile and then a
+`NamespaceWatcher` whose batches reach the store through the engine's `UpdateSink`, with
+the watch cursor in the same transaction; finished pods go to the `PodCleaner` (logs,
+finalizer, deletion policy) on a pool of their own.
+
+A created pod needs no write here: the watch reports it. Only a pod the API refused
+(REJECTED, with the API's message) or could not be reached for (GAVE_UP) is reported as
+an INFRA failure right away, so the planner's bound on infrastructure retries is what
+keeps an invalid pod from being tried for ever.
+
+After a restart, LAUNCHED rows whose pod never reached the API are launched again under
+the same name; their orders are rebuilt from the store with the planner, exactly as the
+engine built them (same spec snapshot, same upstream results, so the same pod).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+
+from controller.config import Config
+from controller.engine.graph import GraphCache
+from controller.engine.records import InstanceKey
+from controller.engine.states import FailureKind, TaskState
+from controller.executor import naming
+from controller.executor.cleanup import CleanupPolicy, PodCleaner
+from controller.executor.launcher import (
+    DEFAULT_BURST,
+    DEFAULT_QPS,
+    DEFAULT_WORKERS,
+    Launcher,
+    LaunchOutcome,
+    LaunchRequest,
+)
+from controller.executor.podmerge import load_pod_template
+from controller.executor.podspec import PodConfig, PodIdentity, build_pod
+from controller.executor.reconciler import Reconciler
+from controller.executor.watcher import NamespaceWatcher
+from controller.logstore import LogStore
+from controller.runtime.active import recover_run
+from controller.runtime.seam import LaunchOrder, TaskUpdate, UpdateSink
+from controller.store import Store, TaskInstanceRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutorSettings:
+    """What the executor needs from the controller's configuration."""
+
+    pod: PodConfig
+    """Pods are created in ``pod.namespace``; it is watched beside ``namespaces``."""
+    instance: str = "kubedag"
+    namespaces: tuple[str, ...] = ()
+    workers: int = DEFAULT_WORKERS
+    qps: float | None = DEFAULT_QPS
+    burst: int = DEFAULT_BURST
+    unschedulable_timeout: float = 300.0
+    reconcile_interval: float = 60.0
+    max_infra_retries: int = 3
+    cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
+    cleanup_workers: int = 4
+
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.pod.namespace, *self.namespaces)))
+
+    @property
+    def label_selector(self) -> str:
+        instance = naming.label_value(self.instance)
+        return f"{naming.MANAGED_SELECTOR},{naming.CONTROLLER_LABEL}={instance}"
+
+
+def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> ExecutorSettings:
+    """Executor settings from the controller's config; pods go to its first namespace."""
+    executor = config.executor
+    template = load_pod_template(executor.pod_template_file) if executor.pod_template_file else None
+    pod = PodConfig(
+        repo_url=repo_url,
+        namespace=executor.namespaces[0],
+        dags_path=dags_path,
+        init_image=executor.init_image,
+        git_secret_name=config.git.credentials_secret,
+        git_secret_key=config.git.credentials_secret_key,
+        pod_template=template,
+        service_account_name=executor.service_account,
+    )
+    return ExecutorSettings(
+        pod=pod,
+        instance=config.instance,
+        namespaces=executor.namespaces,
+        workers=executor.workers,
+        qps=executor.qps,
+        burst=executor.burst,
+        unschedulable_timeout=executor.unschedulable_timeout_seconds,
+        reconcile_interval=executor.reconcile_interval_seconds,
+        max_infra_retries=executor.max_infra_retries,
+        cleanup=CleanupPolicy(
+            delete_on_success=executor.delete_on_success,
+            delete_on_failure=executor.delete_on_failure,
+            ttl_seconds=executor.finished_pod_ttl_seconds,
+        ),
+    )
+
+
+class KubernetesExecutor:
+    """Runs each try as a worker pod; see the module docstring.
+
+    ``api`` must keep at least ``settings.workers`` connections
+    (``make_api_client(pool_maxsize=...)``).
+    """
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        store: Store,
+        *,
+        settings: ExecutorSettings,
+        log_store: LogStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._api = api
+        self._store = store
+        self.settings = settings
+        self._clock = clock
+        self._launcher = Launcher(
+            api, workers=settings.workers, qps=settings.qps, burst=settings.burst
+        )
+        self.cleaner = PodCleaner(
+            api,
+            log_store,
+            policy=settings.cleanup,
+            workers=settings.cleanup_workers,
+            clock=clock,
+        )
+        self._sink: UpdateSink | None = None
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        self._graphs = GraphCache()
+        self.watchers: list[NamespaceWatcher] = []
+        self.launched = 0
+        self.launch_failures = 0
+
+    def start(self, sink: UpdateSink) -> None:
+        """Reconcile each namespace with the store, then watch it from the stored cursor."""
+        self._sink = sink
+        for namespace in self.settings.watched_namespaces:
+            reconciler = Reconciler(
+                self._api,
+                self._store,
+                sink,
+                namespace=namespace,
+                label_selector=self.settings.label_selector,
+                launch_namespace=self.settings.pod.namespace,
+                unschedulable_timeout=self.settings.unschedulable_timeout,
+                cleaner=self.cleaner,
+                relaunch=self._relaunch,
+                in_flight=self._in_flight_names,
+                clock=self._clock,
+            )
+            # The startup pass commits what the pods say without moving the cursor, so
+            # the watch still replays (harmlessly) or hits 410 and re-lists.
+            reconciler.full_pass(resume=False)
+            watcher = NamespaceWatcher(
+                self._api,
+                self._store,
+                reconciler=reconciler,
+                label_selector=self.settings.label_selector,
+                reconcile_interval=self.settings.reconcile_interval,
+            )
+            self.watchers.append(watcher)
+            watcher.start()
+
+    def launch(self, orders: Sequence[LaunchOrder]) -> None:
+        for order in orders:
+            try:
+                body = self._pod(order)
+            except ValueError as error:
+                # A task the pod builder refuses (e.g. a workingDir outside the checkout)
+                # will not build on a retry either; report it like a refused pod.
+                self._report_failure(order.task_instance_id, "InvalidPod", str(error))
+                continue
+            with self._lock:
+                self._in_flight.add(order.pod_name)
+            request = LaunchRequest(
+                namespace=self.settings.pod.namespace, body=body, key=order.task_instance_id
+            )
+            self._launcher.submit(request, self._launched)
+
+    def stop(self) -> None:
+        self._launcher.close(wait=True)
+        for watcher in self.watchers:
+            watcher.stop()
+        self.cleaner.close(wait=True)
+
+    def _pod(self, order: LaunchOrder) -> dict[str, Any]:
+        identity = PodIdentity(
+            dag=order.dag_name,
+            run_id=order.run_id,
+            task=order.task.name,
+            item_index=order.item_index,
+            try_number=order.try_number,
+            revision=order.revision,
+            controller=self.settings.instance,
+            dag_file=order.dag_path,
+        )
+        body = build_pod(
+            task=order.task, identity=identity, rendered=order.rendered, config=self.settings.pod
+        )
+        if body["metadata"]["name"] != order.pod_name:
+            raise ValueError(
+                f"the pod name {order.pod_name!r} recorded for this try does not match its "
+                f"identity ({body['metadata']['name']!r})"
+            )
+        return body
+
+    def _launched(self, outcome: LaunchOutcome) -> None:
+        with self._lock:
+            self._in_flight.discard(outcome.request.pod_name)
+        if outcome.status.launched:
+            self.launched += 1
+            return
+        self.launch_failures += 1
+        reason = "PodRejected" if outcome.status == "rejected" else "LaunchFailed"
+        log.warning(
+            "pod %s was not created: %s",
+            outcome.request.pod_name,
+            outcome.message,
+            extra=_identity(outcome.request.body),
+        )
+        if isinstance(outcome.key, int):
+            self._report_failure(outcome.key, reason, outcome.message)
+
+    def _report_failure(self, ti_id: int, reason: str, message: str) -> None:
+        if self._sink is None:
+            raise RuntimeError("launch before start: the executor has nowhere to report")
+        self._sink.apply(
+            [
+                TaskUpdate(
+                    task_instance_id=ti_id,
+                    state=TaskState.FAILED,
+                    failure_kind=FailureKind.INFRA,
+                    reason=reason,
+                    message=message,
+                    finished_at=self._clock(),
+                )
+            ]
+        )
+
+    def _in_flight_names(self) -> set[str]:
+        with self._lock:
+            return set(self._in_flight)
+
+    def _relaunch(self, records: Sequence[TaskInstanceRecord]) -> None:
+        self.launch(self.rebuild_orders(records))
+
+    def rebuild_orders(self, records: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
+        """The launch orders of LAUNCHED rows, rendered as the engine rendered them."""
+        orders: list[LaunchOrder] = []
+        by_run: dict[int, list[TaskInstanceRecord]] = {}
+        for record in records:
+            by_run.setdefault(record.run_id, []).append(record)
+        now = self._clock()
+        for run_id, wanted in by_run.items():
+            with self._store.transaction() as uow:
+                run = uow.get_run(run_id)
+                rows = uow.list_task_instances(run_id)
+                dag = None if run is None else uow.get_dag(run.dag_name)
+            if run is None:
+                continue
+            active, _ = recover_run(
+                run,
+                rows,
+                dag_path=None if dag is None else dag.path,
+                graphs=self._graphs,
+                now=now,
+                max_infra_retries=self.settings.max_infra_retries,
+            )
+            for record in wanted:
+                if record.task_name not in active.graph.index or record.pod_name is None:
+                    continue
+                orders.append(
+                    LaunchOrder(
+                        task_instance_id=record.id,
+                        run_id=run.id,
+                        dag_name=run.dag_name,
+                        dag_path=active.dag_path,
+                        revision=run.revision,
+                        task=active.task(record.task_name),
+                        item_index=record.item_index,
+                        try_number=record.try_number,
+                        rendered=active.planner.render(
+                            InstanceKey(record.task_name, record.item_index)
+                        ),
+                        pod_name=record.pod_name,
+                    )
+                )
+        return orders
+
+
+def _identity(body: Any) -> dict[str, Any]:
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return {
+        "dag": annotations.get(naming.DAG_LABEL),
+        "run": annotations.get(naming.RUN_ID_LABEL),
+        "task": annotations.get(naming.TASK_LABEL),
+        "item": annotations.get(naming.ITEM_LABEL),
+        "try": annotations.get(naming.TRY_LABEL),
+    }

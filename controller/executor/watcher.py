@@ -1,0 +1,215 @@
+"""The pod watch of one namespace, turned into committed task transitions.
+
+The watch position lives in the database, not in memory (Airflow keeps it in a
+process-wide singleton and loses it on every restart): each batch of events is applied
+through ``UpdateSink.apply`` with the resourceVersion of its last event, in one
+transaction, so a restarted controller resumes exactly after the last event whose
+effects were committed. Bookmarks advance the cursor too, so a quiet namespace does not
+leave it to age out of the server's history.
+
+Two threads per namespace: one reads the stream (so a slow commit never makes the API
+server buffer for us), one drains what has arrived, up to a batch, and commits it. A
+burst of thousands of events thus costs a few transactions, not thousands, and a single
+event is committed as soon as it arrives. When history since the cursor is gone (410, as
+an error or an ERROR event), the namespace is listed and reconciled and the watch
+resumes from the list's resourceVersion.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from controller.executor.ratelimit import Backoff
+from controller.executor.reconciler import Observation, Reconciler
+from controller.executor.watchstream import PodWatch, WatchEvent, WatchExpiredError
+from controller.store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+# Restarts after unexpected failures back off up to this; the watch is the controller's
+# only source of results, so it keeps trying, and says so in its counters and logs.
+RESTART_BACKOFF = Backoff(base=0.5, cap=30.0)
+JOIN_TIMEOUT = 10.0
+
+
+@dataclass
+class WatchStats:
+    """Counters for metrics; written by the watcher thread only."""
+
+    events: int = 0
+    batches: int = 0
+    restarts: int = 0
+    expired: int = 0
+    """Times the server answered 410 Gone and the namespace was listed again."""
+    reconciles: int = 0
+
+
+@dataclass(frozen=True)
+class _StreamEnded:
+    error: BaseException | None
+
+
+class NamespaceWatcher:
+    """Watch ``reconciler.namespace`` from the stored cursor until :meth:`stop`."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        store: Store,
+        *,
+        reconciler: Reconciler,
+        label_selector: str,
+        reconcile_interval: float,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        server_timeout: int = 300,
+    ) -> None:
+        self._api = api
+        self._store = store
+        self.reconciler = reconciler
+        self.namespace = reconciler.namespace
+        self._selector = label_selector
+        self._interval = reconcile_interval
+        self._batch_size = batch_size
+        self._server_timeout = server_timeout
+        self._stopped = threading.Event()
+        self._watch: PodWatch | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.stats = WatchStats()
+        self.healthy = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"watch-{self.namespace}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            watch = self._watch
+        if watch is not None:
+            watch.stop()
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopped.is_set():
+            try:
+                self._watch_from_cursor()
+                failures = 0
+            except Exception as error:
+                self.healthy = False
+                self.stats.restarts += 1
+                failures += 1
+                pause = RESTART_BACKOFF.delay(failures)
+                log.warning(
+                    "pod watch in %s failed (%s); starting again in %.1fs",
+                    self.namespace,
+                    error,
+                    pause,
+                    exc_info=not isinstance(error, OSError),
+                )
+                self._stopped.wait(pause)
+
+    def _watch_from_cursor(self) -> None:
+        with self._store.transaction() as uow:
+            cursor = uow.get_cursor(self.namespace)
+        if cursor is None:
+            cursor = self._relist()
+        last_pass = time.monotonic()
+        while not self._stopped.is_set():
+            watch = PodWatch(
+                self._api,
+                namespace=self.namespace,
+                label_selector=self._selector,
+                resource_version=cursor,
+                server_timeout=self._server_timeout,
+            )
+            with self._lock:
+                self._watch = watch
+            if self._stopped.is_set():
+                return
+            ended, last_pass = self._consume(watch, last_pass)
+            if ended is None:
+                return
+            if isinstance(ended, WatchExpiredError):
+                self.stats.expired += 1
+                log.info(
+                    "the watch cursor of %s is too old (%s); listing again",
+                    self.namespace,
+                    ended,
+                )
+                cursor = self._relist()
+                last_pass = time.monotonic()
+                continue
+            raise ended
+
+    def _relist(self) -> str:
+        self.stats.reconciles += 1
+        return self.reconciler.full_pass(resume=True)
+
+    def _consume(self, watch: PodWatch, last_pass: float) -> tuple[BaseException | None, float]:
+        """Apply the stream's events until it ends; returns why it ended, and the pass time."""
+        events: queue.Queue[WatchEvent | _StreamEnded] = queue.Queue()
+        reader = threading.Thread(
+            target=_pump, args=(watch, events), name=f"watch-read-{self.namespace}", daemon=True
+        )
+        reader.start()
+        self.healthy = True
+        try:
+            while True:
+                wait = max(0.0, self._interval - (time.monotonic() - last_pass))
+                try:
+                    first = events.get(timeout=wait)
+                except queue.Empty:
+                    self.stats.reconciles += 1
+                    self.reconciler.full_pass(resume=False)
+                    last_pass = time.monotonic()
+                    continue
+                batch: list[WatchEvent] = []
+                item: WatchEvent | _StreamEnded = first
+                while isinstance(item, WatchEvent):
+                    batch.append(item)
+                    if len(batch) >= self._batch_size:
+                        break
+                    try:
+                        item = events.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._commit(batch)
+                if isinstance(item, _StreamEnded):
+                    return item.error, last_pass
+        finally:
+            watch.stop()
+            reader.join(JOIN_TIMEOUT)
+
+    def _commit(self, batch: list[WatchEvent]) -> None:
+        observations = [
+            Observation(event.pod, deleted=event.type == "DELETED")
+            for event in batch
+            if event.pod is not None
+        ]
+        self.reconciler.apply(observations, cursor=batch[-1].resource_version)
+        self.reconciler.forget(o.name for o in observations if o.deleted)
+        self.stats.events += len(batch)
+        self.stats.batches += 1
+
+
+def _pump(watch: PodWatch, events: queue.Queue[WatchEvent | _StreamEnded]) -> None:
+    try:
+        for event in watch:
+            events.put(event)
+    except BaseException as error:
+        events.put(_StreamEnded(error))
+    else:
+        events.put(_StreamEnded(None))

@@ -1,0 +1,196 @@
+"""The Kubernetes executor against the real API server and store, with scripted pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from controller.engine.states import FailureKind, TaskState
+from controller.executor.cleanup import CleanupPolicy
+from controller.executor.kubeclient import make_api_client
+from controller.executor.kubernetes import ExecutorSettings, KubernetesExecutor
+from controller.executor.podspec import RESULT_FINALIZER, PodConfig
+from controller.logstore import LogKey, LogStore
+from controller.spec.model import Dag
+from controller.store import Store, upgrade
+from tests.e2e.harness import StoreSink, launched_run, orders_for, rows_of, scripted, task, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
+
+
+@pytest.fixture
+def api(cluster: Any) -> Iterator[kubernetes.client.ApiClient]:
+    with make_api_client(kubeconfig=str(cluster.kubeconfig)) as client:
+        yield client
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'kubedag.db'}"
+    upgrade(url)
+    store = Store.connect(url)
+    yield store
+    store.close()
+
+
+def settings(namespace: str, **changes: Any) -> ExecutorSettings:
+    values: dict[str, Any] = {
+        "pod": PodConfig(repo_url="file:///nonexistent", namespace=namespace),
+        "instance": "test",
+        "reconcile_interval": 60.0,
+        "cleanup": CleanupPolicy(delete_on_success=True, delete_on_failure=False),
+    }
+    values.update(changes)
+    return ExecutorSettings(**values)
+
+
+def executor_for(
+    api: kubernetes.client.ApiClient, store: Store, namespace: str, tmp_path: Path, **changes: Any
+) -> KubernetesExecutor:
+    return KubernetesExecutor(
+        api,
+        store,
+        settings=settings(namespace, **changes),
+        log_store=LogStore(str(tmp_path / "logs")),
+    )
+
+
+def pods(api: kubernetes.client.ApiClient, namespace: str) -> dict[str, Any]:
+    listed = kubernetes.client.CoreV1Api(api).list_namespaced_pod(namespace, _request_timeout=10)
+    return {pod.metadata.name: pod for pod in listed.items}
+
+
+def finished(store: Store, run_id: int) -> bool:
+    return all(row.state.finished for row in rows_of(store, run_id).values())
+
+
+def test_results_failures_and_logs_reach_the_store(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(
+        name="mixed",
+        tasks=(
+            task("ok", overrides=scripted(**{"termination-message": "42", "log": "hello\n"})),
+            task("boom", overrides=scripted(**{"exit-code": "3", "duration": "0.2"})),
+            task("pull", overrides=scripted(failure="ErrImagePull")),
+        ),
+    )
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="every try to finish")
+        wait_for(executor.cleaner.idle, what="cleanup")
+        done = rows_of(sqlite_store, run_id)
+        assert done["ok/0"].state is TaskState.SUCCEEDED and done["ok/0"].result == "42"
+        assert done["boom/0"].state is TaskState.FAILED
+        assert (done["boom/0"].failure_kind, done["boom/0"].exit_code) == (FailureKind.TASK, 3)
+        assert done["pull/0"].failure_kind is FailureKind.INFRA
+        assert done["pull/0"].reason == "ErrImagePull"
+        with sqlite_store.transaction() as uow:
+            assert uow.get_cursor(namespace)
+        logs = LogStore(str(tmp_path / "logs"))
+        key = LogKey(run_id=run_id, task="ok", item_index=0, try_number=1, container="task")
+        assert logs.read(key) == "hello\n"
+        remaining = wait_for(
+            lambda: (p := pods(api, namespace)) and len(p) == 1 and p,
+            what="the succeeded pod to be deleted and the pull pod to go",
+        )
+        (kept,) = remaining.values()
+        assert kept.metadata.name == done["boom/0"].pod_name
+        assert RESULT_FINALIZER not in (kept.metadata.finalizers or [])
+    finally:
+        executor.stop()
+
+
+def test_a_pod_the_api_refuses_fails_as_infrastructure_with_its_message(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(name="refused", tasks=(task("bad", overrides={"nodeSelector": {"-bad-": "x"}}),))
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="the refused try to fail")
+        row = rows_of(sqlite_store, run_id)["bad/0"]
+        assert (row.failure_kind, row.reason) == (FailureKind.INFRA, "PodRejected")
+        assert "nodeSelector" in (row.message or "")
+    finally:
+        executor.stop()
+
+
+def test_a_restarted_executor_adopts_running_pods_and_relaunches_unlaunched_ones(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    running = Dag(
+        name="running",
+        tasks=(task("slow", overrides=scripted(duration="2", **{"termination-message": "s"})),),
+    )
+    unlaunched = Dag(
+        name="unlaunched",
+        tasks=(task("never", overrides=scripted(**{"termination-message": "n"})),),
+    )
+    first = executor_for(api, sqlite_store, namespace, tmp_path)
+    first.start(StoreSink(sqlite_store))
+    slow_run, rows = launched_run(sqlite_store, running, namespace=namespace)
+    first.launch(orders_for(running, slow_run, rows))
+    wait_for(
+        lambda: rows_of(sqlite_store, slow_run)["slow/0"].state is TaskState.RUNNING,
+        what="the slow try to run",
+    )
+    # Written LAUNCHED, then the controller stopped before creating the pod.
+    never_run, _ = launched_run(sqlite_store, unlaunched, namespace=namespace)
+    first.stop()
+    second = executor_for(api, sqlite_store, namespace, tmp_path)
+    second.start(StoreSink(sqlite_store))
+    try:
+        wait_for(
+            lambda: finished(sqlite_store, slow_run) and finished(sqlite_store, never_run),
+            what="both tries to finish",
+        )
+        slow = rows_of(sqlite_store, slow_run)["slow/0"]
+        never = rows_of(sqlite_store, never_run)["never/0"]
+        assert (slow.state, slow.result) == (TaskState.SUCCEEDED, "s")
+        assert (never.state, never.result) == (TaskState.SUCCEEDED, "n")
+        assert second.watchers[0].reconciler.relaunched == 1
+    finally:
+        second.stop()
+
+
+def test_a_running_try_whose_pod_vanished_fails_as_lost(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(name="vanish", tasks=(task("gone", overrides=scripted(duration="30")),))
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    first = executor_for(api, sqlite_store, namespace, tmp_path)
+    first.start(StoreSink(sqlite_store))
+    first.launch(orders_for(dag, run_id, rows))
+    wait_for(
+        lambda: rows_of(sqlite_store, run_id)["gone/0"].state is TaskState.RUNNING,
+        what="the try to run",
+    )
+    first.stop()
+    core = kubernetes.client.CoreV1Api(api)
+    name = str(rows[0].pod_name)
+    core.patch_namespaced_pod(
+        name, namespace, {"metadata": {"finalizers": None}}, _request_timeout=10
+    )
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _request_timeout=10)
+    wait_for(lambda: name not in pods(api, namespace), what="the pod to vanish")
+    second = executor_for(api, sqlite_store, namespace, tmp_path)
+    second.start(StoreSink(sqlite_store))
+    try:
+        row = rows_of(sqlite_store, run_id)["gone/0"]
+        assert (row.state, row.failure_kind, row.reason) == (
+            TaskState.FAILED,
+            FailureKind.TASK,
+            "PodLost",
+        )
+    finally:
+        second.stop()
