@@ -87,7 +87,7 @@ def test_results_failures_and_logs_reach_the_store(
         wait_for(lambda: finished(sqlite_store, run_id), what="every try to finish")
         wait_for(executor.cleaner.idle, what="cleanup")
         done = rows_of(sqlite_store, run_id)
-        assert done["ok/0"].state is TaskState.SUCCEEDED and done["ok/0"].result == "42"
+        assert (done["ok/0"].state, done["ok/0"].result) == (TaskState.SUCCEEDED, "42")
         assert done["boom/0"].state is TaskState.FAILED
         assert (done["boom/0"].failure_kind, done["boom/0"].exit_code) == (FailureKind.TASK, 3)
         assert done["pull/0"].failure_kind is FailureKind.INFRA
