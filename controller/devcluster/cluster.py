@@ -41,6 +41,10 @@ NODE_AGENT = "node-agent"
 # The node every local cluster gets; more can be added with the agent's label.
 DEFAULT_NODE = "kubedag-node-0"
 AGENT_USER = "kubedag-node-agent"
+# The apiserver's graceful shutdown waits on open watches for many seconds; nothing is
+# lost by cutting it short. etcd gets longer, to finish writing its data.
+STOP_TIMEOUT = {"etcd": 10.0}
+DEFAULT_STOP_TIMEOUT = 3.0
 ADMIN = "kubedag-admin"
 BUILD_SCRIPT = Path(__file__).with_name("build-kubernetes.sh")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -135,13 +139,13 @@ class LocalCluster:
         self._ensure(
             "kube-controller-manager",
             self._controller_manager_argv(),
-            lambda: self._https_ok(cfg.controller_manager_port, "/healthz", token=None),
+            self._healthz(cfg.controller_manager_port),
             timeout=timeout,
         )
         self._ensure(
             "kube-scheduler",
             self._scheduler_argv(),
-            lambda: self._https_ok(cfg.scheduler_port, "/healthz", token=None),
+            self._healthz(cfg.scheduler_port),
             timeout=timeout,
         )
         # Pods cannot be created until the controller-manager made the default
@@ -163,7 +167,8 @@ class LocalCluster:
         """Stop the components this cluster started, newest first. Returns their names."""
         stopped = []
         for name in (NODE_AGENT, *reversed(COMPONENTS)):
-            if processes.stop(run_dir=self.config.run_dir, name=name):
+            timeout = STOP_TIMEOUT.get(name, DEFAULT_STOP_TIMEOUT)
+            if processes.stop(run_dir=self.config.run_dir, name=name, timeout=timeout):
                 stopped.append(name)
         return stopped
 
@@ -199,20 +204,64 @@ class LocalCluster:
     # -- fault injection -------------------------------------------------------------
 
     def stop_apiserver(self) -> None:
-        processes.stop(run_dir=self.config.run_dir, name="kube-apiserver")
+        processes.stop(
+            run_dir=self.config.run_dir, name="kube-apiserver", timeout=DEFAULT_STOP_TIMEOUT
+        )
 
-    def start_apiserver(self, *, watch_cache: bool = True, timeout: float = 60.0) -> None:
-        """Start the apiserver; `watch_cache=False` makes compacted watches answer 410."""
+    def start_apiserver(
+        self, *, watch_cache: bool = True, restart_controllers: bool = True, timeout: float = 60.0
+    ) -> None:
+        """Start the apiserver; `watch_cache=False` makes compacted watches answer 410.
+
+        After an outage, client-go in the controller-manager and scheduler backs off for up
+        to 30 s, which would stall every test after this one (no ServiceAccount tokens, no
+        scheduling). `restart_controllers` restarts those two so the cluster is whole again
+        when this returns; the code under test still saw a real outage.
+        """
         self._ensure(
             "kube-apiserver",
             self._apiserver_argv(watch_cache=watch_cache),
             self.apiserver_ready,
             timeout=timeout,
         )
+        if not restart_controllers:
+            return
+        for name, argv, port in (
+            (
+                "kube-controller-manager",
+                self._controller_manager_argv(),
+                self.config.controller_manager_port,
+            ),
+            ("kube-scheduler", self._scheduler_argv(), self.config.scheduler_port),
+        ):
+            if processes.running_pid(self.config.run_dir, name) is None:
+                continue
+            processes.stop(run_dir=self.config.run_dir, name=name, timeout=DEFAULT_STOP_TIMEOUT)
+            self._ensure(name, argv, self._healthz(port), timeout=timeout)
 
-    def restart_apiserver(self, *, watch_cache: bool = True, timeout: float = 60.0) -> None:
+    def restart_apiserver(
+        self, *, watch_cache: bool = True, restart_controllers: bool = True, timeout: float = 60.0
+    ) -> None:
         self.stop_apiserver()
-        self.start_apiserver(watch_cache=watch_cache, timeout=timeout)
+        self.start_apiserver(
+            watch_cache=watch_cache, restart_controllers=restart_controllers, timeout=timeout
+        )
+
+    def watch_cache_enabled(self) -> bool | None:
+        """Whether the running apiserver has its watch cache (None: not running)."""
+        pid = processes.running_pid(self.config.run_dir, "kube-apiserver")
+        if pid is None:
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        return b"--watch-cache=false" not in argv
+
+    def use_watch_cache(self, enabled: bool) -> None:
+        """Restart the apiserver only if its watch cache setting differs."""
+        if self.watch_cache_enabled() != enabled:
+            self.restart_apiserver(watch_cache=enabled)
 
     def compact_etcd(self) -> int:
         """Compact etcd to its current revision; returns that revision."""
@@ -225,6 +274,9 @@ class LocalCluster:
 
     def apiserver_ready(self) -> bool:
         return self._https_ok(self.config.apiserver_port, "/readyz", token=self.token(ADMIN))
+
+    def _healthz(self, port: int) -> Callable[[], bool]:
+        return lambda: self._https_ok(port, "/healthz", token=None)
 
     def _default_service_account_ready(self) -> bool:
         with self.api_client() as api:

@@ -39,7 +39,9 @@ def _live_leases(lease_dir: Path) -> list[Path]:
     return live
 
 
-def acquire(cluster: LocalCluster, *, with_node_agent: bool = True) -> None:
+def acquire(
+    cluster: LocalCluster, *, with_node_agent: bool = True, watch_cache: bool = True
+) -> None:
     """Bring the cluster up (or reuse it) and record this process as a user."""
     data_dir = cluster.config.data_dir
     lease_dir = data_dir / "leases"
@@ -50,7 +52,7 @@ def acquire(cluster: LocalCluster, *, with_node_agent: bool = True) -> None:
         if not cluster.is_up(with_node_agent=with_node_agent):
             if not holders:
                 marker.touch()
-            cluster.up(with_node_agent=with_node_agent)
+            cluster.up(with_node_agent=with_node_agent, watch_cache=watch_cache)
         (lease_dir / str(os.getpid())).touch()
 
 

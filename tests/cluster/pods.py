@@ -57,3 +57,24 @@ def finished(pod: kubernetes.client.V1Pod) -> bool:
 
 def main_state(pod: kubernetes.client.V1Pod) -> Any:
     return pod.status.container_statuses[0].state
+
+
+def pod_exists(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        core.read_namespaced_pod(name, namespace, _request_timeout=5)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def wait_gone(
+    core: kubernetes.client.CoreV1Api, namespace: str, name: str, *, timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pod_exists(core, namespace, name):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"pod {namespace}/{name} was not removed in {timeout}s")

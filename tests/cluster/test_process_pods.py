@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
 from pathlib import Path
 
 import kubernetes.client
 import pytest
 
-from tests.cluster.pods import finished, main_state, process_pod, wait_pod
+from tests.cluster.pods import finished, main_state, process_pod, wait_gone, wait_pod
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -177,15 +176,7 @@ def test_deletion_sends_sigterm_and_removes_the_pod(core, namespace):
     core.create_namespaced_pod(namespace, pod)
     wait_pod(core, namespace, "term", lambda p: p.status.phase == "Running")
     core.delete_namespaced_pod("term", namespace, grace_period_seconds=10)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespaced_pod("term", namespace, _request_timeout=5)
-        except kubernetes.client.ApiException as error:
-            assert error.status == 404
-            return
-        time.sleep(0.1)
-    raise AssertionError("the deleted pod was not removed")
+    wait_gone(core, namespace, "term")
 
 
 def test_logs_follow_tail_and_timestamps(core, namespace):

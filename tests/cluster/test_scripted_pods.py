@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import kubernetes.client
 import pytest
 
 from controller.devcluster.cluster import DEFAULT_NODE
-from tests.cluster.pods import finished, main_state, scripted_pod, wait_pod
+from tests.cluster.pods import finished, main_state, scripted_pod, wait_gone, wait_pod
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -115,7 +113,7 @@ def test_deleted_pod_is_stopped_and_removed(core, namespace):
     core.create_namespaced_pod(namespace, scripted_pod("doomed", duration="60"))
     wait_pod(core, namespace, "doomed", lambda p: p.status.phase == "Running")
     core.delete_namespaced_pod("doomed", namespace, grace_period_seconds=5)
-    _wait_gone(core, namespace, "doomed")
+    wait_gone(core, namespace, "doomed")
 
 
 def test_finalizers_keep_a_deleted_pod_until_removed(core, namespace):
@@ -132,16 +130,4 @@ def test_finalizers_keep_a_deleted_pod_until_removed(core, namespace):
     )
     assert pod.metadata.deletion_timestamp is not None
     core.patch_namespaced_pod("held", namespace, {"metadata": {"finalizers": None}})
-    _wait_gone(core, namespace, "held")
-
-
-def _wait_gone(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespaced_pod(name, namespace, _request_timeout=5)
-        except kubernetes.client.ApiException as error:
-            assert error.status == 404
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"pod {namespace}/{name} was not removed")
+    wait_gone(core, namespace, "held")
