@@ -195,6 +195,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 # Environment variables and the config-file path (dotted, camelCase) each one sets.
 ENVIRONMENT: Mapping[str, str] = {
     "KUBEDAG_DATABASE_URL": "databaseUrl",
+    "KUBECONFIG": "kubeconfig",
     "KUBEDAG_DATA_DIR": "dataDir",
     "KUBEDAG_INSTANCE": "instance",
     "KUBEDAG_LOG_FORMAT": "logFormat",

@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.validate",
     "controller.cli.devcluster",
     "controller.cli.db",
+    "controller.cli.controller",
+    "controller.cli.status",
 )
 
 

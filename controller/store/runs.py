@@ -133,6 +133,11 @@ class RunQueries(SessionBound):
             stmt = stmt.where(DagRun.dag_name == dag_name)
         return int(self._session.execute(stmt).scalar_one())
 
+    def count_runs_by_state(self) -> dict[str, int]:
+        """How many runs are in each state (for the metrics endpoint), in one query."""
+        stmt = select(DagRun.state, func.count()).group_by(DagRun.state)
+        return {DagRunState(state).value: int(n) for state, n in self._session.execute(stmt)}
+
     def cas_run_state(
         self,
         run_id: int,

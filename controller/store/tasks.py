@@ -186,6 +186,11 @@ class TaskQueries(SessionBound):
         )
         return {name: int(count) for name, count in self._session.execute(stmt)}
 
+    def count_task_instances_by_state(self) -> dict[str, int]:
+        """How many task instances (tries) are in each state, for the metrics endpoint."""
+        stmt = select(TaskInstance.state, func.count()).group_by(TaskInstance.state)
+        return {TaskState(state).value: int(n) for state, n in self._session.execute(stmt)}
+
     def count_active_tasks(self, *, dag_name: str | None = None, run_id: int | None = None) -> int:
         """Launched or running instances: what maxActiveTasks and parallelism limit."""
         stmt = (

@@ -1,0 +1,123 @@
+"""Turning a validated `Config` into the controller's parts, each checked on its own.
+
+Every builder here fails with a `StartupError` whose message names the setting to fix,
+so `kubedag controller` can print one line and exit 2 instead of a traceback from deep
+inside git, SQLAlchemy or the Kubernetes client. The trap it avoids is a controller that
+starts, reports ready, and fails minutes later on the first sync or the first launch
+because a token file was missing or the database was never migrated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes.client
+import kubernetes.config
+from sqlalchemy.exc import SQLAlchemyError
+
+from controller.config import Config
+from controller.executor.kubeclient import make_api_client
+from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.store import NotMigratedError, Store, display_url, upgrade
+
+
+class StartupError(RuntimeError):
+    """The controller cannot start; the message says what to change."""
+
+
+def database_url_for(config: Config) -> str:
+    """The configured database, else the embedded SQLite file in the data directory."""
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
+
+
+def open_store(config: Config, *, migrate: bool) -> Store:
+    """Connect, migrating first when asked; an unmigrated database is refused."""
+    url = database_url_for(config)
+    try:
+        if migrate:
+            upgrade(url)
+        return Store.connect(url)
+    except NotMigratedError as error:
+        hint = "" if migrate else " (or start the controller with --migrate)"
+        raise StartupError(f"{error}{hint}") from error
+    except (SQLAlchemyError, ValueError) as error:
+        raise StartupError(f"cannot open the database {display_url(url)}: {error}") from error
+
+
+def gitsync_config(config: Config) -> GitSyncConfig:
+    git = config.git
+    if not git.url:
+        raise StartupError("git.url: the DAG repository is not set (--git-url or KUBEDAG_GIT_URL)")
+    root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
+    auth: HttpsAuth | SshAuth | None = None
+    if git.ssh_key_file:
+        auth = SshAuth(
+            key_file=Path(git.ssh_key_file),
+            known_hosts_file=Path(git.known_hosts_file) if git.known_hosts_file else None,
+        )
+    elif git.token_file:
+        auth = HttpsAuth(token_file=Path(git.token_file))
+    elif git.username_file and git.password_file:
+        auth = HttpsAuth(
+            username_file=Path(git.username_file), password_file=Path(git.password_file)
+        )
+    for setting, value in (
+        ("git.tokenFile", git.token_file),
+        ("git.usernameFile", git.username_file),
+        ("git.passwordFile", git.password_file),
+        ("git.sshKeyFile", git.ssh_key_file),
+        ("git.knownHostsFile", git.known_hosts_file),
+    ):
+        if value and not Path(value).is_file():
+            raise StartupError(f"{setting}: no such file {value}")
+    try:
+        return GitSyncConfig(
+            repo_url=git.url,
+            root=root,
+            ref=git.ref,
+            dags_path=git.dags_path,
+            interval=git.interval_seconds,
+            auth=auth,
+        )
+    except GitSyncConfigError as error:
+        raise StartupError(f"git: {error}") from error
+
+
+def webhook_secret(config: Config) -> bytes | None:
+    """The shared secret push webhooks are verified with; None turns the route off."""
+    path = config.git.webhook_secret_file
+    if not path:
+        return None
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as error:
+        raise StartupError(
+            f"git.webhookSecretFile: cannot read {path}: {error.strerror}"
+        ) from error
+    if not secret:
+        raise StartupError(f"git.webhookSecretFile: {path} is empty")
+    return secret
+
+
+def kubernetes_client(config: Config, *, pool_maxsize: int) -> kubernetes.client.ApiClient:
+    """From the kubeconfig when one is named (flag or $KUBECONFIG), else in-cluster."""
+    try:
+        return make_api_client(kubeconfig=config.kubeconfig, pool_maxsize=pool_maxsize)
+    except (kubernetes.config.ConfigException, OSError) as error:
+        where = config.kubeconfig or "$KUBECONFIG, ~/.kube/config or the in-cluster account"
+        raise StartupError(
+            f"cannot load Kubernetes credentials from {where}: {error} "
+            "(pass --kubeconfig outside a cluster)"
+        ) from error
+
+
+def leader_namespace(config: Config) -> str:
+    """Where the Lease lives: as configured, else the pod's own namespace, else the first."""
+    if config.leader_election.namespace:
+        return config.leader_election.namespace
+    service_account = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if service_account.is_file():
+        return service_account.read_text().strip()
+    return config.executor.namespaces[0]
