@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.db",
     "controller.cli.controller",
     "controller.cli.status",
+    "controller.cli.run",
+    "controller.cli.logs",
 )
 
 
