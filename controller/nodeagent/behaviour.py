@@ -74,7 +74,8 @@ def _number(raw: Any, key: str, kind: type[float] | type[int]) -> Any:
     try:
         value = kind(raw)
     except (TypeError, ValueError):
-        raise BehaviourError(f"{key}: expected a {kind.__name__}, got {raw!r}") from None
+        wanted = "an integer" if kind is int else "a number"
+        raise BehaviourError(f"{key}: expected {wanted}, got {raw!r}") from None
     if value < 0 and kind is float:
         raise BehaviourError(f"{key}: must not be negative, got {raw!r}")
     return value
