@@ -65,8 +65,16 @@ Behaviour = Callable[[LaunchOrder], Outcome]
 
 
 class InProcessExecutor:
-    def __init__(self, behaviour: Behaviour, *, workers: int = 8, node: str = "in-process") -> None:
+    def __init__(
+        self,
+        behaviour: Behaviour,
+        *,
+        workers: int = 8,
+        node: str = "in-process",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._behaviour = behaviour
+        self._clock = clock
         self._node = node
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubedag-try")
         self._lock = threading.Lock()
@@ -101,7 +109,7 @@ class InProcessExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, order: LaunchOrder) -> None:
-        started = datetime.now(UTC)
+        started = self._clock()
         self._report(
             [
                 TaskUpdate(
@@ -125,7 +133,7 @@ class InProcessExecutor:
                     result=outcome.result,
                     node=self._node,
                     started_at=started,
-                    finished_at=datetime.now(UTC),
+                    finished_at=self._clock(),
                 )
             ]
         )

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from controller.engine.states import DagRunState, RunType
 from controller.runtime.engine import Engine
@@ -105,13 +105,36 @@ class Recorder:
                 self.running[order.dag_name] -= 1
 
 
+class FastClock:
+    """Wall-clock time running `speed` times faster, so backoffs of seconds take milliseconds."""
+
+    def __init__(self, speed: float = 100.0) -> None:
+        self._origin = datetime.now(UTC)
+        self._start = time.monotonic()
+        self._speed = speed
+
+    def __call__(self) -> datetime:
+        return self._origin + timedelta(seconds=(time.monotonic() - self._start) * self._speed)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @contextmanager
 def engine_on(
-    store: Store, behaviour: Behaviour, *, workers: int = 8, **options: object
+    store: Store,
+    behaviour: Behaviour,
+    *,
+    workers: int = 8,
+    clock: Callable[[], datetime] = utc_now,
+    **options: object,
 ) -> Iterator[Engine]:
     """An unthreaded engine with an in-process executor, stopped and closed afterwards."""
-    executor = InProcessExecutor(behaviour, workers=workers)
-    engine = Engine(store, executor, **options)  # type: ignore[arg-type]
+    executor = InProcessExecutor(behaviour, workers=workers, clock=clock)
+    # Retry times are read on `clock`, waits are real: a fast clock needs short waits.
+    options.setdefault("poll_seconds", 0.05)
+    engine = Engine(store, executor, clock=clock, **options)  # type: ignore[arg-type]
     engine.start(background=False)
     try:
         yield engine
