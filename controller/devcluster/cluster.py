@@ -25,7 +25,7 @@ import kubernetes.client
 import kubernetes.config
 import yaml
 
-from controller.devcluster import processes
+from controller.devcluster import commands, processes
 from controller.devcluster.config import ClusterConfig
 from controller.devcluster.kubeconfig import write_kubeconfig
 from controller.devcluster.pki import Pki, ensure_pki
@@ -41,6 +41,8 @@ NODE_AGENT = "node-agent"
 # The node every local cluster gets; more can be added with the agent's label.
 DEFAULT_NODE = "kubedag-node-0"
 AGENT_USER = "kubedag-node-agent"
+CM_USER = "system:kube-controller-manager"
+SCHEDULER_USER = "system:kube-scheduler"
 # The apiserver's graceful shutdown waits on open watches for many seconds; nothing is
 # lost by cutting it short. etcd gets longer, to finish writing its data.
 STOP_TIMEOUT = {"etcd": 10.0}
@@ -126,25 +128,29 @@ class LocalCluster:
             )
         self._ensure(
             "etcd",
-            self._etcd_argv(),
+            commands.etcd_argv(self.config),
             lambda: self._http_ok(f"{cfg.etcd_url}/health"),
             timeout=timeout,
         )
         self._ensure(
             "kube-apiserver",
-            self._apiserver_argv(watch_cache=watch_cache),
+            commands.apiserver_argv(self.config, self.pki, watch_cache=watch_cache),
             self.apiserver_ready,
             timeout=timeout,
         )
         self._ensure(
             "kube-controller-manager",
-            self._controller_manager_argv(),
+            commands.controller_manager_argv(
+                self.config, self.pki, kubeconfig=self._component_kubeconfig(CM_USER)
+            ),
             self._healthz(cfg.controller_manager_port),
             timeout=timeout,
         )
         self._ensure(
             "kube-scheduler",
-            self._scheduler_argv(),
+            commands.scheduler_argv(
+                self.config, kubeconfig=self._component_kubeconfig(SCHEDULER_USER)
+            ),
             self._healthz(cfg.scheduler_port),
             timeout=timeout,
         )
@@ -158,7 +164,12 @@ class LocalCluster:
         if with_node_agent:
             self._ensure(
                 NODE_AGENT,
-                self._node_agent_argv(),
+                commands.node_agent_argv(
+                    self.config,
+                    self.pki,
+                    kubeconfig=self._component_kubeconfig(AGENT_USER),
+                    node=DEFAULT_NODE,
+                ),
                 lambda: self._https_ok(cfg.kubelet_port, "/healthz", token=""),
                 timeout=timeout,
             )
@@ -220,7 +231,7 @@ class LocalCluster:
         """
         self._ensure(
             "kube-apiserver",
-            self._apiserver_argv(watch_cache=watch_cache),
+            commands.apiserver_argv(self.config, self.pki, watch_cache=watch_cache),
             self.apiserver_ready,
             timeout=timeout,
         )
@@ -229,10 +240,18 @@ class LocalCluster:
         for name, argv, port in (
             (
                 "kube-controller-manager",
-                self._controller_manager_argv(),
+                commands.controller_manager_argv(
+                    self.config, self.pki, kubeconfig=self._component_kubeconfig(CM_USER)
+                ),
                 self.config.controller_manager_port,
             ),
-            ("kube-scheduler", self._scheduler_argv(), self.config.scheduler_port),
+            (
+                "kube-scheduler",
+                commands.scheduler_argv(
+                    self.config, kubeconfig=self._component_kubeconfig(SCHEDULER_USER)
+                ),
+                self.config.scheduler_port,
+            ),
         ):
             if processes.running_pid(self.config.run_dir, name) is None:
                 continue
@@ -358,53 +377,6 @@ class LocalCluster:
             result: dict[str, object] = json.load(response)
         return result
 
-    # -- command lines ---------------------------------------------------------------
-
-    def _etcd_argv(self) -> list[str]:
-        cfg = self.config
-        peer = f"http://127.0.0.1:{cfg.etcd_peer_port}"
-        return [
-            str(cfg.binary("etcd")),
-            "--name=kubedag",
-            f"--data-dir={cfg.etcd_dir}",
-            f"--listen-client-urls={cfg.etcd_url}",
-            f"--advertise-client-urls={cfg.etcd_url}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=kubedag={peer}",
-            "--log-level=warn",
-        ]
-
-    def _apiserver_argv(self, *, watch_cache: bool) -> list[str]:
-        cfg, pki = self.config, self.pki
-        return [
-            str(cfg.binary("kube-apiserver")),
-            f"--etcd-servers={cfg.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={cfg.apiserver_port}",
-            f"--cert-dir={cfg.pki_dir}",
-            f"--tls-cert-file={pki.apiserver_cert}",
-            f"--tls-private-key-file={pki.apiserver_key}",
-            f"--client-ca-file={pki.ca_cert}",
-            f"--token-auth-file={pki.token_file}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--authorization-mode=Node,RBAC",
-            # Loopback addresses are rejected as endpoints of the kubernetes Service.
-            "--endpoint-reconciler-type=none",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--allow-privileged=true",
-            # Plain max-in-flight limits: load tests create pods from many threads.
-            "--enable-priority-and-fairness=false",
-            "--max-requests-inflight=1000",
-            "--max-mutating-requests-inflight=500",
-            f"--watch-cache={'true' if watch_cache else 'false'}",
-            "--profiling=false",
-        ]
-
     def _component_kubeconfig(self, user: str) -> Path:
         path = self.config.kubeconfig_for(user)
         if not path.exists():
@@ -416,59 +388,3 @@ class LocalCluster:
                 token=self.token(user),
             )
         return path
-
-    def _controller_manager_argv(self) -> list[str]:
-        cfg, pki = self.config, self.pki
-        kubeconfig = self._component_kubeconfig("system:kube-controller-manager")
-        return [
-            str(cfg.binary("kube-controller-manager")),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={cfg.controller_manager_port}",
-            "--port=0",
-            f"--cert-dir={cfg.pki_dir / 'controller-manager'}",
-            f"--service-account-private-key-file={pki.sa_key}",
-            f"--root-ca-file={pki.ca_cert}",
-            f"--cluster-signing-cert-file={pki.ca_cert}",
-            f"--cluster-signing-key-file={pki.ca_key}",
-            "--use-service-account-credentials=true",
-            # No kubelets to watch over: the node agent keeps its nodes Ready itself.
-            "--controllers=*,-nodeipam,-nodelifecycle",
-            "--leader-elect=false",
-            "--kube-api-qps=200",
-            "--kube-api-burst=400",
-        ]
-
-    def _node_agent_argv(self) -> list[str]:
-        cfg, pki = self.config, self.pki
-        return [
-            sys.executable,
-            "-m",
-            "controller",
-            "node-agent",
-            f"--kubeconfig={self._component_kubeconfig(AGENT_USER)}",
-            f"--node={DEFAULT_NODE}",
-            f"--port={cfg.kubelet_port}",
-            f"--tls-cert={pki.kubelet_cert}",
-            f"--tls-key={pki.kubelet_key}",
-            f"--data-dir={cfg.data_dir / 'node-agent'}",
-        ]
-
-    def _scheduler_argv(self) -> list[str]:
-        cfg = self.config
-        kubeconfig = self._component_kubeconfig("system:kube-scheduler")
-        return [
-            str(cfg.binary("kube-scheduler")),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={cfg.scheduler_port}",
-            "--port=0",
-            f"--cert-dir={cfg.pki_dir / 'scheduler'}",
-            "--leader-elect=false",
-            "--kube-api-qps=500",
-            "--kube-api-burst=1000",
-        ]

@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,13 +127,23 @@ class NodeAgent:
 
     # -- watches ---------------------------------------------------------------------
 
-    def _watch_forever(self, *, path: str, query: dict[str, str], handle: object) -> None:
+    def _watch_forever(
+        self,
+        *,
+        path: str,
+        query: dict[str, str],
+        handle: Callable[[str, JSON], None],
+        on_list: Callable[[list[JSON]], None] | None = None,
+    ) -> None:
         delay = 0.2
         while not self.stopping.is_set():
             try:
                 listing = self._api.request("GET", path, query=query)
-                for item in listing.get("items") or []:
-                    handle("ADDED", item)  # type: ignore[operator]
+                items = listing.get("items") or []
+                if on_list is not None:
+                    on_list(items)
+                for item in items:
+                    handle("ADDED", item)
                 version = listing["metadata"]["resourceVersion"]
                 self._relist.clear()
                 delay = 0.2
@@ -146,7 +157,7 @@ class NodeAgent:
                             raise ApiError(int(obj.get("code", 500)), obj.get("message", ""))
                         version = obj["metadata"]["resourceVersion"]
                         if kind != "BOOKMARK":
-                            handle(kind, obj)  # type: ignore[operator]
+                            handle(kind, obj)
                         if self.stopping.is_set() or self._relist.is_set():
                             break
             except ApiError as error:

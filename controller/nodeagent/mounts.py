@@ -39,7 +39,7 @@ class MountPoints:
 
     def __init__(self) -> None:
         self._users: dict[str, int] = {}
-        self._created: set[str] = set()
+        self._created: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def acquire(self, mount: Mount) -> None:
@@ -48,12 +48,15 @@ class MountPoints:
             self._users[mount.target] = self._users.get(mount.target, 0) + 1
             if target.exists():
                 return
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # Record every directory made on the way, so release leaves no trace.
+            missing = [p for p in reversed(target.parents) if not p.exists()]
+            for directory in missing:
+                directory.mkdir()
             if mount.is_file:
                 target.touch()
             else:
                 target.mkdir()
-            self._created.add(mount.target)
+            self._created[mount.target] = [str(p) for p in missing]
 
     def release(self, mount: Mount) -> None:
         target = Path(mount.target)
@@ -62,14 +65,24 @@ class MountPoints:
             if self._users[mount.target] > 0:
                 return
             del self._users[mount.target]
-            if mount.target not in self._created:
+            parents = self._created.pop(mount.target, None)
+            if parents is None:
                 return
-            self._created.discard(mount.target)
             with contextlib.suppress(OSError):
                 if target.is_dir():
                     target.rmdir()  # only succeeds when empty
                 elif target.stat().st_size == 0:
                     target.unlink()
+                for directory in reversed(parents):
+                    if directory not in self._in_use():
+                        Path(directory).rmdir()
+
+    def _in_use(self) -> set[str]:
+        """Directories other live mount points still need (they or their parents)."""
+        needed = set(self._users)
+        for target in self._users:
+            needed.update(str(p) for p in Path(target).parents)
+        return needed
 
 
 def isolated() -> bool:
