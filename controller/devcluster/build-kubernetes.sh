@@ -32,7 +32,7 @@ if [ ! -r /etc/debian_version ]; then
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "error: the first build installs Debian packages and must run as root." >&2
-  echo "       Install as root: apt-get install etcd-server etcd-client golang-go rsync jq dpkg-dev," >&2
+  echo "       Install as root: apt-get install etcd-server etcd-client golang-go rsync jq dpkg-dev util-linux git," >&2
   echo "       then rerun; or point kubedag at another cluster with KUBECONFIG." >&2
   exit 2
 fi
