@@ -52,13 +52,16 @@ class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # Without path resolvers (safe loading has none), collections always get
+        # the default tag; explicit tags never reach this method.
         if kind is yaml.ScalarNode:
             return _resolve_scalar(value, implicit)
-        return super().resolve(kind, value, implicit)
+        return _TAG + "seq" if kind is yaml.SequenceNode else _TAG + "map"
 
 
 _CONSTRUCTOR = SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
 _SCALAR_TAGS: Mapping[str, Callable[[yaml.ScalarNode], JSON]] = {
     _TAG + "null": lambda node: None,
     _TAG + "bool": lambda node: _CONSTRUCTOR.construct_yaml_bool(node),
@@ -211,7 +214,12 @@ class _Builder:
         self._open.add(identity)
         try:
             if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
-                return [self.build(child, depth + 1) for child in node.value]
+                return [
+                    child.value
+                    if child.__class__ is yaml.ScalarNode and child.tag == _STR
+                    else self.build(child, depth + 1)
+                    for child in node.value
+                ]
             if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map":
                 return self._mapping(node, depth)
         finally:
@@ -238,7 +246,11 @@ class _Builder:
                     "YAML would silently keep only the last one",
                 )
                 continue
-            result[key] = self.build(value_node, depth + 1)
+            # Plain strings, most of a DAG file, skip the general (and slower) path.
+            if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+                result[key] = value_node.value
+            else:
+                result[key] = self.build(value_node, depth + 1)
         for merge in merges:
             sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
             for source in sources:

@@ -10,11 +10,12 @@ yet when the task's pod is created, and it would fail at run time, not here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from controller.spec.loader import Path
 from controller.spec.model import JSON
-from controller.spec.templates import TemplateError, references
+from controller.spec.templates import Reference, TemplateError, references
 
 if TYPE_CHECKING:
     from controller.spec.semantics import Reporter
@@ -176,13 +177,24 @@ class _ReferenceContext:
         self.tasks = tasks
 
 
+@lru_cache(maxsize=8192)
+def _parsed(text: str) -> tuple[Reference, ...] | TemplateError:
+    """The references in `text`, or why it does not parse.
+
+    Memoized: the same templated strings recur in task after task and file after file.
+    """
+    try:
+        return tuple(references(text))
+    except TemplateError as error:
+        return error
+
+
 def _check_references(
     report: Reporter, *, text: str, where: Path, context: _ReferenceContext
 ) -> None:
-    try:
-        found = references(text)
-    except TemplateError as error:
-        report.at(where, str(error), offset=error.offset)
+    found = _parsed(text)
+    if isinstance(found, TemplateError):
+        report.at(where, str(found), offset=found.offset)
         return
     for ref in found:
         message = _reference_problem(ref.kind, ref.name, ref.source, context)
