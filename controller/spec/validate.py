@@ -28,7 +28,7 @@ from controller.spec.semantics import semantic_problems
 
 DAG_SUFFIXES = (".yaml", ".yml")
 _DECLARES_DAG = re.compile(
-    rb"""(?mi)^\s*(?:kind\s*:\s*["']?dag["']?\s*(?:\#.*)?\r?$"""
+    rb"""(?mi)^(?:kind\s*:\s*["']?dag["']?\s*(?:\#.*)?\r?$"""
     rb"""|apiVersion\s*:\s*["']?kubedag\.io/)"""
     rb"""|["']kind["']\s*:\s*["']DAG["']"""
 )
@@ -84,7 +84,9 @@ def _shown(path: Path, root: Path | None) -> str:
 
 
 @dataclass
-class _FileResult:
+class FileReport:
+    """What one DAG file came to: its problems, its name, and its DAG when valid."""
+
     path: str
     problems: list[Problem]
     name: str | None = None
@@ -110,16 +112,20 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def check_file(data: bytes, *, path: str) -> _FileResult:
-    """Every problem of one DAG file's bytes, and the resolved DAG when there are none."""
+def check_file(data: bytes, *, path: str) -> FileReport:
+    """Every problem of one DAG file's bytes, and the resolved DAG when there are none.
+
+    For callers that hold a file's bytes rather than a path (a blob read from git);
+    the rule that spans files, unique DAG names, is validate_paths' alone.
+    """
     with _collector_paused():
         return _check_file(data, path)
 
 
-def _check_file(data: bytes, path: str) -> _FileResult:
+def _check_file(data: bytes, path: str) -> FileReport:
     document, problems = load_document(data, path=path)
     if document is None:
-        return _FileResult(path, problems)
+        return FileReport(path, problems)
     semantic = semantic_problems(document, path=path)
     # Where a semantic rule explains a node, its message is the more specific one.
     explained = {(p.line, p.col, p.field) for p in semantic}
@@ -131,7 +137,7 @@ def _check_file(data: bytes, path: str) -> _FileResult:
     problems += semantic
     metadata = document.value.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    result = _FileResult(path, problems, name if isinstance(name, str) else None)
+    result = FileReport(path, problems, name if isinstance(name, str) else None)
     if result.name is not None:
         result.name_at = document.at(("metadata", "name"))
     if not problems:
@@ -152,8 +158,8 @@ def _files(paths: Sequence[str | Path], root: Path | None) -> Iterator[tuple[Pat
             yield path, _shown(path, root) if root is not None else str(given)
 
 
-def _duplicate_names(results: list[_FileResult]) -> None:
-    by_name: dict[str, list[_FileResult]] = defaultdict(list)
+def _duplicate_names(results: list[FileReport]) -> None:
+    by_name: dict[str, list[FileReport]] = defaultdict(list)
     for result in results:
         if result.name is not None:
             by_name[result.name].append(result)
@@ -176,7 +182,7 @@ def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> 
     Relative paths are taken from `root` when given, and problems name files relative
     to it. A path that does not exist is a problem of its own.
     """
-    results: list[_FileResult] = []
+    results: list[FileReport] = []
     seen: set[Path] = set()
     checked = 0
     for file, shown in _files(paths, root):
@@ -187,11 +193,11 @@ def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> 
         try:
             data = file.read_bytes()
         except FileNotFoundError:
-            results.append(_FileResult(shown, [Problem(shown, 1, 1, "", "no such file")]))
+            results.append(FileReport(shown, [Problem(shown, 1, 1, "", "no such file")]))
             continue
         except OSError as error:
             message = f"cannot read: {error.strerror or error}"
-            results.append(_FileResult(shown, [Problem(shown, 1, 1, "", message)]))
+            results.append(FileReport(shown, [Problem(shown, 1, 1, "", message)]))
             continue
         if declares_dag(data):
             checked += 1

@@ -151,3 +151,9 @@ def test_content_hash_ignores_layout_but_not_meaning(tmp_path: Path) -> None:
     assert hashes[0] == hashes[1]
     assert hashes[0] != hashes[2]
     assert len(hashes[0]) == 64
+
+
+def test_only_a_top_level_kind_declares_a_dag() -> None:
+    assert not declares_dag(b"kind: Workflow\nspec:\n  templates:\n    - kind: DAG\n")
+    assert not declares_dag(b"# kind: DAG\n")
+    assert declares_dag(b'{"apiVersion": "x", "kind": "DAG"}')
