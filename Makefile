@@ -3,24 +3,28 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck cluster-binaries venv clean
 
+# A fresh Debian has python3 but not always its venv module or git.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || hack/apt-install.sh python3-venv
+	@command -v git >/dev/null || hack/apt-install.sh git
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-## run: validate the sample DAGs (the main job until the controller lands)
+## run: start the local control plane and a controller, and run a sample DAG
 run: $(STAMP)
-	$(BIN)/kubedag validate sample-dags/
+	$(BIN)/kubedag dev
 
-## test: lint, type-check and run the whole test suite
-test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest
+## test: lint, type-check and run the whole test suite (real PostgreSQL and Kubernetes)
+test: $(STAMP) lint typecheck cluster-binaries
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller tests benchmarks
@@ -28,6 +32,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Built once from Debian's kubernetes source into ~/.cache/kubedag (minutes the
+# first time, with progress); later runs reuse the cache.
+cluster-binaries: $(STAMP)
+	$(BIN)/kubedag dev-cluster build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

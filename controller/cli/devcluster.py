@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
         "old watches with 410 Gone at once)",
     )
     up.set_defaults(handler=_up)
+    actions.add_parser(
+        "build", help="only build the Kubernetes binaries into the cache (first time: minutes)"
+    ).set_defaults(handler=_build)
     actions.add_parser("down", help="stop the processes `up` started").set_defaults(handler=_down)
     actions.add_parser("status", help="show which components run").set_defaults(handler=_status)
     actions.add_parser(
@@ -129,6 +132,16 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print(f"cluster is up: {cluster.config.server_url}")
     print(f'use it with:   eval "$(kubedag dev-cluster --data-dir {args.data_dir} env)"')
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        _cluster(args).ensure_binaries()
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Kubernetes binaries are in {kubernetes_bin_dir()}")
     return 0
 
 
