@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.db",
     "controller.cli.controller",
     "controller.cli.status",
+    "controller.cli.dev",
     "controller.cli.run",
     "controller.cli.logs",
 )

@@ -36,12 +36,17 @@ class Startable(Protocol):
 class Scheduling(Protocol):
     def apply(self, dags: Iterable[DagRecord]) -> None: ...
 
+    @property
+    def job_ids(self) -> list[str]: ...
+
 
 @dataclass
 class LeaderParts:
     """One term's parts; `stop_order` lists them in the order they must stop."""
 
     scheduler: Scheduling
+    wake: Callable[[list[int]], None]
+    """Tells the engine that runs were queued, so it need not wait for its next poll."""
     start_order: tuple[Startable, ...]
     stop_order: tuple[Startable, ...]
 
@@ -109,6 +114,17 @@ class Leadership:
         with self._lock:
             if self._parts is not None:
                 self._parts.scheduler.apply(dags)
+
+    def scheduled_dags(self) -> list[str] | None:
+        """The DAGs with a cron job in this term's scheduler; None when not leading."""
+        with self._lock:
+            return None if self._parts is None else self._parts.scheduler.job_ids
+
+    def wake(self, run_ids: list[int]) -> None:
+        """Runs were queued outside the scheduler (a manual trigger): start them now."""
+        with self._lock:
+            if self._parts is not None:
+                self._parts.wake(run_ids)
 
     def wait_started(self, timeout: float) -> bool:
         """For tests and `kubedag dev`: wait until the term's parts run."""

@@ -1,0 +1,281 @@
+"""The controller process: git-sync, DAG sync, scheduler, engine, executor, HTTP, leadership.
+
+Everything is built from one validated `Config` before anything starts, so a wrong
+setting stops the process at once with a message instead of half-starting it. Then
+the parts start in dependency order: HTTP first (probes answer while the rest comes up,
+and /readyz says what is missing), git-sync, then leader election, whose callbacks start
+and stop the leader's work (see `leadership`).
+
+Shutdown is the reverse, and leaves worker pods alone: the engine stops launching, the
+executor stops watching (the watch cursor already sits in the database with the states
+it produced), the lease is released so a standby takes over at once, then git-sync and
+HTTP stop and the database pool closes. Pods that were running keep running; the next
+leader adopts them from their deterministic names.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+import kubernetes.client
+
+from controller.config import Config
+from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
+from controller.gitsync import GitSync, SyncResult
+from controller.logstore import LogStore
+from controller.metrics import Metrics, StateCounts
+from controller.process.dagsync import DagSync
+from controller.process.http import HttpServer
+from controller.process.leader import LeaderElector
+from controller.process.leadership import LeaderParts, Leadership
+from controller.process.wiring import (
+    StartupError,
+    gitsync_config,
+    kubernetes_client,
+    leader_namespace,
+    open_store,
+    webhook_secret,
+)
+from controller.runtime.engine import Engine
+from controller.runtime.scheduler import Scheduler
+from controller.store import DagRecord, Store
+
+log = logging.getLogger(__name__)
+
+# How often the housekeeping loop looks at git-sync's status to count failures.
+_WATCH_INTERVAL = 1.0
+
+
+class Controller:
+    """One controller replica. `start`, then `stop` (or `run` until an event is set)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        migrate: bool = False,
+        api: kubernetes.client.ApiClient | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store: Store = open_store(config, migrate=migrate)
+        try:
+            self._build(api)
+        except BaseException:
+            self.store.close()
+            raise
+
+    def _build(self, api: kubernetes.client.ApiClient | None) -> None:
+        config = self.config
+        git = gitsync_config(config)
+        secret = webhook_secret(config)
+        self.api = api or kubernetes_client(config, pool_maxsize=config.executor.workers + 8)
+        self.log_store = LogStore(config.log_store_location)
+        self.gitsync = GitSync(git, on_revision=self._on_revision)
+        self.dagsync = DagSync(
+            self.store, dags_path=git.dags_path, metrics=self.metrics, schedule=self
+        )
+        self.leadership = Leadership(
+            build=self._leader_parts, list_dags=self._list_dags, on_leading=self._catch_up
+        )
+        self.elector: LeaderElector | None = None
+        election = config.leader_election
+        if election.enabled:
+            self.elector = LeaderElector(
+                self.api,
+                namespace=leader_namespace(config),
+                name=election.lease_name,
+                identity=election.identity,
+                on_started_leading=self._started_leading,
+                on_stopped_leading=self._stopped_leading,
+                lease_duration=election.lease_duration_seconds,
+                renew_deadline=election.renew_deadline_seconds,
+                retry_period=election.retry_period_seconds,
+            )
+        checks = {"git synced": self._git_ready, "database reachable": self._database_ready}
+        checks["leader or standby"] = self._leader_ready
+        self.http = HttpServer(
+            metrics=self.metrics,
+            host=config.http_bind,
+            port=config.http_port,
+            readiness_checks=checks,
+            webhook=(
+                None
+                if secret is None
+                else lambda headers, body: self.gitsync.handle_webhook(headers, body, secret=secret)
+            ),
+        )
+        self.metrics.set_state_counts_source(self._state_counts)
+        self.metrics.set_git_last_success_source(self._git_last_success)
+        self._latest: SyncResult | None = None
+        self._latest_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._housekeeper: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.http.start()
+        self.gitsync.start()
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="kubedag-housekeeping", daemon=True
+        )
+        self._housekeeper.start()
+        if self.elector is not None:
+            self.elector.start()
+        else:
+            self._started_leading()
+        log.info(
+            "controller %s started: following %s (%s, %s), HTTP on port %d",
+            self.config.instance,
+            self.gitsync.config.repo_url,
+            self.gitsync.config.ref,
+            self.gitsync.config.dags_path,
+            self.http.port,
+        )
+
+    def stop(self, *, release: bool = True) -> None:
+        """Stop launching, finish writes, release the lease; leave pods running."""
+        self._stopped.set()
+        if self.elector is not None:
+            # Its step-down callback stops the leader's work before the lease is released.
+            self.elector.stop(release=release)
+        self.leadership.end()
+        self.metrics.leader.set(0)
+        self.gitsync.stop()
+        if self._housekeeper is not None:
+            self._housekeeper.join(_WATCH_INTERVAL * 2)
+        self.http.stop()
+        self.store.close()
+        log.info("controller stopped; worker pods keep running and are adopted on restart")
+
+    def run(self, stop: threading.Event) -> int:
+        """Run until `stop` is set; 1 if the leader's work could not start."""
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                if self.leadership.failed is not None:
+                    log.error("exiting: the leader's work failed to start")
+                    return 1
+            return 0
+        finally:
+            self.stop()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.leading
+
+    # -- leadership ---------------------------------------------------------------
+
+    def _started_leading(self) -> None:
+        self.metrics.leader.set(1)
+        self.leadership.begin()
+
+    def _stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+        self.leadership.end()
+
+    def _leader_parts(self) -> LeaderParts:
+        config = self.config
+        executor = KubernetesExecutor(
+            self.api,
+            self.store,
+            settings=settings_from_config(
+                config,
+                repo_url=self.gitsync.config.repo_url,
+                dags_path=self.gitsync.config.dags_path,
+            ),
+            log_store=self.log_store,
+        )
+        engine = Engine(
+            self.store,
+            executor,
+            parallelism=config.executor.parallelism,
+            max_infra_retries=config.executor.max_infra_retries,
+        )
+        scheduler = Scheduler(self.store, on_runs_created=engine.wake)
+        # The engine launches, so it stops first; the scheduler only queues runs.
+        return LeaderParts(
+            scheduler=scheduler,
+            wake=engine.wake,
+            start_order=(engine, scheduler),
+            stop_order=(engine, scheduler),
+        )
+
+    def _catch_up(self) -> None:
+        """A new leader first applies the newest revision a standby only synced."""
+        with self._latest_lock:
+            latest = self._latest
+        if latest is not None:
+            self.dagsync.apply_revision(revision=latest.revision, dags_dir=latest.dags_dir)
+
+    # -- git and DAG sync ---------------------------------------------------------
+
+    def _on_revision(self, result: SyncResult) -> None:
+        with self._latest_lock:
+            self._latest = result
+        if self.leadership.leading:
+            self.dagsync.apply_revision(revision=result.revision, dags_dir=result.dags_dir)
+        else:
+            log.info(
+                "standby synced revision %s; the leader applies it",
+                result.revision,
+                extra={"revision": result.revision},
+            )
+
+    def apply(self, dags: Iterable[DagRecord]) -> None:
+        """DagSync's schedule sink: reaches the scheduler only while leading."""
+        self.leadership.schedule(dags)
+
+    def _list_dags(self) -> list[DagRecord]:
+        with self.store.transaction() as uow:
+            return uow.list_dags(include_deleted=True)
+
+    def _housekeeping(self) -> None:
+        seen_failures = 0
+        while not self._stopped.wait(_WATCH_INTERVAL):
+            failures = self.gitsync.status().consecutive_failures
+            if failures > seen_failures:
+                self.metrics.git_sync_errors.inc(failures - seen_failures)
+            seen_failures = failures
+
+    # -- health and metrics -------------------------------------------------------
+
+    def _git_ready(self) -> tuple[bool, str]:
+        status = self.gitsync.status()
+        if status.revision is None:
+            return False, status.last_error or "no revision synced yet"
+        detail = f"at {status.revision[:12]}"
+        if status.last_error:
+            detail += f" ({status.consecutive_failures} failed syncs since: {status.last_error})"
+        return True, detail
+
+    def _database_ready(self) -> tuple[bool, str]:
+        with self.store.transaction() as uow:
+            uow.count_active_runs()
+        return True, "ok"
+
+    def _leader_ready(self) -> tuple[bool, str]:
+        if self.elector is None:
+            return True, "leader election disabled: this replica leads"
+        return self.elector.readiness()
+
+    def _state_counts(self) -> StateCounts:
+        with self.store.transaction() as uow:
+            return StateCounts(
+                runs=uow.count_runs_by_state(), tasks=uow.count_task_instances_by_state()
+            )
+
+    def _git_last_success(self) -> float | None:
+        last = self.gitsync.status().last_success
+        return None if last is None else last.timestamp()
+
+
+def build_controller(config: Config, *, migrate: bool) -> Controller:
+    """The controller for `config`; StartupError names what to fix."""
+    try:
+        return Controller(config, migrate=migrate)
+    except OSError as error:
+        raise StartupError(str(error)) from error

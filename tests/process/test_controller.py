@@ -1,0 +1,180 @@
+"""The controller in process, on the real control plane: git pushes, webhook, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.devcluster import LocalCluster
+from controller.process.controller import Controller
+from controller.store import DagRecord
+from tests.fixtures.cluster import ExternalCluster
+from tests.gitsync.conftest import Remote
+from tests.process.controllers import (
+    controller_config,
+    github_push,
+    http_get,
+    make_remote,
+    scrape,
+    wait_for,
+)
+from tests.process.test_dagsync import BROKEN, dag_yaml
+
+pytestmark = pytest.mark.cluster
+
+SECRET = b"webhook-shared-secret"
+INTERVAL = 1.0
+# One interval, plus a sync's own time and the DAG sync on a loaded 2-core machine.
+FOLLOW_WITHIN = INTERVAL + 4.0
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    remote = make_remote(tmp_path)
+    remote.commit({"dags/.keep": ""})
+    return remote
+
+
+def start_controller(
+    *,
+    tmp_path: Path,
+    remote: Remote,
+    cluster: LocalCluster | ExternalCluster,
+    namespace: str,
+    interval: str,
+) -> Controller:
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_bytes(SECRET + b"\n")
+    config = controller_config(
+        remote=remote,
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'kubedag.db'}",
+        kubeconfig=cluster.kubeconfig,
+        namespace=namespace,
+        interval=interval,
+        webhook_secret_file=secret_file,
+    )
+    controller = Controller(config, migrate=True)
+    controller.start()
+    assert controller.leadership.wait_started(30)
+    return controller
+
+
+@pytest.fixture
+def controller(
+    tmp_path: Path, remote: Remote, cluster: LocalCluster | ExternalCluster, namespace: str
+) -> Iterator[Controller]:
+    controller = start_controller(
+        tmp_path=tmp_path, remote=remote, cluster=cluster, namespace=namespace, interval="1s"
+    )
+    yield controller
+    controller.stop()
+
+
+def stored(controller: Controller, name: str) -> DagRecord | None:
+    with controller.store.transaction() as uow:
+        return uow.get_dag(name)
+
+
+def wait_dag(controller: Controller, name: str, *, revision: str) -> DagRecord:
+    return wait_for(
+        lambda: (
+            record
+            if (record := stored(controller, name)) is not None and record.revision == revision
+            else None
+        ),
+        timeout=FOLLOW_WITHIN,
+        what=f"{name} at {revision[:12]}",
+    )
+
+
+def scheduled(controller: Controller, expected: list[str]) -> None:
+    wait_for(
+        lambda: controller.leadership.scheduled_dags() == expected,
+        timeout=5,
+        what=f"the scheduler's jobs to be {expected}",
+    )
+
+
+def test_controller_follows_each_push_within_one_sync_interval(
+    controller: Controller, remote: Remote
+) -> None:
+    added = remote.commit({"dags/nightly.yaml": dag_yaml("nightly")})
+    assert wait_dag(controller, "nightly", revision=added).spec_revision == added
+    scheduled(controller, ["nightly"])
+
+    changed = remote.commit({"dags/nightly.yaml": dag_yaml("nightly", schedule="30 4 * * *")})
+    record = wait_dag(controller, "nightly", revision=changed)
+    assert record.spec is not None
+    assert record.spec["schedule"] == "30 4 * * *"
+
+    broken = remote.commit({"dags/nightly.yaml": BROKEN})
+    record = wait_dag(controller, "nightly", revision=broken)
+    assert not record.valid
+    assert record.spec_revision == changed
+    assert record.spec is not None
+    assert record.spec["schedule"] == "30 4 * * *"
+    assert record.error is not None
+    assert "dags/nightly.yaml" in record.error
+    scheduled(controller, ["nightly"])
+
+    fixed = remote.commit({"dags/nightly.yaml": dag_yaml("nightly", schedule="15 2 * * *")})
+    record = wait_dag(controller, "nightly", revision=fixed)
+    assert record.valid
+    assert record.spec_revision == fixed
+
+    remote.commit({"dags/nightly.yaml": None})
+    wait_for(
+        lambda: (record := stored(controller, "nightly")) is not None and record.deleted,
+        timeout=FOLLOW_WITHIN,
+        what="nightly to be marked deleted",
+    )
+    scheduled(controller, [])
+
+
+def test_webhook_push_syncs_at_once(
+    tmp_path: Path, remote: Remote, cluster: LocalCluster | ExternalCluster, namespace: str
+) -> None:
+    # An interval far longer than the test: only the webhook can explain a prompt sync.
+    controller = start_controller(
+        tmp_path=tmp_path, remote=remote, cluster=cluster, namespace=namespace, interval="10m"
+    )
+    try:
+        wait_for(lambda: controller.gitsync.status().ready, timeout=10, what="the first sync")
+        sha = remote.commit({"dags/hooked.yaml": dag_yaml("hooked")})
+
+        assert github_push(controller.http.port, secret=b"forged", after=sha) == 401
+        assert github_push(controller.http.port, secret=SECRET, after=sha) == 202
+        record = wait_for(lambda: stored(controller, "hooked"), timeout=5, what="the pushed DAG")
+        assert record.revision == sha
+    finally:
+        controller.stop()
+
+
+def test_readyz_reports_git_database_and_leadership(controller: Controller) -> None:
+    wait_for(lambda: controller.gitsync.status().ready, timeout=10, what="the first sync")
+
+    status, body = http_get(controller.http.port, "/readyz")
+
+    assert status == 200, body
+    assert "[+] git synced: at " in body
+    assert "[+] database reachable" in body
+    assert "[+] leader or standby: leader election disabled" in body
+    assert http_get(controller.http.port, "/healthz") == (200, "ok\n")
+
+
+def test_metrics_parse_and_count_invalid_dags_runs_and_tasks(
+    controller: Controller, remote: Remote
+) -> None:
+    sha = remote.commit({"dags/nightly.yaml": BROKEN, "dags/good.yaml": dag_yaml("good")})
+    wait_dag(controller, "good", revision=sha)
+
+    samples = scrape(controller.http.port)
+
+    assert samples["kubedag_invalid_dags"][()] == 1.0
+    assert samples["kubedag_leader"][()] == 1.0
+    assert samples["kubedag_dag_runs"][(("state", "running"),)] == 0.0
+    assert (("state", "succeeded"),) in samples["kubedag_task_instances"]
+    assert 0.0 <= samples["kubedag_git_sync_age_seconds"][()] < 60.0
