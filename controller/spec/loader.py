@@ -1,4 +1,4 @@
-"""Safe YAML loading that keeps the line and column of every node.
+"""Safe YAML loading that can say the line and column of every value.
 
 `yaml.safe_load` answers with plain values and forgets where they came from, so every
 later error could only name a file. It also hides the classic YAML pitfalls: a
@@ -6,10 +6,11 @@ duplicate key silently keeps the last value, a "billion laughs" alias bomb expan
 until memory runs out, and a second document is dropped without a word.
 
 Here the file is only *composed* into a node tree (libyaml when available: composing
-never expands aliases), and our own walk turns nodes into JSON values while it
-records positions, rejects duplicate keys, counts alias uses and expanded nodes, and
-refuses tags outside plain JSON data. Timestamps stay the strings they were written
-as: dates are parsed later, in the DAG's time zone.
+never expands aliases). Our own walk turns nodes into JSON values while it rejects
+duplicate keys, counts alias uses and expanded nodes, and refuses tags outside plain
+JSON data; the node tree is kept to answer "where is this value?" when a problem
+needs it. Timestamps stay the strings they were written as: dates are parsed later,
+in the DAG's time zone.
 """
 
 from __future__ import annotations

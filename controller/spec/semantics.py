@@ -9,48 +9,18 @@ defensively and simply skips parts whose shape is wrong (the schema reported tho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from controller.spec.loader import Document, Path, field_name
+from controller.spec.loader import Document, Path
 from controller.spec.merge import merge_task
 from controller.spec.model import JSON, ParamType
 from controller.spec.names import RESERVED_LABEL_PREFIX, label_key_problem, label_value_problem
 from controller.spec.params import matches_type
 from controller.spec.problems import Problem
 from controller.spec.quantities import QuantityError, parse_quantity
+from controller.spec.report import Reporter, as_dict, as_list
 from controller.spec.schedule import ScheduleError, crontab_trigger, load_timezone, parse_instant
 from controller.spec.tasks import check_tasks
-
-
-def as_dict(value: JSON) -> dict[str, JSON]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: JSON) -> list[JSON]:
-    return value if isinstance(value, list) else []
-
-
-@dataclass
-class Reporter:
-    """Collects problems located at paths of one document."""
-
-    document: Document
-    path: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def at(
-        self, where: Path, message: str, *, key: bool = False, offset: int | None = None
-    ) -> None:
-        if key:
-            location = self.document.key_at(where)
-        elif offset is not None:
-            location = self.document.text_column(where, offset)
-        else:
-            location = self.document.at(where)
-        self.problems.append(
-            Problem(self.path, location.line, location.col, field_name(where), message)
-        )
 
 
 def semantic_problems(document: Document, *, path: str) -> list[Problem]:

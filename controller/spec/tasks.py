@@ -10,33 +10,30 @@ yet when the task's pod is created, and it would fail at run time, not here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from controller.spec.loader import Path
 from controller.spec.model import JSON
+from controller.spec.report import Reporter, as_dict, as_list
 from controller.spec.templates import Reference, TemplateError, references
-
-if TYPE_CHECKING:
-    from controller.spec.semantics import Reporter
-
-
-def _as_dict(value: JSON) -> dict[str, JSON]:
-    return value if isinstance(value, dict) else {}
-
-
-def _as_list(value: JSON) -> list[JSON]:
-    return value if isinstance(value, list) else []
 
 
 def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
     tasks = _named_tasks(report, spec)
     dependencies = _dependencies(report, tasks)
     _check_cycles(report, tasks, dependencies)
-    params = set(_as_dict(spec.get("params")))
-    defaults = _as_dict(spec.get("defaults"))
+    params = set(as_dict(spec.get("params")))
+    defaults = as_dict(spec.get("defaults"))
     for name, (index, task) in tasks.items():
-        context = _ReferenceContext(name, task, _upstream(name, dependencies), params, tasks)
+        items = task.get("withItems")
+        context = _ReferenceContext(
+            name=name,
+            items=items if isinstance(items, list) else None,
+            upstream=_upstream(name, dependencies),
+            params=params,
+            tasks=tasks,
+        )
         for text, where in _template_texts(defaults, task, index):
             if "{{" in text:
                 _check_references(report, text=text, where=where, context=context)
@@ -45,8 +42,8 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
 def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int, dict[str, JSON]]]:
     """Tasks by name (first occurrence), reporting repeated names."""
     tasks: dict[str, tuple[int, dict[str, JSON]]] = {}
-    for index, task in enumerate(_as_list(spec.get("tasks"))):
-        name = _as_dict(task).get("name")
+    for index, task in enumerate(as_list(spec.get("tasks"))):
+        name = as_dict(task).get("name")
         if not isinstance(name, str):
             continue
         if name in tasks:
@@ -56,7 +53,7 @@ def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int
                 f"duplicate task name {name!r} (first at line {first.line}, column {first.col})",
             )
             continue
-        tasks[name] = (index, _as_dict(task))
+        tasks[name] = (index, as_dict(task))
     return tasks
 
 
@@ -67,7 +64,7 @@ def _dependencies(
     found: dict[str, list[tuple[str, int]]] = {}
     for name, (index, task) in tasks.items():
         found[name] = []
-        for position, target in enumerate(_as_list(task.get("dependsOn"))):
+        for position, target in enumerate(as_list(task.get("dependsOn"))):
             if not isinstance(target, str):
                 continue
             where: Path = ("spec", "tasks", index, "dependsOn", position)
@@ -147,34 +144,29 @@ def _template_texts(
     """Every templated string the task will render, at the path where it is written."""
     own: Path = ("spec", "tasks", index)
     for field in ("command", "args"):
-        source = own if field in task else ("spec", "defaults")
-        for position, text in enumerate(_as_list((task if field in task else defaults).get(field))):
+        fields, source = (task, own) if field in task else (defaults, ("spec", "defaults"))
+        for position, text in enumerate(as_list(fields.get(field))):
             if isinstance(text, str):
                 yield text, (*source, field, position)
-    overridden = {_as_dict(v).get("name") for v in _as_list(task.get("env"))}
+    overridden = {as_dict(v).get("name") for v in as_list(task.get("env"))}
     for source, fields in ((("spec", "defaults"), defaults), (own, task)):
-        for position, variable in enumerate(_as_list(fields.get("env"))):
-            variable = _as_dict(variable)
+        for position, variable in enumerate(as_list(fields.get("env"))):
+            variable = as_dict(variable)
             if fields is defaults and variable.get("name") in overridden:
                 continue
             if isinstance(variable.get("value"), str):
                 yield variable["value"], (*source, "env", position, "value")
 
 
+@dataclass(frozen=True)
 class _ReferenceContext:
-    def __init__(
-        self,
-        name: str,
-        task: dict[str, JSON],
-        upstream: set[str],
-        params: set[str],
-        tasks: Mapping[str, tuple[int, dict[str, JSON]]],
-    ) -> None:
-        self.name = name
-        self.items = task.get("withItems") if isinstance(task.get("withItems"), list) else None
-        self.upstream = upstream
-        self.params = params
-        self.tasks = tasks
+    """What the templates of one task may refer to."""
+
+    name: str
+    items: list[JSON] | None
+    upstream: set[str]
+    params: set[str]
+    tasks: Mapping[str, tuple[int, dict[str, JSON]]]
 
 
 @lru_cache(maxsize=8192)
