@@ -76,5 +76,5 @@ def configure_logging(*, log_format: str, level: str, stream: TextIO | None = No
     root.addHandler(handler)
     root.setLevel(level)
     # The Kubernetes client logs every request body at DEBUG, credentials included.
-    for noisy in ("urllib3", "kubernetes.client.rest", "apscheduler", "git"):
+    for noisy in ("urllib3", "kubernetes.client.rest", "apscheduler", "git", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
