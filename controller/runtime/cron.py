@@ -36,10 +36,10 @@ def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:
     after = after.astimezone(UTC)
     step = timedelta(seconds=1)
     for _ in range(_MAX_PROBES):
-        fire = trigger.get_next_fire_time(None, after + step)
-        if fire is None:
+        found: datetime | None = trigger.get_next_fire_time(None, after + step)
+        if found is None:
             return None
-        fire = fire.astimezone(UTC)
+        fire = found.astimezone(UTC)
         if fire > after:
             return fire
         step *= 2
@@ -69,9 +69,9 @@ def due_runs(
     """The logical dates (UTC) to create runs for now, oldest first.
 
     Only fire times after `last_logical_date` count, and only from the DAG's startDate
-    on; without either there is no history to catch up, and nothing is due until the
-    next fire. With catchup, the missed dates oldest first, at most `max_catchup` per
-    call (the next call continues from the newest created); without, only the latest.
+    on. With catchup, the missed dates oldest first, at most `max_catchup` per call (the
+    next call continues from the newest created); without, only the latest. A DAG with
+    neither a run nor a startDate has no history to catch up: its latest due date only.
     """
     trigger = cron_trigger(dag)
     if trigger is None:
@@ -81,7 +81,7 @@ def due_runs(
     elif dag.start_date is not None:
         since = dag.start_date.astimezone(UTC)
     else:
-        return []
+        since, catchup = datetime.min.replace(tzinfo=UTC), False
     now = now.astimezone(UTC)
     if since > now:
         return []
