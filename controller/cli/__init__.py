@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.validate",
     "controller.cli.devcluster",
     "controller.cli.db",
+    "controller.cli.runs",
     "controller.cli.controller",
     "controller.cli.status",
     "controller.cli.dev",
