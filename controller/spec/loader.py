@@ -63,6 +63,7 @@ class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[
 _CONSTRUCTOR = SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
+_MERGE = _TAG + "merge"
 _SCALAR_TAGS: Mapping[str, Callable[[yaml.ScalarNode], JSON]] = {
     _TAG + "null": lambda node: None,
     _TAG + "bool": lambda node: _CONSTRUCTOR.construct_yaml_bool(node),
@@ -83,15 +84,11 @@ def _location(mark: Any) -> Location:
     return Location(mark.line + 1, mark.column + 1)
 
 
-def _is_merge(key: yaml.Node) -> bool:
-    return key.tag == _TAG + "merge"
-
-
 def _entries(node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
     """A mapping's entries in the order that decides a key: explicit ones, then merged."""
     merges: list[yaml.Node] = []
     for key, value in node.value:
-        if _is_merge(key):
+        if key.tag == _MERGE:
             merges.extend(value.value if isinstance(value, yaml.SequenceNode) else [value])
         else:
             yield key, value
@@ -232,10 +229,14 @@ class _Builder:
         result: dict[str, JSON] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            if _is_merge(key_node):
+            tag = key_node.tag
+            if tag == _STR and key_node.__class__ is yaml.ScalarNode:
+                key: str | None = key_node.value
+            elif tag == _MERGE:
                 merges.append(value_node)
                 continue
-            key = self._key(key_node)
+            else:
+                key = self._key(key_node)
             if key is None:
                 continue
             if key in result:

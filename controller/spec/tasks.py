@@ -25,18 +25,18 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
     _check_cycles(report, tasks, dependencies)
     params = set(as_dict(spec.get("params")))
     defaults = as_dict(spec.get("defaults"))
+    upstream = _upstream_sets(dependencies)
     for name, (index, task) in tasks.items():
         items = task.get("withItems")
         context = _ReferenceContext(
             name=name,
             items=items if isinstance(items, list) else None,
-            upstream=_upstream(name, dependencies),
+            upstream=upstream[name],
             params=params,
             tasks=tasks,
         )
         for text, where in _template_texts(defaults, task, index):
-            if "{{" in text:
-                _check_references(report, text=text, where=where, context=context)
+            _check_references(report, text=text, where=where, context=context)
 
 
 def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int, dict[str, JSON]]]:
@@ -127,26 +127,36 @@ def _cycles(
                 pending.append(iter(dependencies[target]))
 
 
-def _upstream(name: str, dependencies: Mapping[str, list[tuple[str, int]]]) -> set[str]:
-    seen: set[str] = set()
-    stack = [target for target, _ in dependencies[name]]
-    while stack:
-        current = stack.pop()
-        if current not in seen:
+def _upstream_sets(dependencies: Mapping[str, list[tuple[str, int]]]) -> dict[str, set[str]]:
+    """Every task's direct and transitive upstream tasks (cycles included, harmlessly)."""
+    found: dict[str, set[str]] = {}
+    for name in dependencies:
+        if name in found:
+            continue
+        seen: set[str] = set()
+        stack = [target for target, _ in dependencies[name]]
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
             seen.add(current)
-            stack.extend(target for target, _ in dependencies[current])
-    return seen
+            if current in found:
+                seen |= found[current]
+            else:
+                stack.extend(target for target, _ in dependencies[current])
+        found[name] = seen
+    return found
 
 
 def _template_texts(
     defaults: dict[str, JSON], task: dict[str, JSON], index: int
 ) -> Iterator[tuple[str, Path]]:
-    """Every templated string the task will render, at the path where it is written."""
+    """Every string with a template tag the task will render, at the path where it is written."""
     own: Path = ("spec", "tasks", index)
     for field in ("command", "args"):
         fields, source = (task, own) if field in task else (defaults, ("spec", "defaults"))
         for position, text in enumerate(as_list(fields.get(field))):
-            if isinstance(text, str):
+            if isinstance(text, str) and "{{" in text:
                 yield text, (*source, field, position)
     overridden = {as_dict(v).get("name") for v in as_list(task.get("env"))}
     for source, fields in ((("spec", "defaults"), defaults), (own, task)):
@@ -154,8 +164,9 @@ def _template_texts(
             variable = as_dict(variable)
             if fields is defaults and variable.get("name") in overridden:
                 continue
-            if isinstance(variable.get("value"), str):
-                yield variable["value"], (*source, "env", position, "value")
+            value = variable.get("value")
+            if isinstance(value, str) and "{{" in value:
+                yield value, (*source, "env", position, "value")
 
 
 @dataclass(frozen=True)
