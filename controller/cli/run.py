@@ -92,7 +92,8 @@ def handle(args: argparse.Namespace) -> int:
         for problem in report.problems:
             print(problem, file=sys.stderr)
         return 1
-    dag = report.dags[0].dag
+    loaded = report.dags[0]
+    dag = loaded.dag
     try:
         params = resolve_params(dag, given)
     except ParamError as error:
@@ -107,6 +108,15 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         with store.transaction() as uow:
+            # A run needs its DAG's row; a DAG the controller already syncs keeps its own.
+            if uow.get_dag(dag.name) is None:
+                uow.upsert_dag(
+                    name=dag.name,
+                    path=pinned.path,
+                    revision=pinned.revision,
+                    spec_hash=loaded.content_hash,
+                    spec=dag_to_dict(dag),
+                )
             run, _ = uow.create_run(
                 dag_name=dag.name,
                 logical_date=datetime.now(UTC),
