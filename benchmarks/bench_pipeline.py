@@ -132,14 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=2000, help="fan-out width")
     parser.add_argument("--chain", type=int, default=40, help="tasks in the hop chain")
     args = parser.parse_args(argv)
-    with cluster_with_agent() as kubeconfig, tempfile.TemporaryDirectory() as scratch:
-        with make_api_client(kubeconfig=kubeconfig) as admin:
-            core = kubernetes.client.CoreV1Api(admin)
-            with fresh_namespace(core) as bare_ns:
-                raw = bare_loop(kubeconfig, bare_ns, args.items)
-            print(f"bare loop, 8 threads: {raw:.1f} pods/s", flush=True)
-            with fresh_namespace(core) as ns:
-                rate, hops = pipeline(kubeconfig, ns, Path(scratch), args)
+    with (
+        cluster_with_agent() as kubeconfig,
+        tempfile.TemporaryDirectory() as scratch,
+        make_api_client(kubeconfig=kubeconfig) as admin,
+    ):
+        core = kubernetes.client.CoreV1Api(admin)
+        with fresh_namespace(core) as bare_ns:
+            raw = bare_loop(kubeconfig, bare_ns, args.items)
+        print(f"bare loop, 8 threads: {raw:.1f} pods/s", flush=True)
+        with fresh_namespace(core) as ns:
+            rate, hops = pipeline(kubeconfig, ns, Path(scratch), args)
     ratio = rate / raw
     p50 = statistics.median(hops) * 1000
     p95 = statistics.quantiles(hops, n=20)[-1] * 1000
