@@ -28,7 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from controller.engine.admission import runs_to_start
@@ -59,6 +59,17 @@ DEFAULT_MAX_ACTIVE_TASKS = 16
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class EngineStats:
+    """Counters since the engine was built: what the benchmark and metrics read."""
+
+    decisions: int = 0
+    """Planner decisions written (new tries, finished instances, rejections, run ends)."""
+    planning_seconds: float = 0.0
+    """CPU time of the loop thread spent inside the planner (recover and advance)."""
+    launched: int = 0
 
 
 class EngineStoppedError(RuntimeError):
@@ -98,6 +109,7 @@ class Engine:
         self._last_poll = 0.0
         self.error: BaseException | None = None
         """Why the loop gave up, after MAX_LOOP_FAILURES failures in a row."""
+        self.stats = EngineStats()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -279,6 +291,7 @@ class Engine:
     def _activate(
         self, record: DagRunRecord, rows: list[TaskInstanceRecord], *, now: datetime
     ) -> tuple[ActiveRun, Plan]:
+        began = time.thread_time()
         run, plan = recover_run(
             record,
             rows,
@@ -287,6 +300,7 @@ class Engine:
             now=now,
             max_infra_retries=self._max_infra_retries,
         )
+        self.stats.planning_seconds += time.thread_time() - began
         self._runs[record.id] = run
         for row in rows:
             if row.state is TaskState.PENDING:
@@ -354,7 +368,10 @@ class Engine:
             if run is None:
                 self._inbox.request_recover(run_id)
                 continue
-            items.append((run, run.planner.advance([view_of(r) for r in records], now=now)))
+            began = time.thread_time()
+            plan = run.planner.advance([view_of(r) for r in records], now=now)
+            self.stats.planning_seconds += time.thread_time() - began
+            items.append((run, plan))
         self._write(items, now=now)
 
     def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
@@ -371,6 +388,7 @@ class Engine:
                 self._inbox.request_recover(run.run_id)
             raise
         for run, plan, outcome in written:
+            self.stats.decisions += plan.decisions
             run.remember(outcome.created)
             for record in outcome.created:
                 if record.state is TaskState.PENDING:
@@ -459,6 +477,7 @@ class Engine:
                     finished_at=now,
                 )
                 self._inbox.request_recover(entry.run_id)
+        self.stats.launched += len(launched)
         for order in launched:
             self._count_active(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
         self._hand_out(launched)
