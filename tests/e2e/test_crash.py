@@ -1,0 +1,175 @@
+"""SIGKILL the controller while pods launch and run, restart it: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from controller.engine.states import DagRunState, RunType, TaskState
+from controller.executor.kubeclient import make_api_client
+from controller.executor.watchstream import PodWatch, WatchExpiredError, list_pods
+from controller.spec.model import Dag, dag_to_dict
+from controller.store import Store
+from tests.e2e.harness import scripted, task, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
+
+ROOT = Path(__file__).resolve().parents[2]
+ITEMS = 40
+SELECTOR = "kubedag.io/managed-by=kubedag"
+
+
+class PodAudit:
+    """Every uid ever seen per pod name, from lists and a watch that survives 410."""
+
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
+        self._api = api
+        self.namespace = namespace
+        self.uids: defaultdict[str, set[str]] = defaultdict(set)
+        self._stopped = threading.Event()
+        self._watch: PodWatch | None = None
+        self._version = self._relist()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _relist(self) -> str:
+        pods, version = list_pods(self._api, namespace=self.namespace, label_selector=SELECTOR)
+        for pod in pods:
+            self._see(pod)
+        return version
+
+    def _see(self, pod: dict[str, Any]) -> None:
+        self.uids[pod["metadata"]["name"]].add(pod["metadata"]["uid"])
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._watch = PodWatch(
+                self._api,
+                namespace=self.namespace,
+                label_selector=SELECTOR,
+                resource_version=self._version,
+            )
+            try:
+                for event in self._watch:
+                    if event.pod is not None:
+                        self._see(event.pod)
+                    self._version = event.resource_version
+            except WatchExpiredError:
+                self._version = self._relist()
+            except Exception:
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self._thread.join(10)
+
+
+def start_controller(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.controller_process"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def queue_run(store: Store) -> int:
+    dag = Dag(
+        name="crash",
+        max_active_tasks=ITEMS,
+        tasks=(
+            task("root", overrides=scripted(duration="0.5", **{"termination-message": "r"})),
+            task(
+                "fan",
+                depends_on=("root",),
+                with_items=tuple(range(ITEMS)),
+                overrides=scripted(duration="3", **{"termination-message": "ok"}),
+            ),
+            task("last", depends_on=("fan",), overrides=scripted(**{"termination-message": "l"})),
+        ),
+    )
+    spec = dag_to_dict(dag)
+    with store.transaction() as uow:
+        uow.upsert_dag(
+            name=dag.name, path="crash.yaml", revision="0" * 40, spec_hash="c", spec=spec
+        )
+        run, _ = uow.create_run(
+            dag_name=dag.name,
+            logical_date=datetime.now(UTC),
+            run_type=RunType.MANUAL,
+            revision="0" * 40,
+            spec=spec,
+        )
+    return run.id
+
+
+def states(store: Store, run_id: int) -> list[TaskState]:
+    with store.transaction() as uow:
+        return [row.state for row in uow.list_task_instances(run_id)]
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["resume", "after-compaction"])
+def test_a_killed_controller_restarts_without_losing_or_repeating_a_task(
+    compact: bool,
+    controller_env: dict[str, str],
+    e2e_store: Store,
+    local_cluster: Any,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    run_id = queue_run(e2e_store)
+    log = tmp_path / "controller.log"
+    with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
+        audit = PodAudit(api, namespace)
+        try:
+            first = start_controller(controller_env, log)
+            # Kill it while the fan-out is half launched and running.
+            wait_for(
+                lambda: (
+                    sum(
+                        s in (TaskState.LAUNCHED, TaskState.RUNNING)
+                        for s in states(e2e_store, run_id)
+                    )
+                    >= ITEMS // 2
+                ),
+                timeout=60,
+                what="the fan-out to be launching",
+            )
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+            if compact:
+                time.sleep(1)  # let pods move on, so history after the cursor exists
+                local_cluster.compact_etcd()
+            second = start_controller(controller_env, log)
+            assert second.wait(150) == 0, log.read_text()[-3000:]
+        finally:
+            audit.stop()
+    with e2e_store.transaction() as uow:
+        run = uow.get_run(run_id)
+        rows = uow.list_task_instances(run_id)
+    assert run is not None
+    assert run.state is DagRunState.SUCCEEDED
+    assert len(rows) == ITEMS + 2
+    assert all(row.try_number == 1 and row.state is TaskState.SUCCEEDED for row in rows)
+    assert all(row.result for row in rows)
+    created_twice = {name: uids for name, uids in audit.uids.items() if len(uids) > 1}
+    assert created_twice == {}
+    assert len(audit.uids) == ITEMS + 2
+    if compact:
+        assert "done expired=" in log.read_text()
+        assert "done expired=0" not in log.read_text()
