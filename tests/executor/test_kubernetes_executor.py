@@ -61,7 +61,7 @@ def executor_for(
 
 def pods(api: kubernetes.client.ApiClient, namespace: str) -> dict[str, Any]:
     listed = kubernetes.client.CoreV1Api(api).list_namespaced_pod(namespace, _request_timeout=10)
-    return {pod.metadata.name: pod for pod in listed.items}
+    return {str(getattr(pod.metadata, "name", "")): pod for pod in listed.items}
 
 
 def finished(store: Store, run_id: int) -> bool:
