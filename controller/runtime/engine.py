@@ -28,33 +28,39 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controller.engine.admission import runs_to_start
 from controller.engine.graph import GraphCache
-from controller.engine.records import InstanceKey, Plan
+from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.engine.states import DagRunState, TaskState
 from controller.executor.naming import pod_name
 from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.inbox import Inbox
+from controller.runtime.launching import claim, hand_out, launch_order, relaunch_orders
 from controller.runtime.pending import PendingQueue, PendingTry
 from controller.runtime.plans import write_plan
 from controller.runtime.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
+from controller.runtime.slots import ActiveSlots
+from controller.runtime.starting import (
+    DEFAULT_MAX_ACTIVE_TASKS,
+    SCAN_LIMIT,
+    DagLimits,
+    dag_limits,
+    start_queued_runs,
+)
 from controller.runtime.updates import commit_updates, view_of
 from controller.spec.templates import TemplateError
-from controller.store import DagRunRecord, Store, TaskInstanceRecord, UnitOfWork
+from controller.store import DagRunRecord, Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = 500
 POLL_SECONDS = 2.0
 """How often queued runs made by another process (`kubedag trigger`) are looked for."""
-SCAN_LIMIT = 100_000
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF_SECONDS = (0.2, 30.0)
-DEFAULT_MAX_ACTIVE_TASKS = 16
 
 
 def utcnow() -> datetime:
@@ -99,10 +105,8 @@ class Engine:
         self._inbox = Inbox()
         self._runs: dict[int, ActiveRun] = {}
         self._pending = PendingQueue()
-        self._active: dict[int, tuple[str, int]] = {}  # ti id -> (dag, run id)
-        self._active_per_dag: defaultdict[str, int] = defaultdict(int)
-        self._max_tasks: dict[str, int] = {}
-        self._dag_paths: dict[str, str | None] = {}
+        self._slots = ActiveSlots()
+        self._limits: dict[str, DagLimits] = {}
         self._started = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,7 +130,7 @@ class Engine:
         self._started = True
         relaunch = self._recover_all(self._clock())
         self._executor.start(self)
-        self._hand_out(relaunch)
+        hand_out(self._executor, relaunch)
         self._inbox.request_queued_check()
         if background:
             self._thread = threading.Thread(target=self._loop, name="kubedag-engine", daemon=True)
@@ -181,7 +185,7 @@ class Engine:
         batch = self._inbox.take()
         progressed = False
         if batch.recover_all:
-            self._hand_out(self._recover_all(now))
+            hand_out(self._executor, self._recover_all(now))
             progressed = True
         for run_id in batch.recover:
             self._recover(run_id, now=now)
@@ -243,29 +247,10 @@ class Engine:
     # -- runs -----------------------------------------------------------------------
 
     def _start_queued(self, now: datetime, *, woken: frozenset[int]) -> bool:
-        started: list[DagRunRecord] = []
         with self._store.transaction() as uow:
-            queued = uow.list_runs(states=[DagRunState.QUEUED], limit=SCAN_LIMIT)
-            by_dag: defaultdict[str, list[DagRunRecord]] = defaultdict(list)
-            for run in queued:
-                by_dag[run.dag_name].append(run)
-            for dag_name, runs in by_dag.items():
-                max_runs = self._load_dag(uow, dag_name, fallback=runs[0].spec)
-                running = uow.count_active_runs(dag_name)
-                for run in runs_to_start(runs, running=running, max_active_runs=max_runs):
-                    if uow.cas_run_state(
-                        run.id, expected=DagRunState.QUEUED, new=DagRunState.RUNNING, started_at=now
-                    ):
-                        uow.append_event(
-                            kind="run-started",
-                            message=f"run {run.id} of {dag_name} started",
-                            dag_name=dag_name,
-                            run_id=run.id,
-                            at=now,
-                        )
-                        started.append(replace(run, state=DagRunState.RUNNING, started_at=now))
-        started_ids = {run.id for run in started}
-        for run_id in sorted(woken - started_ids):
+            started, limits = start_queued_runs(uow, now=now)
+        self._limits.update(limits)
+        for run_id in sorted(woken - {run.id for run in started}):
             log.info("run %d stays queued behind maxActiveRuns", run_id, extra={"run": run_id})
         for run in started:
             log.info(
@@ -274,19 +259,8 @@ class Engine:
                 run.dag_name,
                 extra={"dag": run.dag_name, "run": run.id},
             )
-        items = [self._activate(run, [], now=now) for run in started]
-        self._write(items, now=now)
+        self._write([self._activate(run, [], now=now) for run in started], now=now)
         return bool(started)
-
-    def _load_dag(self, uow: UnitOfWork, dag_name: str, *, fallback: dict[str, object]) -> int:
-        """Refresh a DAG's path and caps from its row; returns its maxActiveRuns."""
-        record = uow.get_dag(dag_name)
-        spec = record.spec if record is not None and record.spec is not None else fallback
-        self._dag_paths[dag_name] = None if record is None else record.path
-        tasks_cap = spec.get("maxActiveTasks", DEFAULT_MAX_ACTIVE_TASKS)
-        runs_cap = spec.get("maxActiveRuns", 1)
-        self._max_tasks[dag_name] = tasks_cap if isinstance(tasks_cap, int) else 16
-        return runs_cap if isinstance(runs_cap, int) else 1
 
     def _activate(
         self, record: DagRunRecord, rows: list[TaskInstanceRecord], *, now: datetime
@@ -295,7 +269,7 @@ class Engine:
         run, plan = recover_run(
             record,
             rows,
-            dag_path=self._dag_paths.get(record.dag_name),
+            dag_path=self._limits[record.dag_name].path,
             graphs=self._graphs,
             now=now,
             max_infra_retries=self._max_infra_retries,
@@ -306,7 +280,7 @@ class Engine:
             if row.state is TaskState.PENDING:
                 self._pending.add(run.pending_try(row), now=now)
             elif row.state.active:
-                self._count_active(row.id, dag_name=row.dag_name, run_id=row.run_id)
+                self._slots.hold(row.id, dag_name=row.dag_name, run_id=row.run_id)
         return run, plan
 
     def _recover_all(self, now: datetime) -> list[LaunchOrder]:
@@ -315,19 +289,16 @@ class Engine:
         loaded: list[tuple[DagRunRecord, list[TaskInstanceRecord]]] = []
         with self._store.transaction() as uow:
             for run in uow.list_runs(states=[DagRunState.RUNNING], limit=SCAN_LIMIT):
-                if run.dag_name not in self._max_tasks:
-                    self._load_dag(uow, run.dag_name, fallback=run.spec)
+                if run.dag_name not in self._limits:
+                    self._limits[run.dag_name] = dag_limits(uow, run.dag_name, fallback=run.spec)
                 loaded.append((run, uow.list_task_instances(run.id)))
         items = [self._activate(run, rows, now=now) for run, rows in loaded]
         self._write(items, now=now)
         relaunch: list[LaunchOrder] = []
         for run, rows in loaded:
             active = self._runs.get(run.id)
-            for row in rows:
-                if active is not None and row.state is TaskState.LAUNCHED and row.pod_name:
-                    relaunch.append(
-                        self._order(active, row.id, row, pod=row.pod_name, relaunch=True)
-                    )
+            if active is not None:
+                relaunch.extend(relaunch_orders(active, rows))
         return relaunch
 
     def _recover(self, run_id: int, *, now: datetime) -> None:
@@ -337,7 +308,7 @@ class Engine:
             record = uow.get_run(run_id)
             if record is None or record.state is not DagRunState.RUNNING:
                 return
-            self._load_dag(uow, record.dag_name, fallback=record.spec)
+            self._limits[record.dag_name] = dag_limits(uow, record.dag_name, fallback=record.spec)
             rows = uow.list_task_instances(run_id)
         log.info("rebuilding run %d from its rows", run_id, extra={"run": run_id})
         self._write([self._activate(record, rows, now=now)], now=now)
@@ -345,14 +316,12 @@ class Engine:
     def _forget_run(self, run_id: int) -> None:
         self._runs.pop(run_id, None)
         self._pending.drop_run(run_id)
-        for ti_id in [ti for ti, (_, owner) in self._active.items() if owner == run_id]:
-            self._release(ti_id)
+        self._slots.release_run(run_id)
 
     def _forget_all(self) -> None:
         self._runs.clear()
         self._pending.clear()
-        self._active.clear()
-        self._active_per_dag.clear()
+        self._slots.clear()
 
     # -- plans ----------------------------------------------------------------------
 
@@ -360,7 +329,7 @@ class Engine:
         by_run: defaultdict[int, list[TaskInstanceRecord]] = defaultdict(list)
         for record in changes:
             if record.state.finished:
-                self._release(record.id)
+                self._slots.release(record.id)
             by_run[record.run_id].append(record)
         items: list[tuple[ActiveRun, Plan]] = []
         for run_id, records in by_run.items():
@@ -416,13 +385,14 @@ class Engine:
 
     def _launch(self, now: datetime) -> bool:
         self._pending.promote(now)
-        free = self._parallelism - len(self._active)
+        free = self._parallelism - len(self._slots)
         taken: list[PendingTry] = []
         for dag_name in self._pending.dags_with_due():
             if free <= 0:
                 break
-            cap = self._max_tasks.get(dag_name, DEFAULT_MAX_ACTIVE_TASKS)
-            room = min(cap - self._active_per_dag[dag_name], free)
+            limits = self._limits.get(dag_name)
+            cap = DEFAULT_MAX_ACTIVE_TASKS if limits is None else limits.max_active_tasks
+            room = min(cap - self._slots.of_dag(dag_name), free)
             if room > 0:
                 got = self._pending.take(dag_name, room)
                 free -= len(got)
@@ -450,84 +420,25 @@ class Engine:
                 try_number=entry.try_number,
             )
             try:
-                orders.append(self._order(run, entry.ti_id, entry, pod=name, relaunch=False))
+                orders.append(
+                    launch_order(
+                        run,
+                        ti_id=entry.ti_id,
+                        task=entry.task,
+                        item_index=entry.item_index,
+                        try_number=entry.try_number,
+                        pod=name,
+                        relaunch=False,
+                    )
+                )
             except TemplateError as error:
                 broken.append((entry, str(error)))
-        launched: list[LaunchOrder] = []
         with self._store.transaction() as uow:
-            for order in orders:
-                if uow.cas_task_state(
-                    order.task_instance_id,
-                    expected=TaskState.PENDING,
-                    new=TaskState.LAUNCHED,
-                    pod_name=order.pod_name,
-                    launched_at=now,
-                ):
-                    launched.append(order)
-                else:
-                    self._inbox.request_recover(order.run_id)
-            for entry, message in broken:
-                uow.cas_task_state(
-                    entry.ti_id,
-                    expected=TaskState.PENDING,
-                    new=TaskState.FAILED,
-                    failure_kind=FailureKind.TASK,
-                    reason="TemplateError",
-                    message=message,
-                    finished_at=now,
-                )
-                self._inbox.request_recover(entry.run_id)
-        self.stats.launched += len(launched)
-        for order in launched:
-            self._count_active(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
-        self._hand_out(launched)
-
-    def _order(
-        self,
-        run: ActiveRun,
-        ti_id: int,
-        row: PendingTry | TaskInstanceRecord,
-        *,
-        pod: str,
-        relaunch: bool,
-    ) -> LaunchOrder:
-        task_name = row.task if isinstance(row, PendingTry) else row.task_name
-        return LaunchOrder(
-            task_instance_id=ti_id,
-            run_id=run.run_id,
-            dag_name=run.dag_name,
-            dag_path=self._dag_paths.get(run.dag_name),
-            revision=run.record.revision,
-            task=run.task(task_name),
-            item_index=row.item_index,
-            try_number=row.try_number,
-            rendered=run.planner.render(InstanceKey(task_name, row.item_index)),
-            pod_name=pod,
-            relaunch=relaunch,
-        )
-
-    def _hand_out(self, orders: list[LaunchOrder]) -> None:
-        if not orders:
-            return
-        for order in orders:
-            log.debug(
-                "launching %s",
-                order.pod_name,
-                extra={
-                    "dag": order.dag_name,
-                    "run": order.run_id,
-                    "task": order.task.name,
-                    "try": order.try_number,
-                },
-            )
-        self._executor.launch(orders)
-
-    def _count_active(self, ti_id: int, *, dag_name: str, run_id: int) -> None:
-        if ti_id not in self._active:
-            self._active[ti_id] = (dag_name, run_id)
-            self._active_per_dag[dag_name] += 1
-
-    def _release(self, ti_id: int) -> None:
-        owner = self._active.pop(ti_id, None)
-        if owner is not None:
-            self._active_per_dag[owner[0]] -= 1
+            claimed, stale = claim(uow, orders, broken, now=now)
+        for run_id in stale:
+            self._forget_run(run_id)
+            self._inbox.request_recover(run_id)
+        self.stats.launched += len(claimed)
+        for order in claimed:
+            self._slots.hold(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
+        hand_out(self._executor, claimed)

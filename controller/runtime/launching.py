@@ -1,0 +1,135 @@
+"""From due PENDING tries to LaunchOrders: render, name, and claim them in one transaction.
+
+The order of operations is the crash story. A try is rendered first (a template that
+cannot render fails the try as a task failure instead of launching a broken pod), then
+claimed by a compare-and-set PENDING -> LAUNCHED that records its deterministic pod name,
+and only after that commit is it handed to the executor. A crash in between leaves a
+LAUNCHED row with a pod name, which the next engine hands out again under the same name.
+A claim that loses means another writer moved the row: the caller rebuilds that run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from controller.engine.records import InstanceKey
+from controller.engine.states import FailureKind, TaskState
+from controller.runtime.active import ActiveRun
+from controller.runtime.pending import PendingTry
+from controller.runtime.seam import Executor, LaunchOrder
+from controller.store import TaskInstanceRecord, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_ERROR_REASON = "TemplateError"
+
+
+def launch_order(
+    run: ActiveRun,
+    *,
+    ti_id: int,
+    task: str,
+    item_index: int,
+    try_number: int,
+    pod: str,
+    relaunch: bool,
+) -> LaunchOrder:
+    """The order for one try, rendered by its run's planner; raises TemplateError."""
+    return LaunchOrder(
+        task_instance_id=ti_id,
+        run_id=run.run_id,
+        dag_name=run.dag_name,
+        dag_path=run.dag_path,
+        revision=run.record.revision,
+        task=run.task(task),
+        item_index=item_index,
+        try_number=try_number,
+        rendered=run.planner.render(InstanceKey(task, item_index)),
+        pod_name=pod,
+        relaunch=relaunch,
+    )
+
+
+def claim(
+    uow: UnitOfWork,
+    orders: Sequence[LaunchOrder],
+    broken: Sequence[tuple[PendingTry, str]],
+    *,
+    now: datetime,
+) -> tuple[list[LaunchOrder], set[int]]:
+    """CAS the orders to LAUNCHED and the unrenderable tries to FAILED.
+
+    Returns the orders this call claimed, and the runs to rebuild from their rows (a
+    lost claim, or a try failed here that the planner has not seen).
+    """
+    claimed: list[LaunchOrder] = []
+    stale: set[int] = set()
+    for order in orders:
+        if uow.cas_task_state(
+            order.task_instance_id,
+            expected=TaskState.PENDING,
+            new=TaskState.LAUNCHED,
+            pod_name=order.pod_name,
+            launched_at=now,
+        ):
+            claimed.append(order)
+        else:
+            stale.add(order.run_id)
+    for entry, message in broken:
+        uow.cas_task_state(
+            entry.ti_id,
+            expected=TaskState.PENDING,
+            new=TaskState.FAILED,
+            failure_kind=FailureKind.TASK,
+            reason=TEMPLATE_ERROR_REASON,
+            message=message,
+            finished_at=now,
+        )
+        uow.append_event(
+            kind="task-failed",
+            message=f"{entry.task}[{entry.item_index}] try {entry.try_number}: {message}",
+            dag_name=entry.dag_name,
+            run_id=entry.run_id,
+            task_name=entry.task,
+            item_index=entry.item_index,
+            try_number=entry.try_number,
+            at=now,
+        )
+        stale.add(entry.run_id)
+    return claimed, stale
+
+
+def relaunch_orders(run: ActiveRun, rows: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
+    """The run's LAUNCHED tries, to hand out again under their recorded pod names."""
+    return [
+        launch_order(
+            run,
+            ti_id=row.id,
+            task=row.task_name,
+            item_index=row.item_index,
+            try_number=row.try_number,
+            pod=row.pod_name,
+            relaunch=True,
+        )
+        for row in rows
+        if row.state is TaskState.LAUNCHED and row.pod_name
+    ]
+
+
+def hand_out(executor: Executor, orders: list[LaunchOrder]) -> None:
+    if not orders:
+        return
+    for order in orders:
+        log.debug(
+            "launching %s",
+            order.pod_name,
+            extra={
+                "dag": order.dag_name,
+                "run": order.run_id,
+                "task": order.task.name,
+                "try": order.try_number,
+            },
+        )
+    executor.launch(orders)
