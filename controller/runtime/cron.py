@@ -24,26 +24,10 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from controller.spec.model import Dag
-from controller.spec.schedule import cron_trigger
+from controller.spec.schedule import cron_trigger, next_fire
 
 DEFAULT_MAX_CATCHUP = 100
 _LOOKBACKS = tuple(timedelta(days=days) for days in (1, 8, 32, 367, 3700))
-_MAX_PROBES = 32
-
-
-def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:
-    """The first fire time strictly after `after`, in UTC (None past the end date)."""
-    after = after.astimezone(UTC)
-    step = timedelta(seconds=1)
-    for _ in range(_MAX_PROBES):
-        found: datetime | None = trigger.get_next_fire_time(None, after + step)
-        if found is None:
-            return None
-        fire = found.astimezone(UTC)
-        if fire > after:
-            return fire
-        step *= 2
-    raise RuntimeError(f"the cron trigger {trigger} does not move past {after.isoformat()}")
 
 
 def fire_times(

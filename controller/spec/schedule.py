@@ -15,7 +15,7 @@ than fire on days nobody expected, a schedule restricting both is refused.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -155,6 +155,30 @@ def cron_trigger(dag: Dag) -> CronTrigger | None:
     )
 
 
+_MAX_PROBES = 32
+
+
+def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:
+    """The first fire time strictly after `after`, in UTC (None past the end date).
+
+    Two traps avoided: stepping from a fire time in local wall time (aware datetime
+    arithmetic is wall-clock arithmetic, which lands back inside the hour a fall-back day
+    repeats), and sub-second probes (the trigger rounds up to whole seconds, so a 1 us
+    step can answer the same fire again). Every probe is in UTC, at least a second on.
+    """
+    after = after.astimezone(UTC)
+    step = timedelta(seconds=1)
+    for _ in range(_MAX_PROBES):
+        found: datetime | None = trigger.get_next_fire_time(None, after + step)
+        if found is None:
+            return None
+        fire = found.astimezone(UTC)
+        if fire > after:
+            return fire
+        step *= 2
+    raise RuntimeError(f"the cron trigger {trigger} does not move past {after.isoformat()}")
+
+
 def next_fire_times(dag: Dag, *, after: datetime, count: int) -> list[datetime]:
     """The next `count` scheduled times strictly after `after`, in the DAG's time zone.
 
@@ -165,11 +189,9 @@ def next_fire_times(dag: Dag, *, after: datetime, count: int) -> list[datetime]:
         return []
     zone = load_timezone(dag.timezone)
     times: list[datetime] = []
-    moment = after if after.tzinfo is not None else after.replace(tzinfo=zone)
-    while len(times) < count:
-        fire = trigger.get_next_fire_time(None, moment + timedelta(microseconds=1))
-        if fire is None:
-            break
-        times.append(fire.astimezone(zone))
-        moment = fire
+    moment: datetime | None = after if after.tzinfo is not None else after.replace(tzinfo=zone)
+    while len(times) < count and moment is not None:
+        moment = next_fire(trigger, moment)
+        if moment is not None:
+            times.append(moment.astimezone(zone))
     return times

@@ -56,6 +56,16 @@ def test_times_are_in_the_dag_timezone_across_daylight_saving() -> None:
     ]
 
 
+def test_a_time_repeated_on_the_fall_back_day_fires_twice_then_moves_on() -> None:
+    dag = scheduled("30 2 * * *", timezone="Europe/Berlin")
+    times = next_fire_times(dag, after=datetime(2026, 10, 24, 12, tzinfo=UTC), count=3)
+    assert [t.isoformat() for t in times] == [
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-26T02:30:00+01:00",
+    ]
+
+
 def test_fire_times_are_strictly_after_the_given_moment() -> None:
     moment = datetime(2026, 1, 1, 5, tzinfo=UTC)
     (first,) = next_fire_times(scheduled("@hourly"), after=moment, count=1)
