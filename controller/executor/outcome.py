@@ -25,9 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from controller.engine.states import FailureKind
-
-MAIN_CONTAINER = "task"
-INIT_CONTAINER = "git-checkout"
+from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
+from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 
 # Waiting reasons after which the kubelet will not get the container running by itself
 # within any useful time: the pod spec or the image reference is wrong.
