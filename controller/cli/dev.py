@@ -31,7 +31,7 @@ from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import NODE_AGENT, PACKAGE_ROOT
 from controller.devcluster.config import cache_dir
 from controller.engine.states import DagRunState
-from controller.executor.outcome import MAIN_CONTAINER
+from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.process.logging import configure_logging
 from controller.process.wiring import StartupError, database_url_for

@@ -15,8 +15,8 @@ from typing import Any
 
 from controller.config import ConfigError, load_config
 from controller.executor.kubeclient import make_api_client, read_error
-from controller.executor.outcome import MAIN_CONTAINER
 from controller.executor.podlogs import LogFollow, LogUnavailableError, read_pod_logs
+from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.store import NotMigratedError, Store, TaskInstanceRecord, resolve_database_url
 

@@ -22,6 +22,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
@@ -30,7 +31,7 @@ from controller.executor.kubeclient import (
     read_error,
     shutdown_response,
 )
-from controller.executor.outcome import INIT_CONTAINER, MAIN_CONTAINER
+from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.executor.ratelimit import Backoff
 
 DEFAULT_LIMIT_BYTES = 4 * 1024 * 1024

@@ -58,8 +58,8 @@ def init_work_repo(path: Path) -> None:
     git(path, "config", "commit.gpgsign", "false")
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> Remote:
+def make_remote(tmp_path: Path) -> Remote:
+    """A bare repository under tmp_path/server and a work clone pushing to it."""
     bare = tmp_path / "server" / "dags.git"
     bare.mkdir(parents=True)
     git(bare, "init", "-q", "--bare", "-b", "main")
@@ -68,6 +68,11 @@ def remote(tmp_path: Path) -> Remote:
     init_work_repo(work)
     git(work, "remote", "add", "origin", bare.as_uri())
     return Remote(bare=bare, work=work)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    return make_remote(tmp_path)
 
 
 @pytest.fixture

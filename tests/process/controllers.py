@@ -16,20 +16,9 @@ from typing import TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.config import Config, load_config
-from tests.gitsync.conftest import Remote, git, init_work_repo
+from tests.gitsync.conftest import Remote
 
 T = TypeVar("T")
-
-
-def make_remote(tmp_path: Path) -> Remote:
-    bare = tmp_path / "server" / "dags.git"
-    bare.mkdir(parents=True)
-    git(bare, "init", "-q", "--bare", "-b", "main")
-    work = tmp_path / "work"
-    work.mkdir()
-    init_work_repo(work)
-    git(work, "remote", "add", "origin", bare.as_uri())
-    return Remote(bare=bare, work=work)
 
 
 def controller_config(

@@ -11,7 +11,7 @@ from controller.gitsync import GitSync, GitSyncConfig
 from controller.metrics import Metrics
 from controller.process.dagsync import DagSync, SyncOutcome, repository_root
 from controller.store import DagRecord, Store
-from tests.gitsync.conftest import Remote, git, init_work_repo
+from tests.gitsync.conftest import Remote, make_remote
 
 
 def dag_yaml(name: str, *, schedule: str = "0 3 * * *", command: str = "true") -> str:
@@ -59,14 +59,7 @@ class RecordingSchedule:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
-    bare = tmp_path / "server" / "dags.git"
-    bare.mkdir(parents=True)
-    git(bare, "init", "-q", "--bare", "-b", "main")
-    work = tmp_path / "work"
-    work.mkdir()
-    init_work_repo(work)
-    git(work, "remote", "add", "origin", bare.as_uri())
-    return Remote(bare=bare, work=work)
+    return make_remote(tmp_path)
 
 
 class Harness:
