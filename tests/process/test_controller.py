@@ -11,12 +11,11 @@ from controller.devcluster import LocalCluster
 from controller.process.controller import Controller
 from controller.store import DagRecord
 from tests.fixtures.cluster import ExternalCluster
-from tests.gitsync.conftest import Remote
+from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import (
     controller_config,
     github_push,
     http_get,
-    make_remote,
     scrape,
     wait_for,
 )

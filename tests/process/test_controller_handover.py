@@ -29,8 +29,8 @@ from controller.devcluster import LocalCluster
 from controller.engine.states import DagRunState, RunType, TaskState
 from controller.store import DagRecord, Store, upgrade
 from tests.fixtures.cluster import ExternalCluster
-from tests.gitsync.conftest import Remote
-from tests.process.controllers import make_remote, scrape, wait_for
+from tests.gitsync.conftest import Remote, make_remote
+from tests.process.controllers import scrape, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
