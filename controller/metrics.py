@@ -80,19 +80,20 @@ class Metrics:
         r = self.registry
         self.launch_latency = Histogram(
             "kubedag_launch_latency_seconds",
-            "Seconds from a task instance becoming ready to its pod being created.",
+            "Seconds from the executor receiving a try to the API server creating (or "
+            "finding) its pod.",
             buckets=LAUNCH_LATENCY_BUCKETS,
             registry=r,
         )
         self.pods_launched = Counter(
             "kubedag_pods_launched",
-            "Pod creations by outcome: created, adopted (AlreadyExists) or failed.",
+            "Launches by outcome: created, already_exists (adopted), rejected, gave_up.",
             ["outcome"],
             registry=r,
         )
         self.watch_restarts = Counter(
             "kubedag_watch_restarts",
-            "Times the pod watch stream ended or failed and was started again.",
+            "Times a pod watch failed and was started again.",
             registry=r,
         )
         self.watch_gone = Counter(

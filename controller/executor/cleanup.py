@@ -29,6 +29,7 @@ from kubernetes import client
 
 from controller.engine.states import TaskState
 from controller.executor.kubeclient import DEFAULT_TIMEOUT, read_error
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.executor.ratelimit import Backoff
@@ -92,12 +93,14 @@ class PodCleaner:
         policy: CleanupPolicy,
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._log_store = log_store
         self.policy = policy
         self._clock = clock
+        self._observer = observer
         self._busy: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-cleanup")
@@ -160,7 +163,9 @@ class PodCleaner:
                 self._busy.discard(uid)
 
     def _store_logs(self, *, namespace: str, name: str, record: TaskInstanceRecord) -> None:
-        for entry in read_pod_logs(self._api, namespace=namespace, pod=name):
+        for entry in read_pod_logs(
+            self._api, namespace=namespace, pod=name, observer=self._observer
+        ):
             key = LogKey(
                 run_id=record.run_id,
                 task=record.task_name,
@@ -187,7 +192,11 @@ class PodCleaner:
                 name, namespace, patch, _request_timeout=DEFAULT_TIMEOUT
             )
 
-        _with_retries(remove, what=f"removing the finalizer of pod {namespace}/{name}")
+        _with_retries(
+            remove,
+            what=f"removing the finalizer of pod {namespace}/{name}",
+            observer=self._observer,
+        )
 
     def _delete(self, *, namespace: str, name: str, uid: str) -> None:
         def delete() -> None:
@@ -198,14 +207,14 @@ class PodCleaner:
                 _request_timeout=DEFAULT_TIMEOUT,
             )
 
-        _with_retries(delete, what=f"deleting pod {namespace}/{name}")
+        _with_retries(delete, what=f"deleting pod {namespace}/{name}", observer=self._observer)
 
 
 class _GaveUpError(Exception):
     pass
 
 
-def _with_retries(call: Callable[[], T], *, what: str) -> T | None:
+def _with_retries(call: Callable[[], T], *, what: str, observer: ExecutorObserver) -> T | None:
     """``call`` with jittered backoff on transient errors; a 404 (pod gone) is success.
 
     A 409/422 (precondition or test op failed: the pod changed under us) is retried,
@@ -221,6 +230,7 @@ def _with_retries(call: Callable[[], T], *, what: str) -> T | None:
             error = read_error(exc)
             if error.status == 404:
                 return None
+            observer.api_error(error.status)
             if not error.retryable and error.status not in (409, 422):
                 raise
             pause = API_BACKOFF.next_delay(

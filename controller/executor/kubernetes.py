@@ -15,6 +15,10 @@ keeps an invalid pod from being tried for ever.
 After a restart, LAUNCHED rows whose pod never reached the API are launched again under
 the same name; their orders are rebuilt from the store with the planner, exactly as the
 engine built them (same spec snapshot, same upstream results, so the same pod).
+
+What the parts meet on the way (each launch's outcome and latency, watch restarts and
+410s, failed API calls) is told to an `ExecutorObserver`, which the controller turns
+into metrics.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -42,7 +48,9 @@ from controller.executor.launcher import (
     Launcher,
     LaunchOutcome,
     LaunchRequest,
+    LaunchStatus,
 )
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podmerge import load_pod_template
 from controller.executor.podspec import PodConfig, PodIdentity, build_pod
 from controller.executor.reconciler import Reconciler
@@ -129,13 +137,19 @@ class KubernetesExecutor:
         settings: ExecutorSettings,
         log_store: LogStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         self._api = api
         self._store = store
         self.settings = settings
         self._clock = clock
+        self._observer = observer
         self._launcher = Launcher(
-            api, workers=settings.workers, qps=settings.qps, burst=settings.burst
+            api,
+            workers=settings.workers,
+            qps=settings.qps,
+            burst=settings.burst,
+            observer=observer,
         )
         self.cleaner = PodCleaner(
             api,
@@ -143,6 +157,7 @@ class KubernetesExecutor:
             policy=settings.cleanup,
             workers=settings.cleanup_workers,
             clock=clock,
+            observer=observer,
         )
         self._sink: UpdateSink | None = None
         self._in_flight: set[str] = set()
@@ -168,6 +183,7 @@ class KubernetesExecutor:
                 relaunch=self._relaunch,
                 in_flight=self._in_flight_names,
                 clock=self._clock,
+                observer=self._observer,
             )
             # The startup pass commits what the pods say without moving the cursor, so
             # the watch still replays (harmlessly) or hits 410 and re-lists.
@@ -178,11 +194,15 @@ class KubernetesExecutor:
                 reconciler=reconciler,
                 label_selector=self.settings.label_selector,
                 reconcile_interval=self.settings.reconcile_interval,
+                observer=self._observer,
             )
             self.watchers.append(watcher)
             watcher.start()
 
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
+        # Launch latency counts from here: building pods and waiting for a launcher
+        # worker are part of what a try waits for.
+        reached = time.monotonic()
         for order in orders:
             try:
                 body = self._pod(order)
@@ -190,13 +210,14 @@ class KubernetesExecutor:
                 # A task the pod builder refuses (e.g. a workingDir outside the checkout)
                 # will not build on a retry either; report it like a refused pod.
                 self._report_failure(order.task_instance_id, "InvalidPod", str(error))
+                self._observer.pod_launched(LaunchStatus.REJECTED, time.monotonic() - reached)
                 continue
             with self._lock:
                 self._in_flight.add(order.pod_name)
             request = LaunchRequest(
                 namespace=self.settings.pod.namespace, body=body, key=order.task_instance_id
             )
-            self._launcher.submit(request, self._launched)
+            self._launcher.submit(request, partial(self._launched, reached=reached))
 
     def stop(self) -> None:
         self._launcher.close(wait=True)
@@ -225,7 +246,8 @@ class KubernetesExecutor:
             )
         return body
 
-    def _launched(self, outcome: LaunchOutcome) -> None:
+    def _launched(self, outcome: LaunchOutcome, *, reached: float) -> None:
+        self._observer.pod_launched(outcome.status, time.monotonic() - reached)
         with self._lock:
             self._in_flight.discard(outcome.request.pod_name)
         if outcome.status.launched:

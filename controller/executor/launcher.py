@@ -38,6 +38,7 @@ from controller.executor.kubeclient import (
     raw_call,
     read_error,
 )
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.ratelimit import Backoff, make_limiter
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Launcher:
         burst: int = DEFAULT_BURST,
         backoff: Backoff | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -116,6 +118,7 @@ class Launcher:
         self._limiter = make_limiter(qps=qps, burst=burst)
         self._backoff = backoff or Backoff()
         self._timeout = timeout
+        self._observer = observer
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="launcher")
 
@@ -174,6 +177,9 @@ class Launcher:
                 )
             except Exception as exc:
                 error = read_error(exc)
+                # AlreadyExists is how a pod is adopted, reported as its launch outcome.
+                if error.status != 409:
+                    self._observer.api_error(error.status)
             else:
                 # Read the (unused) body so the connection goes back to the pool.
                 response.drain_conn()

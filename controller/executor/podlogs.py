@@ -31,6 +31,7 @@ from controller.executor.kubeclient import (
     read_error,
     shutdown_response,
 )
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.executor.ratelimit import Backoff
 
@@ -67,6 +68,7 @@ def read_pod_logs(
     limit_bytes: int = DEFAULT_LIMIT_BYTES,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     backoff: Backoff = READ_BACKOFF,
+    observer: ExecutorObserver = NO_OBSERVER,
 ) -> list[ContainerLog]:
     """Each container's log, at most ``limit_bytes`` each, in the order of ``containers``.
 
@@ -84,6 +86,7 @@ def read_pod_logs(
             limit_bytes=limit_bytes,
             timeout=timeout,
             backoff=backoff,
+            observer=observer,
         )
         for name in containers
     ]
@@ -98,6 +101,7 @@ def _read_one(
     limit_bytes: int,
     timeout: tuple[float, float],
     backoff: Backoff,
+    observer: ExecutorObserver,
 ) -> ContainerLog:
     started = time.monotonic()
     attempt = 0
@@ -119,6 +123,7 @@ def _read_one(
                 response.release_conn()
         except Exception as exc:
             error = read_error(exc)
+            observer.api_error(error.status)
             if not error.retryable:
                 return ContainerLog(container=container, text="", error=error.message)
             _pause_or_raise(

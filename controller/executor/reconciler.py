@@ -33,6 +33,7 @@ from kubernetes import client
 
 from controller.engine.states import FailureKind, TaskState
 from controller.executor.cleanup import PodCleaner
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.outcome import OutcomePhase, classify
 from controller.executor.watchstream import list_pods
 from controller.runtime.seam import CursorUpdate, TaskUpdate, UpdateSink
@@ -127,6 +128,7 @@ class Reconciler:
         relaunch: Callable[[Sequence[TaskInstanceRecord]], None],
         in_flight: Callable[[], Collection[str]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         self._api = api
         self._store = store
@@ -139,6 +141,7 @@ class Reconciler:
         self._relaunch = relaunch
         self._in_flight = in_flight
         self._clock = clock
+        self._observer = observer
         self._ids: dict[str, int] = {}
         self.passes = 0
         self.relaunched = 0
@@ -180,7 +183,10 @@ class Reconciler:
         self.passes += 1
         rows = self._active_rows()
         pods, version = list_pods(
-            self._api, namespace=self.namespace, label_selector=self._selector
+            self._api,
+            namespace=self.namespace,
+            label_selector=self._selector,
+            observer=self._observer,
         )
         present = {str(pod["metadata"]["name"]) for pod in pods}
         self.apply([Observation(pod) for pod in pods], cursor=version if resume else None)

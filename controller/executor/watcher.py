@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.ratelimit import Backoff
 from controller.executor.reconciler import Observation, Reconciler
 from controller.executor.watchstream import PodWatch, WatchEvent, WatchExpiredError
@@ -69,6 +70,7 @@ class NamespaceWatcher:
         reconcile_interval: float,
         batch_size: int = DEFAULT_BATCH_SIZE,
         server_timeout: int = 300,
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         self._api = api
         self._store = store
@@ -78,6 +80,7 @@ class NamespaceWatcher:
         self._interval = reconcile_interval
         self._batch_size = batch_size
         self._server_timeout = server_timeout
+        self._observer = observer
         self._stopped = threading.Event()
         self._watch: PodWatch | None = None
         self._lock = threading.Lock()
@@ -109,6 +112,7 @@ class NamespaceWatcher:
             except Exception as error:
                 self.healthy = False
                 self.stats.restarts += 1
+                self._observer.watch_restarted()
                 failures += 1
                 pause = RESTART_BACKOFF.delay(failures)
                 log.warning(
@@ -133,6 +137,7 @@ class NamespaceWatcher:
                 label_selector=self._selector,
                 resource_version=cursor,
                 server_timeout=self._server_timeout,
+                observer=self._observer,
             )
             with self._lock:
                 self._watch = watch
@@ -143,6 +148,7 @@ class NamespaceWatcher:
                 return
             if isinstance(ended, WatchExpiredError):
                 self.stats.expired += 1
+                self._observer.watch_expired()
                 log.info(
                     "the watch cursor of %s is too old (%s); listing again",
                     self.namespace,

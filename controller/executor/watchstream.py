@@ -36,6 +36,7 @@ from controller.executor.kubeclient import (
     read_error,
     shutdown_response,
 )
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class PodWatch:
         server_timeout: int = DEFAULT_SERVER_TIMEOUT,
         connect_timeout: float = DEFAULT_TIMEOUT[0],
         backoff: Backoff = WATCH_BACKOFF,
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         if not resource_version:
             raise ValueError("a watch needs a resourceVersion to start from; list first")
@@ -99,6 +101,7 @@ class PodWatch:
         self._server_timeout = server_timeout
         self._connect_timeout = connect_timeout
         self._backoff = backoff
+        self._observer = observer
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._response: Any = None
@@ -138,6 +141,7 @@ class PodWatch:
                 if self._stopped.is_set():
                     return
                 error = read_error(exc)
+                self._observer.api_error(error.status)
                 if error.status is not None and not error.retryable:
                     raise
             if failures == 0:
@@ -162,6 +166,7 @@ class PodWatch:
                 self.resource_version,
                 pause,
             )
+            self._observer.watch_restarted()
             if self._stopped.wait(pause):
                 return
 
@@ -235,6 +240,7 @@ def list_pods(
     page_size: int = DEFAULT_PAGE_SIZE,
     timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     backoff: Backoff = LIST_BACKOFF,
+    observer: ExecutorObserver = NO_OBSERVER,
 ) -> tuple[list[dict[str, Any]], str]:
     """All matching pods as dicts, and the resourceVersion to watch from after them.
 
@@ -256,6 +262,7 @@ def list_pods(
             )
         except Exception as exc:
             error = read_error(exc)
+            observer.api_error(error.status)
             if error.status is not None and not error.retryable and error.status != 410:
                 raise
             attempt += 1

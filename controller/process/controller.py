@@ -30,6 +30,7 @@ from controller.process.dagsync import DagSync
 from controller.process.http import HttpServer
 from controller.process.leader import LeaderElector
 from controller.process.leadership import LeaderParts, Leadership
+from controller.process.observing import MetricsObserver
 from controller.process.wiring import (
     StartupError,
     gitsync_config,
@@ -60,6 +61,7 @@ class Controller:
     ) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.observer = MetricsObserver(self.metrics)
         self.store: Store = open_store(config, migrate=migrate)
         try:
             self._build(api)
@@ -93,6 +95,7 @@ class Controller:
                 lease_duration=election.lease_duration_seconds,
                 renew_deadline=election.renew_deadline_seconds,
                 retry_period=election.retry_period_seconds,
+                on_api_error=self.observer.api_error,
             )
         checks = {"git synced": self._git_ready, "database reachable": self._database_ready}
         checks["leader or standby"] = self._leader_ready
@@ -188,6 +191,7 @@ class Controller:
                 dags_path=self.gitsync.config.dags_path,
             ),
             log_store=self.log_store,
+            observer=self.observer,
         )
         engine = Engine(
             self.store,

@@ -23,6 +23,11 @@ ones that make two replicas believe they lead at once:
 A graceful stop releases the lease (empty ``holderIdentity``), so a standby takes over
 on its next poll instead of waiting for the lease to expire. After losing the lease the
 elector campaigns again; ``on_stopped_leading`` must have stopped all leader work first.
+
+A replica that cannot reach the Lease only logs and retries, so every failed call is
+also told to ``on_api_error`` (its HTTP status, None when no answer came back) for the
+metrics; the 404 of a Lease not yet created and the 409 of a lost race are how the
+protocol works, not failures.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         request_timeout: float = 5.0,
+        on_api_error: Callable[[int | None], None] = lambda status: None,
     ) -> None:
         if not identity:
             raise ValueError("leader election identity must not be empty")
@@ -109,6 +115,7 @@ class LeaderElector:
         self._request_timeout = request_timeout
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
+        self._on_api_error = on_api_error
         self._api = client.CoordinationV1Api(_private_client(api_client))
 
         self._lock = threading.Lock()
@@ -251,6 +258,7 @@ class LeaderElector:
             if error.status == 409:
                 log.debug("lease %s/%s written by another replica; re-reading", *self._key)
                 return False
+            self._on_api_error(error.status)
             log.warning(
                 "lease %s/%s: API answered %s: %s",
                 *self._key,
@@ -259,6 +267,7 @@ class LeaderElector:
             )
             return None
         except (urllib3.exceptions.HTTPError, OSError) as error:
+            self._on_api_error(None)
             log.warning("lease %s/%s: API unreachable: %s", *self._key, error)
             return None
 
@@ -315,6 +324,7 @@ class LeaderElector:
             )
             log.info("released lease %s/%s", *self._key)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            self._on_api_error(error.status if isinstance(error, ApiException) else None)
             # Not fatal: the lease then expires on its own after its duration.
             log.warning("could not release lease %s/%s: %s", *self._key, error)
 

@@ -20,6 +20,7 @@ import pytest
 
 from controller.executor.kubeclient import make_api_client
 from controller.executor.launcher import Launcher, LaunchOutcome, LaunchRequest, LaunchStatus
+from controller.executor.observer import NullObserver
 from controller.executor.ratelimit import Backoff
 
 LABEL = "kubedag.io/test"
@@ -264,3 +265,46 @@ def test_closing_ends_waiting_requests_without_sending_them(
     assert "may have created it" in retrying.result().message
     assert queued.result().status is LaunchStatus.GAVE_UP
     assert len(server.hits) == 1
+
+
+class ApiErrors(NullObserver):
+    """Records the status of every failed API call the launcher tells of."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int | None] = []
+
+    def api_error(self, status: int | None) -> None:
+        self.statuses.append(status)
+
+
+def test_every_failed_create_attempt_is_told_to_the_observer(
+    scripted: list[ScriptedServer],
+) -> None:
+    server = ScriptedServer([(503, {}), (429, {})])
+    scripted.append(server)
+    errors = ApiErrors()
+    with server.client() as api, Launcher(api, backoff=FAST, observer=errors) as launcher:
+        [outcome] = launcher.launch([LaunchRequest("ns", pod_body("x"))])
+    assert outcome.status is LaunchStatus.CREATED
+    assert errors.statuses == [503, 429]
+
+
+def test_an_adopted_pod_is_no_api_error(scripted: list[ScriptedServer]) -> None:
+    server = ScriptedServer([(409, {})])
+    scripted.append(server)
+    errors = ApiErrors()
+    with server.client() as api, Launcher(api, backoff=FAST, observer=errors) as launcher:
+        [outcome] = launcher.launch([LaunchRequest("ns", pod_body("x"))])
+    assert outcome.status is LaunchStatus.ALREADY_EXISTS
+    assert errors.statuses == []
+
+
+def test_an_unreachable_server_is_told_as_no_answer_on_every_attempt() -> None:
+    configuration = kubernetes.client.Configuration(host="http://127.0.0.1:1")
+    errors = ApiErrors()
+    with (
+        make_api_client(configuration=configuration) as api,
+        Launcher(api, backoff=FAST, observer=errors) as launcher,
+    ):
+        [outcome] = launcher.launch([LaunchRequest("ns", pod_body("x"))])
+    assert errors.statuses == [None] * outcome.attempts

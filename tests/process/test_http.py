@@ -90,7 +90,7 @@ def test_port_zero_binds_a_real_port_that_is_freed_on_stop() -> None:
 
 
 def test_metrics_scrape_parses_with_the_prometheus_parser(plain: Served) -> None:
-    plain.metrics.pods_launched.labels(outcome="adopted").inc()
+    plain.metrics.pods_launched.labels(outcome="already_exists").inc()
     plain.metrics.leader.set(1)
     plain.metrics.set_state_counts_source(lambda: StateCounts(runs={"running": 3}))
     status, body = plain.request("GET", "/metrics")
