@@ -173,3 +173,20 @@ def _retry_after(headers: Any) -> float | None:
         # HTTP dates are allowed too; the apiserver only sends seconds, so fall back to
         # our own backoff rather than parse a form it never uses.
         return None
+
+
+def describe_api_exception(exc: BaseException) -> str | None:
+    """One line about an API refusal for a log, or None when `exc` is not one.
+
+    The client's own rendering is a multi-line dump of headers and a JSON body with the
+    part that matters (the Status message: who may not do what, where) escaped inside
+    it. A 403 also says where the fix lies, since it is almost always a missing rule in
+    the controller's Role.
+    """
+    if not isinstance(exc, client.ApiException):
+        return None
+    error = read_error(exc)
+    line = f"the Kubernetes API answered {error.status} {error.reason}: {error.message}"
+    if error.status == 403:
+        line += " (the controller's Role must grant this; see docs/deploy.md)"
+    return line

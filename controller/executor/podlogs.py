@@ -11,6 +11,7 @@ of printing the log twice or silently stopping halfway.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -26,6 +27,7 @@ from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
+    describe_api_exception,
     iter_lines,
     raw_call,
     read_error,
@@ -34,6 +36,8 @@ from controller.executor.kubeclient import (
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.executor.ratelimit import Backoff
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT_BYTES = 4 * 1024 * 1024
 READ_BACKOFF = Backoff(base=0.5, cap=5.0, max_attempts=5, max_elapsed=30.0)
@@ -125,6 +129,14 @@ def _read_one(
             error = read_error(exc)
             observer.api_error(error.status)
             if not error.retryable:
+                if error.status == 403:
+                    # Not a pod without a log: no pod's log can be kept until the Role is fixed.
+                    log.warning(
+                        "cannot keep the log of %s/%s: %s",
+                        pod,
+                        container,
+                        describe_api_exception(exc),
+                    )
                 return ContainerLog(container=container, text="", error=error.message)
             _pause_or_raise(
                 backoff, attempt=attempt, started=started, error=error, what=f"{pod}/{container}"

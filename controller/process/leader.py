@@ -46,6 +46,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.executor.kubeclient import describe_api_exception
+
 log = logging.getLogger(__name__)
 
 # Jitter on a candidate's polls, as client-go's JitterUntil(retryPeriod, 1.2): replicas
@@ -259,12 +261,7 @@ class LeaderElector:
                 log.debug("lease %s/%s written by another replica; re-reading", *self._key)
                 return False
             self._on_api_error(error.status)
-            log.warning(
-                "lease %s/%s: API answered %s: %s",
-                *self._key,
-                error.status,
-                error.reason,
-            )
+            log.warning("lease %s/%s: %s", *self._key, describe_api_exception(error))
             return None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             self._on_api_error(None)
@@ -326,7 +323,11 @@ class LeaderElector:
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             self._on_api_error(error.status if isinstance(error, ApiException) else None)
             # Not fatal: the lease then expires on its own after its duration.
-            log.warning("could not release lease %s/%s: %s", *self._key, error)
+            log.warning(
+                "could not release lease %s/%s: %s",
+                *self._key,
+                describe_api_exception(error) or error,
+            )
 
     # -- bookkeeping ----------------------------------------------------------------
 

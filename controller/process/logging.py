@@ -14,7 +14,12 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any, TextIO
+
+from controller.executor.kubeclient import describe_api_exception
+
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(
@@ -36,7 +41,27 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return ordered
 
 
-class JsonFormatter(logging.Formatter):
+def _api_refusal(exc_info: _ExcInfo) -> str | None:
+    """The API refusal behind a logged exception (itself or what caused it), in one line.
+
+    A refusal is the outside world answering, not a bug: its traceback says nothing a
+    user can act on, while the API's message says exactly what was refused.
+    """
+    exc: BaseException | None = exc_info[1]
+    while exc is not None:
+        described = describe_api_exception(exc)
+        if described is not None:
+            return described
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class _ReadableExceptions(logging.Formatter):
+    def formatException(self, ei: _ExcInfo) -> str:  # noqa: N802 - logging's own name
+        return _api_refusal(ei) or super().formatException(ei)
+
+
+class JsonFormatter(_ReadableExceptions):
     """`{"time": ..., "level": ..., "logger": ..., "message": ..., <extras>}` a line."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -52,7 +77,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_ReadableExceptions):
     """`TIME LEVEL logger: message  dag=... run=...` for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
