@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 WATCHED_STATES = (TaskState.LAUNCHED, TaskState.RUNNING)
 # Rows the full pass reads at once; far above any sane parallelism.
 ROW_LIMIT = 100_000
-# Pod name -> row id is fixed for ever; the cache only saves a query per event.
-ID_CACHE_LIMIT = 200_000
 
 _UPDATE_STATES = {
     OutcomePhase.RUNNING: TaskState.RUNNING,
@@ -142,7 +140,6 @@ class Reconciler:
         self._in_flight = in_flight
         self._clock = clock
         self._observer = observer
-        self._ids: dict[str, int] = {}
         self.passes = 0
         self.relaunched = 0
         self.lost = 0
@@ -193,10 +190,6 @@ class Reconciler:
         self._repair_missing(rows, present)
         return version
 
-    def forget(self, names: Iterable[str]) -> None:
-        for name in names:
-            self._ids.pop(name, None)
-
     def _active_rows(self) -> list[TaskInstanceRecord]:
         with self._store.transaction() as uow:
             rows = uow.list_task_instances_in_states(WATCHED_STATES, limit=ROW_LIMIT)
@@ -234,24 +227,15 @@ class Reconciler:
             self._relaunch(relaunch)
 
     def _records(self, names: Sequence[str]) -> dict[str, TaskInstanceRecord]:
-        found: dict[str, TaskInstanceRecord] = {}
+        # One query for the whole batch: a burst of events names hundreds of pods, and a
+        # query per pod was the watch thread's largest cost, paid on the cores the API
+        # server needs.
         wanted = {name for name in names if name}
         if not wanted:
-            return found
+            return {}
         with self._store.transaction() as uow:
-            for name in wanted:
-                cached = self._ids.get(name)
-                record = (
-                    uow.get_task_instance(cached)
-                    if cached is not None
-                    else uow.find_task_instance_by_pod(name)
-                )
-                if record is not None:
-                    found[name] = record
-        if len(self._ids) > ID_CACHE_LIMIT:
-            self._ids.clear()
-        self._ids.update((name, record.id) for name, record in found.items())
-        return found
+            records = uow.find_task_instances_by_pods(wanted)
+        return {record.pod_name: record for record in records if record.pod_name}
 
     def _clean_finished(
         self,

@@ -17,7 +17,7 @@ from datetime import datetime
 from controller.engine.records import TaskInstanceView
 from controller.engine.states import FailureKind, TaskState
 from controller.runtime.seam import CursorUpdate, TaskUpdate
-from controller.store import TaskInstanceRecord, UnitOfWork
+from controller.store import NewEvent, TaskInstanceRecord, UnitOfWork
 from controller.store.tasks import TaskFields
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def commit_updates(
     if cursor is not None:
         uow.set_cursor(cursor.namespace, cursor.resource_version)
     records = uow.get_task_instances(changed)
-    for record in records:
-        if record.state.finished:
-            uow.append_event(
+    uow.append_events(
+        [
+            NewEvent(
                 kind=f"task-{record.state.value}",
                 message=_describe(record),
                 dag_name=record.dag_name,
@@ -86,6 +86,10 @@ def commit_updates(
                 try_number=record.try_number,
                 at=now,
             )
+            for record in records
+            if record.state.finished
+        ]
+    )
     return records
 
 

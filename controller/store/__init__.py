@@ -20,6 +20,7 @@ from controller.store.records import (
     DagRecord,
     DagRunRecord,
     EventRecord,
+    NewEvent,
     NewTaskInstance,
     TaskInstanceRecord,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "DagRecord",
     "DagRunRecord",
     "EventRecord",
+    "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
     "Store",

@@ -109,3 +109,17 @@ class EventRecord:
     item_index: int | None
     try_number: int | None
     data: dict[str, Any] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewEvent:
+    """An event to append; the store gives it its id."""
+
+    at: datetime
+    kind: str
+    message: str
+    dag_name: str | None = None
+    run_id: int | None = None
+    task_name: str | None = None
+    item_index: int | None = None
+    try_number: int | None = None
