@@ -12,10 +12,27 @@ is idempotent (a log is overwritten, a missing finalizer or pod is success).
 
 This runs on a small pool of its own: reading logs is the slowest call the executor
 makes, and the watch that reports results must never wait behind it.
+
+Cleanup yields to launches, as a scheduling choice: a pod's cleanup costs the API server
+four requests (two log reads proxied to the node, the finalizer patch, the delete)
+against one for a create, and on a small control plane they compete for the same CPU
+(on two cores, cleaning up after a burst of launches while it runs slowed the burst by
+a third). While the launcher has creates queued (``launches_waiting``), a finished pod
+waits, but never longer than ``max_deferral`` after it was handed over; then it is
+cleaned whatever the launcher does. So a burst of launches has the API server to itself
+for up to that long, cleanup catches up as soon as the burst is over, and under
+launches that never stop it still progresses, each pod at most ``max_deferral`` late.
+A delay here costs nothing but a finished pod lingering a little longer, its finalizer
+keeping its result and logs safe.
+
+The finalizer is removed without reading the pod first: the copy from the watch event
+says where the finalizer sits, and the patch's ``test`` op makes it conditional on
+that still being true; only when the pod changed meanwhile is it read again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,10 +42,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client
 
 from controller.engine.states import TaskState
-from controller.executor.kubeclient import DEFAULT_TIMEOUT, read_error
+from controller.executor.kubeclient import DEFAULT_TIMEOUT, raw_call, read_error
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
 from controller.executor.podspec import RESULT_FINALIZER
@@ -39,6 +57,11 @@ from controller.store import TaskInstanceRecord
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 4
+# Longer than a burst of a few thousand launches takes; short enough that finished pods
+# do not pile up on the nodes under launches that never stop.
+DEFAULT_MAX_DEFERRAL = 30.0
+# How often a deferred cleanup looks again whether launches are still queued.
+TURN_POLL_SECONDS = 0.05
 API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
 T = TypeVar("T")
 
@@ -83,7 +106,10 @@ def needs_cleanup(
 
 
 class PodCleaner:
-    """Cleans finished pods on ``workers`` threads; a pod already being cleaned is skipped."""
+    """Cleans finished pods on ``workers`` threads; a pod already being cleaned is skipped.
+
+    While ``launches_waiting()`` is true, a pod waits, at most ``max_deferral`` seconds.
+    """
 
     def __init__(
         self,
@@ -94,6 +120,8 @@ class PodCleaner:
         workers: int = DEFAULT_WORKERS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: ExecutorObserver = NO_OBSERVER,
+        launches_waiting: Callable[[], bool] = lambda: False,
+        max_deferral: float = DEFAULT_MAX_DEFERRAL,
     ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
@@ -101,8 +129,11 @@ class PodCleaner:
         self.policy = policy
         self._clock = clock
         self._observer = observer
+        self._launches_waiting = launches_waiting
+        self._max_deferral = max_deferral
         self._busy: set[str] = set()
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-cleanup")
         self.cleaned = 0
         self.failures = 0
@@ -118,7 +149,7 @@ class PodCleaner:
                 return False
             self._busy.add(uid)
         try:
-            self._pool.submit(self._clean, pod, record, uid)
+            self._pool.submit(self._clean, pod, record, uid, time.monotonic())
         except RuntimeError:
             with self._lock:
                 self._busy.discard(uid)
@@ -130,9 +161,21 @@ class PodCleaner:
             return not self._busy
 
     def close(self, *, wait: bool = True) -> None:
+        self._closing.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _clean(self, pod: Mapping[str, Any], record: TaskInstanceRecord, uid: str) -> None:
+    def _take_turn(self, submitted: float) -> bool:
+        """Wait while launches are queued, up to the deferral bound; False once closed."""
+        until = submitted + self._max_deferral
+        while not self._closing.is_set():
+            if time.monotonic() >= until or not self._launches_waiting():
+                return True
+            self._closing.wait(TURN_POLL_SECONDS)
+        return False
+
+    def _clean(
+        self, pod: Mapping[str, Any], record: TaskInstanceRecord, uid: str, submitted: float
+    ) -> None:
         metadata = pod.get("metadata") or {}
         name, namespace = str(metadata["name"]), str(metadata["namespace"])
         where = {
@@ -143,10 +186,15 @@ class PodCleaner:
             "try": record.try_number,
             "pod": name,
         }
+        if not self._take_turn(submitted):
+            # Closing: the finalizer stays, and the next controller cleans the pod.
+            with self._lock:
+                self._busy.discard(uid)
+            return
         try:
             if has_finalizer(pod):
                 self._store_logs(namespace=namespace, name=name, record=record)
-                self._remove_finalizer(namespace=namespace, name=name)
+                self._remove_finalizer(pod, namespace=namespace, name=name)
             succeeded = record.state is TaskState.SUCCEEDED
             if should_delete(pod, succeeded=succeeded, policy=self.policy, now=self._clock()):
                 self._delete(namespace=namespace, name=name, uid=uid)
@@ -175,10 +223,13 @@ class PodCleaner:
             )
             self._log_store.write(key, _log_text(entry))
 
-    def _remove_finalizer(self, *, namespace: str, name: str) -> None:
+    def _remove_finalizer(self, seen: Mapping[str, Any], *, namespace: str, name: str) -> None:
+        # The first attempt trusts the watched copy; a retry means it was stale.
+        known: list[Mapping[str, Any]] = [seen]
+
         def remove() -> None:
-            pod = self._core.read_namespaced_pod(name, namespace, _request_timeout=DEFAULT_TIMEOUT)
-            finalizers = list((pod.metadata and pod.metadata.finalizers) or ())
+            pod = known.pop() if known else self._read(namespace=namespace, name=name)
+            finalizers = list((pod.get("metadata") or {}).get("finalizers") or ())
             if RESULT_FINALIZER not in finalizers:
                 return
             index = finalizers.index(RESULT_FINALIZER)
@@ -188,8 +239,14 @@ class PodCleaner:
                 {"op": "test", "path": f"/metadata/finalizers/{index}", "value": RESULT_FINALIZER},
                 {"op": "remove", "path": f"/metadata/finalizers/{index}"},
             ]
-            self._core.patch_namespaced_pod(
-                name, namespace, patch, _request_timeout=DEFAULT_TIMEOUT
+            _discard(
+                raw_call(
+                    self._core.patch_namespaced_pod,
+                    name,
+                    namespace,
+                    patch,
+                    _request_timeout=DEFAULT_TIMEOUT,
+                )
             )
 
         _with_retries(
@@ -198,13 +255,28 @@ class PodCleaner:
             observer=self._observer,
         )
 
+    def _read(self, *, namespace: str, name: str) -> dict[str, Any]:
+        response = raw_call(
+            self._core.read_namespaced_pod, name, namespace, _request_timeout=DEFAULT_TIMEOUT
+        )
+        try:
+            pod: dict[str, Any] = json.loads(response.data)
+        finally:
+            response.release_conn()
+        return pod
+
     def _delete(self, *, namespace: str, name: str, uid: str) -> None:
         def delete() -> None:
-            self._core.delete_namespaced_pod(
-                name,
-                namespace,
-                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid or None)),
-                _request_timeout=DEFAULT_TIMEOUT,
+            _discard(
+                raw_call(
+                    self._core.delete_namespaced_pod,
+                    name,
+                    namespace,
+                    body=client.V1DeleteOptions(
+                        preconditions=client.V1Preconditions(uid=uid or None)
+                    ),
+                    _request_timeout=DEFAULT_TIMEOUT,
+                )
             )
 
         _with_retries(delete, what=f"deleting pod {namespace}/{name}", observer=self._observer)
@@ -241,6 +313,15 @@ def _with_retries(call: Callable[[], T], *, what: str, observer: ExecutorObserve
             if pause is None:
                 raise _GaveUpError(f"{what}: {error.reason}: {error.message}") from exc
             time.sleep(pause)
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Drop a response nobody reads (the pod as patched or deleted), keeping its connection.
+
+    Decoding it into models would cost client CPU on every pod, for nothing.
+    """
+    response.drain_conn()
+    response.release_conn()
 
 
 def _log_text(entry: ContainerLog) -> str:

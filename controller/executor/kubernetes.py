@@ -5,7 +5,9 @@ try's pod with the pure pod builder and hands it to the `Launcher` (concurrent c
 AlreadyExists adopted); `start` runs, per watched namespace, a full reconcile and then a
 `NamespaceWatcher` whose batches reach the store through the engine's `UpdateSink`, with
 the watch cursor in the same transaction; finished pods go to the `PodCleaner` (logs,
-finalizer, deletion policy) on a pool of their own.
+finalizer, deletion policy) on a pool of their own, which waits while creates are
+queued (at most ``cleanup_max_deferral`` per pod), so a burst of launches is not slowed
+by cleaning up after it.
 
 A created pod needs no write here: the watch reports it. Only a pod the API refused
 (REJECTED, with the API's message) or could not be reached for (GAVE_UP) is reported as
@@ -40,7 +42,7 @@ from controller.engine.graph import GraphCache
 from controller.engine.records import InstanceKey
 from controller.engine.states import FailureKind, TaskState
 from controller.executor import naming
-from controller.executor.cleanup import CleanupPolicy, PodCleaner
+from controller.executor.cleanup import DEFAULT_MAX_DEFERRAL, CleanupPolicy, PodCleaner
 from controller.executor.launcher import (
     DEFAULT_BURST,
     DEFAULT_QPS,
@@ -79,6 +81,7 @@ class ExecutorSettings:
     max_infra_retries: int = 3
     cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
     cleanup_workers: int = 4
+    cleanup_max_deferral: float = DEFAULT_MAX_DEFERRAL
 
     @property
     def watched_namespaces(self) -> tuple[str, ...]:
@@ -158,6 +161,8 @@ class KubernetesExecutor:
             workers=settings.cleanup_workers,
             clock=clock,
             observer=observer,
+            launches_waiting=self._launches_waiting,
+            max_deferral=settings.cleanup_max_deferral,
         )
         self._sink: UpdateSink | None = None
         self._in_flight: set[str] = set()
@@ -279,6 +284,9 @@ class KubernetesExecutor:
                 )
             ]
         )
+
+    def _launches_waiting(self) -> bool:
+        return self._launcher.backlog > 0
 
     def _in_flight_names(self) -> set[str]:
         with self._lock:

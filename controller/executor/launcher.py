@@ -121,6 +121,8 @@ class Launcher:
         self._observer = observer
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="launcher")
+        self._backlog_lock = threading.Lock()
+        self._backlog = 0
 
     def submit(
         self, request: LaunchRequest, callback: LaunchCallback | None = None
@@ -130,7 +132,23 @@ class Launcher:
         Keep callbacks short (hand the outcome to a queue or a database writer): a worker
         blocked in a callback is a worker not creating pods.
         """
-        return self._pool.submit(self._run, request, callback)
+        with self._backlog_lock:
+            self._backlog += 1
+        try:
+            return self._pool.submit(self._run, request, callback)
+        except BaseException:
+            self._done()
+            raise
+
+    @property
+    def backlog(self) -> int:
+        """Requests submitted whose outcome is not known yet (queued, creating, backing off)."""
+        with self._backlog_lock:
+            return self._backlog
+
+    def _done(self) -> None:
+        with self._backlog_lock:
+            self._backlog -= 1
 
     def launch(self, requests: Iterable[LaunchRequest]) -> list[LaunchOutcome]:
         """Launch all ``requests`` concurrently; outcomes in the order of the requests."""
@@ -149,7 +167,10 @@ class Launcher:
         self.close()
 
     def _run(self, request: LaunchRequest, callback: LaunchCallback | None) -> LaunchOutcome:
-        outcome = self._create(request)
+        try:
+            outcome = self._create(request)
+        finally:
+            self._done()
         if callback is not None:
             try:
                 callback(outcome)

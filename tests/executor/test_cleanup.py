@@ -1,0 +1,186 @@
+"""The pod cleaner: it yields to launches within a bound, and trusts watched pods safely."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kubernetes.client
+import pytest
+
+from controller.engine.states import TaskState
+from controller.executor.cleanup import CleanupPolicy, PodCleaner
+from controller.executor.podspec import RESULT_FINALIZER
+from controller.logstore import LogStore
+from controller.store import TaskInstanceRecord
+
+OTHER_FINALIZER = "example.com/keep"
+
+
+def record(pod_name: str, *, state: TaskState = TaskState.SUCCEEDED) -> TaskInstanceRecord:
+    now = datetime.now(UTC)
+    return TaskInstanceRecord(
+        id=1,
+        run_id=1,
+        dag_name="d",
+        task_name="t",
+        item_index=0,
+        item=None,
+        try_number=1,
+        state=state,
+        failure_kind=None,
+        pod_name=pod_name,
+        namespace=None,
+        node=None,
+        exit_code=0,
+        reason=None,
+        message=None,
+        result=None,
+        not_before=None,
+        created_at=now,
+        launched_at=now,
+        started_at=now,
+        finished_at=now,
+        updated_at=now,
+    )
+
+
+def finished_pod(name: str, *, namespace: str = "ns") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "finalizers": [RESULT_FINALIZER],
+        },
+        "status": {"phase": "Succeeded"},
+    }
+
+
+class ConcurrencyProbe:
+    """Stands in for the log copy: counts cleanups running at once, holds them until told."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.release = threading.Event()
+
+    def store_logs(self, **_: Any) -> None:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        self.release.wait(10)
+        with self.lock:
+            self.running -= 1
+
+
+def wait_for_running(probe: ConcurrencyProbe, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with probe.lock:
+            if probe.running >= count:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{count} cleanups never ran at once (running: {probe.running})")
+
+
+def cleaner_with_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, waiting: threading.Event, deferral: float
+) -> tuple[PodCleaner, ConcurrencyProbe]:
+    cleaner = PodCleaner(
+        kubernetes.client.ApiClient(),
+        LogStore(str(tmp_path)),
+        policy=CleanupPolicy(delete_on_success=False),
+        workers=4,
+        launches_waiting=waiting.is_set,
+        max_deferral=deferral,
+    )
+    probe = ConcurrencyProbe()
+    monkeypatch.setattr(cleaner, "_store_logs", probe.store_logs)
+    monkeypatch.setattr(cleaner, "_remove_finalizer", lambda *_, **__: None)
+    return cleaner, probe
+
+
+def wait_idle(cleaner: PodCleaner) -> None:
+    deadline = time.monotonic() + 5
+    while not cleaner.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cleaner.idle()
+
+
+def test_cleanup_waits_while_launches_are_queued_and_runs_once_they_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting = threading.Event()
+    waiting.set()
+    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, waiting=waiting, deferral=60.0)
+    probe.release.set()
+    try:
+        for index in range(4):
+            assert cleaner.submit(finished_pod(f"p{index}"), record(f"p{index}"))
+        time.sleep(0.3)
+        assert probe.peak == 0, "cleanup must yield to queued launches"
+        waiting.clear()
+        wait_idle(cleaner)
+        assert cleaner.cleaned == 4
+    finally:
+        cleaner.close(wait=True)
+
+
+def test_cleanup_defers_no_longer_than_its_bound_under_endless_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting = threading.Event()
+    waiting.set()
+    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, waiting=waiting, deferral=0.2)
+    try:
+        for index in range(4):
+            assert cleaner.submit(finished_pod(f"p{index}"), record(f"p{index}"))
+        wait_for_running(probe, 4)
+        probe.release.set()
+        wait_idle(cleaner)
+        assert cleaner.cleaned == 4
+    finally:
+        probe.release.set()
+        cleaner.close(wait=True)
+
+
+@pytest.mark.cluster
+def test_a_stale_watched_copy_removes_only_the_result_finalizer(
+    kube: kubernetes.client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    core = kubernetes.client.CoreV1Api(kube)
+    body = {
+        "metadata": {"name": "stale", "finalizers": [OTHER_FINALIZER, RESULT_FINALIZER]},
+        "spec": {
+            # No such node: nothing runs the pod, it stays as created.
+            "nodeName": "no-such-node",
+            "containers": [{"name": "task", "image": "busybox:1.36"}],
+        },
+    }
+    created = core.create_namespaced_pod(namespace, body, _request_timeout=10)
+    # The copy a watch delivered before the other finalizer was added in front.
+    stale = finished_pod("stale", namespace=namespace)
+    stale["metadata"]["uid"] = created.metadata.uid
+    stale["status"] = {"phase": "Failed"}
+    cleaner = PodCleaner(kube, LogStore(str(tmp_path)), policy=CleanupPolicy())
+    try:
+        assert cleaner.submit(stale, record("stale", state=TaskState.FAILED))
+        deadline = time.monotonic() + 30
+        while not cleaner.idle() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cleaner.cleaned == 1
+        pod = core.read_namespaced_pod("stale", namespace, _request_timeout=10)
+        assert pod.metadata.finalizers == [OTHER_FINALIZER]
+    finally:
+        cleaner.close(wait=True)
+        core.patch_namespaced_pod(
+            "stale",
+            namespace,
+            [{"op": "remove", "path": "/metadata/finalizers"}],
+            _request_timeout=10,
+        )
