@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,15 @@ from controller.executor.launcher import Launcher, LaunchRequest, LaunchStatus
 BARE_THREADS = 8
 
 
-def pod(name: str) -> dict[str, Any]:
+def pod(name: str, *, annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"kubedag.io/bench": "launch"}},
+        "metadata": {
+            "name": name,
+            "labels": {"kubedag.io/bench": "launch"},
+            "annotations": dict(annotations or {}),
+        },
         "spec": {
             "restartPolicy": "Never",
             "containers": [{"name": "task", "image": "busybox:1.36", "command": ["true"]}],
@@ -86,8 +90,14 @@ def fresh_namespace(core: kubernetes.client.CoreV1Api) -> Iterator[str]:
         core.delete_namespace(name, propagation_policy="Background", _request_timeout=30)
 
 
-def bare_loop(kubeconfig: str, namespace: str, pods: int) -> float:
-    """Pods/s of 8 threads calling create_namespaced_pod in a loop, as a user would."""
+def bare_loop(
+    kubeconfig: str, namespace: str, pods: int, *, annotations: Mapping[str, str] | None = None
+) -> float:
+    """Pods/s of 8 threads calling create_namespaced_pod in a loop, as a user would.
+
+    ``annotations`` go on every pod, so a node agent can be told to treat them like the
+    pods they are compared with.
+    """
     api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
     core = kubernetes.client.CoreV1Api(api)
     names = iter(range(pods))
@@ -99,7 +109,8 @@ def bare_loop(kubeconfig: str, namespace: str, pods: int) -> float:
                 index = next(names, None)
             if index is None:
                 return
-            core.create_namespaced_pod(namespace, pod(f"bare-{index}"), _request_timeout=30)
+            body = pod(f"bare-{index}", annotations=annotations)
+            core.create_namespaced_pod(namespace, body, _request_timeout=30)
 
     threads = [threading.Thread(target=worker) for _ in range(BARE_THREADS)]
     started = time.perf_counter()
