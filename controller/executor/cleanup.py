@@ -256,14 +256,22 @@ class PodCleaner:
         )
 
     def _read(self, *, namespace: str, name: str) -> dict[str, Any]:
+        """The pod as it is now ({} when gone), read with `list`, which the watch needs anyway.
+
+        A get would do the same, but only on this rare retry path: listing by name keeps
+        the controller's Role to the verbs it uses all the time.
+        """
         response = raw_call(
-            self._core.read_namespaced_pod, name, namespace, _request_timeout=DEFAULT_TIMEOUT
+            self._core.list_namespaced_pod,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            _request_timeout=DEFAULT_TIMEOUT,
         )
         try:
-            pod: dict[str, Any] = json.loads(response.data)
+            items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
         finally:
             response.release_conn()
-        return pod
+        return items[0] if items else {}
 
     def _delete(self, *, namespace: str, name: str, uid: str) -> None:
         def delete() -> None:
