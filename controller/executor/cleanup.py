@@ -36,6 +36,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ DEFAULT_WORKERS = 4
 DEFAULT_MAX_DEFERRAL = 30.0
 # How often a deferred cleanup looks again whether launches are still queued.
 TURN_POLL_SECONDS = 0.05
+# Deleted pods remembered, so late events about them cost no second delete.
+DELETED_MEMORY = 10_000
 API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
 T = TypeVar("T")
 
@@ -132,6 +135,9 @@ class PodCleaner:
         self._launches_waiting = launches_waiting
         self._max_deferral = max_deferral
         self._busy: set[str] = set()
+        # The watch reports a pod's finalizer removal after the delete that followed it;
+        # without this, that late event would send a second delete (answered 404).
+        self._deleted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pod-cleanup")
@@ -145,7 +151,7 @@ class PodCleaner:
             return False
         uid = str((pod.get("metadata") or {}).get("uid") or "")
         with self._lock:
-            if uid in self._busy:
+            if uid in self._busy or uid in self._deleted:
                 return False
             self._busy.add(uid)
         try:
@@ -198,6 +204,7 @@ class PodCleaner:
             succeeded = record.state is TaskState.SUCCEEDED
             if should_delete(pod, succeeded=succeeded, policy=self.policy, now=self._clock()):
                 self._delete(namespace=namespace, name=name, uid=uid)
+                self._remember_deleted(uid)
             self.cleaned += 1
         except (LogUnavailableError, _GaveUpError) as error:
             # The finalizer stays, so the next reconcile brings the pod back here.
@@ -209,6 +216,12 @@ class PodCleaner:
         finally:
             with self._lock:
                 self._busy.discard(uid)
+
+    def _remember_deleted(self, uid: str) -> None:
+        with self._lock:
+            self._deleted[uid] = None
+            if len(self._deleted) > DELETED_MEMORY:
+                self._deleted.popitem(last=False)
 
     def _store_logs(self, *, namespace: str, name: str, record: TaskInstanceRecord) -> None:
         for entry in read_pod_logs(
