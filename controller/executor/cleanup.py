@@ -63,6 +63,8 @@ DEFAULT_WORKERS = 4
 DEFAULT_MAX_DEFERRAL = 30.0
 # How often a deferred cleanup looks again whether launches are still queued.
 TURN_POLL_SECONDS = 0.05
+# A create is answered within the launcher's bounded retries; past this, try again later.
+IN_FLIGHT_WAIT_SECONDS = 120.0
 # Deleted pods remembered, so late events about them cost no second delete.
 DELETED_MEMORY = 10_000
 API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
@@ -124,6 +126,7 @@ class PodCleaner:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: ExecutorObserver = NO_OBSERVER,
         launches_waiting: Callable[[], bool] = lambda: False,
+        creating: Callable[[str], bool] = lambda _name: False,
         max_deferral: float = DEFAULT_MAX_DEFERRAL,
     ) -> None:
         self._api = api
@@ -133,6 +136,7 @@ class PodCleaner:
         self._clock = clock
         self._observer = observer
         self._launches_waiting = launches_waiting
+        self._creating = creating
         self._max_deferral = max_deferral
         self._busy: set[str] = set()
         # The watch reports a pod's finalizer removal after the delete that followed it;
@@ -179,6 +183,14 @@ class PodCleaner:
             self._closing.wait(TURN_POLL_SECONDS)
         return False
 
+    def _no_create_in_flight(self, name: str) -> bool:
+        """Wait (bounded) until no create of `name` is in flight; False if one still is."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+        while self._creating(name):
+            if time.monotonic() >= deadline or self._closing.wait(TURN_POLL_SECONDS):
+                return False
+        return True
+
     def _clean(
         self, pod: Mapping[str, Any], record: TaskInstanceRecord, uid: str, submitted: float
     ) -> None:
@@ -196,6 +208,14 @@ class PodCleaner:
             # Closing: the finalizer stays, and the next controller cleans the pod.
             with self._lock:
                 self._busy.discard(uid)
+            return
+        if not self._no_create_in_flight(name):
+            # A relaunch of this name is still being answered: removing the pod now could
+            # let that create make it a second time. The finalizer stays; the next
+            # reconcile brings the pod back here.
+            with self._lock:
+                self._busy.discard(uid)
+            log.info("cleanup postponed: a create of this pod is in flight", extra=where)
             return
         try:
             if has_finalizer(pod):

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -147,6 +147,11 @@ class KubernetesExecutor:
         self.settings = settings
         self._clock = clock
         self._observer = observer
+        # Pod names whose create has been sent and not yet answered. Cleanup never removes
+        # such a pod, and a relaunch is only sent for a try still LAUNCHED after its name
+        # is registered here: together, a finished and deleted pod is never created again.
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
         self._launcher = Launcher(
             api,
             workers=settings.workers,
@@ -162,11 +167,10 @@ class KubernetesExecutor:
             clock=clock,
             observer=observer,
             launches_waiting=self._launches_waiting,
+            creating=self._creating,
             max_deferral=settings.cleanup_max_deferral,
         )
         self._sink: UpdateSink | None = None
-        self._in_flight: set[str] = set()
-        self._lock = threading.Lock()
         self._graphs = GraphCache()
         self.watchers: list[NamespaceWatcher] = []
         self.launched = 0
@@ -208,21 +212,47 @@ class KubernetesExecutor:
         # Launch latency counts from here: building pods and waiting for a launcher
         # worker are part of what a try waits for.
         reached = time.monotonic()
-        for order in orders:
+        with self._lock:
+            # A name already being created (the engine and the startup reconcile both
+            # relaunch LAUNCHED tries) is not sent twice.
+            fresh = {
+                order.pod_name: order for order in orders if order.pod_name not in self._in_flight
+            }
+            self._in_flight.update(fresh)
+        for order in self._no_longer_launched([o for o in fresh.values() if o.relaunch]):
+            with self._lock:
+                self._in_flight.discard(order.pod_name)
+            del fresh[order.pod_name]
+        for order in fresh.values():
             try:
                 body = self._pod(order)
             except ValueError as error:
                 # A task the pod builder refuses (e.g. a workingDir outside the checkout)
                 # will not build on a retry either; report it like a refused pod.
+                with self._lock:
+                    self._in_flight.discard(order.pod_name)
                 self._report_failure(order.task_instance_id, "InvalidPod", str(error))
                 self._observer.pod_launched(LaunchStatus.REJECTED, time.monotonic() - reached)
                 continue
-            with self._lock:
-                self._in_flight.add(order.pod_name)
             request = LaunchRequest(
                 namespace=self.settings.pod.namespace, body=body, key=order.task_instance_id
             )
             self._launcher.submit(request, partial(self._launched, reached=reached))
+
+    def _no_longer_launched(self, relaunches: Sequence[LaunchOrder]) -> list[LaunchOrder]:
+        """The relaunches whose try is no longer LAUNCHED: their pod must not be made again.
+
+        Read after the names are registered as in flight, so a try that finishes later
+        cannot have its pod deleted before this create is answered.
+        """
+        if not relaunches:
+            return []
+        with self._store.transaction() as uow:
+            states = {
+                row.id: row.state
+                for row in uow.get_task_instances([o.task_instance_id for o in relaunches])
+            }
+        return [o for o in relaunches if states.get(o.task_instance_id) is not TaskState.LAUNCHED]
 
     def stop(self) -> None:
         self._launcher.close(wait=True)
@@ -288,12 +318,16 @@ class KubernetesExecutor:
     def _launches_waiting(self) -> bool:
         return self._launcher.backlog > 0
 
+    def _creating(self, name: str) -> bool:
+        with self._lock:
+            return name in self._in_flight
+
     def _in_flight_names(self) -> set[str]:
         with self._lock:
             return set(self._in_flight)
 
     def _relaunch(self, records: Sequence[TaskInstanceRecord]) -> None:
-        self.launch(self.rebuild_orders(records))
+        self.launch([replace(order, relaunch=True) for order in self.rebuild_orders(records)])
 
     def rebuild_orders(self, records: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
         """The launch orders of LAUNCHED rows, rendered as the engine rendered them."""
