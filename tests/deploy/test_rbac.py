@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import copy
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from controller.runtime.manual import trigger_run
 from controller.store import Store, upgrade
 from tests.deploy.manifests import render
 from tests.e2e.repo import SAMPLES, Repository
+from tests.process.controllers import stop_gracefully
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -164,13 +164,7 @@ class ControllerProcess:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_gracefully(self.process)
 
 
 def start_controller(

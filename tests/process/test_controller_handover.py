@@ -30,7 +30,7 @@ from controller.engine.states import DagRunState, RunType, TaskState
 from controller.store import DagRecord, Store, upgrade
 from tests.fixtures.cluster import ExternalCluster
 from tests.gitsync.conftest import Remote, make_remote
-from tests.process.controllers import scrape, wait_for
+from tests.process.controllers import scrape, stop_gracefully, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -93,13 +93,7 @@ class Replica:
         return self.leader_gauge() == 1.0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_gracefully(self.process)
 
 
 class PodCreations:
