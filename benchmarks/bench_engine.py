@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from random_dags import layered_dag
 from sqlalchemy import text
 
 from controller.engine.states import DagRunState, RunType
@@ -39,7 +39,6 @@ from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, create_engine_for, upgrade
 
-WIDTH = 100
 WIDTHS = (7, 10, 14, 9, 8, 6)
 LOGICAL_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,30 +49,6 @@ class Result:
     decisions: int
     planning_seconds: float
     wall_seconds: float
-
-
-def layered_dag(tasks: int, *, seed: int, name: str = "bench") -> Dag:
-    """Layers of WIDTH tasks, each depending on 1-3 tasks of the three layers above."""
-    rng = random.Random(seed)
-    specs: list[Task] = []
-    for position in range(tasks):
-        layer = position // WIDTH
-        window = range(max(0, layer - 3) * WIDTH, layer * WIDTH)
-        parents = (
-            sorted({f"t{rng.choice(window)}" for _ in range(rng.randint(1, 3))}) if layer else []
-        )
-        command = ["run", "{{ run.logicalDate }}"]
-        if parents and rng.random() < 0.2:
-            command.append(f"{{{{ tasks.{parents[0]}.result }}}}")
-        specs.append(
-            Task(
-                name=f"t{position}",
-                image="busybox",
-                command=tuple(command),
-                depends_on=tuple(parents),
-            )
-        )
-    return Dag(name=name, tasks=tuple(specs), max_active_tasks=tasks)
 
 
 def chain_dag(length: int) -> Dag:

@@ -27,14 +27,15 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from random_dags import layered_dag
+
 from controller.engine.graph import build_graph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity, TaskInstanceView
 from controller.engine.states import FailureKind, RunType, TaskState
-from controller.spec.model import Backoff, Dag, RetryPolicy, Task
+from controller.spec.model import Dag
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-WIDTH = 100
 
 
 @dataclass
@@ -47,32 +48,6 @@ class Outcome:
     seconds: float
     recovery_seconds: float
     rows: int
-
-
-def random_dag(tasks: int, *, seed: int) -> Dag:
-    rng = random.Random(seed)
-    specs: list[Task] = []
-    for position in range(tasks):
-        layer = position // WIDTH
-        window = range(max(0, layer - 3) * WIDTH, layer * WIDTH)
-        parents = (
-            sorted({f"t{rng.choice(window)}" for _ in range(rng.randint(1, 3))}) if layer else []
-        )
-        command = ["run", "{{ run.logicalDate }}"]
-        if parents and rng.random() < 0.2:
-            command.append(f"{{{{ tasks.{parents[0]}.result }}}}")
-        specs.append(
-            Task(
-                name=f"t{position}",
-                image="busybox",
-                command=tuple(command),
-                depends_on=tuple(parents),
-                retries=RetryPolicy(limit=1, backoff=Backoff(delay_seconds=0)),
-                with_items=tuple(range(rng.randint(2, 10))) if rng.random() < 0.05 else None,
-            )
-        )
-    rng.shuffle(specs)
-    return Dag(name="bench", tasks=tuple(specs), max_active_tasks=tasks)
 
 
 def play(dag: Dag, *, seed: int) -> Outcome:
@@ -157,7 +132,7 @@ def main() -> None:
     options = parser.parse_args()
     previous: Outcome | None = None
     for size in options.tasks:
-        dag = random_dag(size, seed=options.seed)
+        dag = layered_dag(size, seed=options.seed, retry_once=True, fan_out=True, shuffled=True)
         best = min(
             (play(dag, seed=options.seed) for _ in range(options.repeat)),
             key=lambda outcome: outcome.seconds,
