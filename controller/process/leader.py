@@ -16,9 +16,10 @@ ones that make two replicas believe they lead at once:
   and ``on_stopped_leading`` runs before the lease is released.
 - Lost updates. Every write carries the ``resourceVersion`` that was read; a 409
   Conflict means another replica wrote first, and the record is read again.
-- Starvation. The elector talks through its own connection pool with urllib3 retries
-  off, so a launcher saturating the shared pool cannot delay renewals, and a retried
-  request cannot silently run past the deadline.
+- Starvation. The Lease is read and written through `lease.LeaseClient`, over a
+  connection pool of its own with urllib3 retries off, so a launcher saturating the
+  shared pool cannot delay renewals, and a retried request cannot silently run past
+  the deadline.
 
 A graceful stop releases the lease (empty ``holderIdentity``), so a standby takes over
 on its next poll instead of waiting for the lease to expire. After losing the lease the
@@ -32,14 +33,12 @@ protocol works, not failures.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import urllib3
@@ -47,6 +46,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from controller.executor.kubeclient import describe_api_exception
+from controller.process.lease import LeaseClient, LeaseRecord, StoredLease
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,6 @@ log = logging.getLogger(__name__)
 _JITTER_FACTOR = 1.2
 # Shortest request timeout worth sending; below it a call cannot succeed anyway.
 _MIN_REQUEST_TIMEOUT = 0.05
-
-
-@dataclass(frozen=True)
-class LeaseRecord:
-    """The fields of a Lease's spec that decide who leads."""
-
-    holder: str
-    lease_duration_seconds: int
-    acquire_time: datetime | None
-    renew_time: datetime | None
-    transitions: int
 
 
 class LeaderElector:
@@ -118,7 +107,7 @@ class LeaderElector:
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._on_api_error = on_api_error
-        self._api = client.CoordinationV1Api(_private_client(api_client))
+        self._lease = LeaseClient(api_client, namespace=namespace, name=name)
 
         self._lock = threading.Lock()
         self._leading = False
@@ -201,7 +190,7 @@ class LeaderElector:
                 self._stop_leading("elector stopped")
                 if self._release_on_stop:
                     self._release()
-            self._api.api_client.close()
+            self._lease.close()
 
     def _renew_once(self) -> None:
         renewed = self._try_acquire_or_renew()
@@ -242,18 +231,18 @@ class LeaderElector:
         """True: we hold the lease now. False: someone else does. None: the API failed."""
         attempt_started = time.monotonic()
         try:
-            lease = self._read()
-            if lease is None:
+            stored = self._read()
+            if stored is None:
                 mine = self._record_for_acquire(None)
                 self._create(mine)
                 self._won(attempt_started, mine)
                 return True
-            record = _record_of(lease)
+            record = stored.record
             self._observe(record)
             if record.holder and record.holder != self.identity and self._observed_is_valid(record):
                 return False
             mine = self._record_for_acquire(record)
-            self._replace(lease, mine)
+            self._replace(stored, mine)
             self._won(attempt_started, mine)
             return True
         except ApiException as error:
@@ -268,41 +257,30 @@ class LeaderElector:
             log.warning("lease %s/%s: API unreachable: %s", *self._key, error)
             return None
 
-    def _read(self) -> client.V1Lease | None:
+    def _read(self) -> StoredLease | None:
         try:
-            lease = self._api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self._call_timeout()
-            )
+            stored = self._lease.read(timeout=self._call_timeout())
         except ApiException as error:
             if error.status == 404:
                 self._contacted()
                 return None
             raise
         self._contacted()
-        return lease
+        return stored
 
     def _create(self, record: LeaseRecord) -> None:
-        self._api.create_namespaced_lease(
-            self.namespace, self._body(record, None), _request_timeout=self._call_timeout()
-        )
+        self._lease.create(record, timeout=self._call_timeout())
         self._contacted()
 
-    def _replace(self, lease: client.V1Lease, record: LeaseRecord) -> None:
-        self._api.replace_namespaced_lease(
-            self.name,
-            self.namespace,
-            self._body(record, _resource_version(lease)),
-            _request_timeout=self._call_timeout(),
-        )
+    def _replace(self, stored: StoredLease, record: LeaseRecord) -> None:
+        self._lease.replace(stored, record, timeout=self._call_timeout())
         self._contacted()
 
     def _release(self) -> None:
         """Hand the lease back so a standby need not wait for it to expire."""
         try:
-            lease = self._api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self._request_timeout
-            )
-            record = _record_of(lease)
+            stored = self._lease.read(timeout=self._request_timeout)
+            record = stored.record
             if record.holder != self.identity:
                 return
             now = datetime.now(UTC)
@@ -313,12 +291,7 @@ class LeaderElector:
                 renew_time=now,
                 transitions=record.transitions,
             )
-            self._api.replace_namespaced_lease(
-                self.name,
-                self.namespace,
-                self._body(released, _resource_version(lease)),
-                _request_timeout=self._request_timeout,
-            )
+            self._lease.replace(stored, released, timeout=self._request_timeout)
             log.info("released lease %s/%s", *self._key)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
             self._on_api_error(error.status if isinstance(error, ApiException) else None)
@@ -387,51 +360,3 @@ class LeaderElector:
 
     def _jittered(self, period: float) -> float:
         return period + random.uniform(0, period * _JITTER_FACTOR)  # noqa: S311
-
-    def _body(self, record: LeaseRecord, resource_version: str | None) -> client.V1Lease:
-        return client.V1Lease(
-            api_version="coordination.k8s.io/v1",
-            kind="Lease",
-            metadata=client.V1ObjectMeta(
-                name=self.name, namespace=self.namespace, resource_version=resource_version
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=record.holder or None,
-                lease_duration_seconds=record.lease_duration_seconds,
-                acquire_time=_micro_time(record.acquire_time),
-                renew_time=_micro_time(record.renew_time),
-                lease_transitions=record.transitions,
-            ),
-        )
-
-
-def _record_of(lease: client.V1Lease) -> LeaseRecord:
-    spec = lease.spec or client.V1LeaseSpec()
-    return LeaseRecord(
-        holder=spec.holder_identity or "",
-        lease_duration_seconds=spec.lease_duration_seconds or 0,
-        acquire_time=spec.acquire_time,
-        renew_time=spec.renew_time,
-        transitions=spec.lease_transitions or 0,
-    )
-
-
-def _resource_version(lease: client.V1Lease) -> str | None:
-    return lease.metadata.resource_version if lease.metadata else None
-
-
-def _micro_time(moment: datetime | None) -> datetime | None:
-    # The client serialises with isoformat(), which drops the fraction when microseconds
-    # are zero, and the API's MicroTime refuses a time without six fractional digits.
-    if moment is None or moment.microsecond:
-        return moment
-    return moment.replace(microsecond=1)
-
-
-def _private_client(shared: client.ApiClient) -> client.ApiClient:
-    configuration = copy.deepcopy(shared.configuration)
-    # One attempt per call: the elector's own loop retries, inside its deadline.
-    configuration.retries = False
-    private = client.ApiClient(configuration=configuration)
-    private.default_headers.update(shared.default_headers)
-    return private
