@@ -91,12 +91,16 @@ def fresh_namespace(core: kubernetes.client.CoreV1Api) -> Iterator[str]:
 
 
 def bare_loop(
-    kubeconfig: str, namespace: str, pods: int, *, annotations: Mapping[str, str] | None = None
+    kubeconfig: str,
+    namespace: str,
+    pods: int,
+    *,
+    body: Callable[[int, str], Mapping[str, Any]] | None = None,
 ) -> float:
     """Pods/s of 8 threads calling create_namespaced_pod in a loop, as a user would.
 
-    ``annotations`` go on every pod, so a node agent can be told to treat them like the
-    pods they are compared with.
+    ``body(index, namespace)`` is the pod to create (by default a minimal one), so the
+    loop can create exactly the pods it is compared with.
     """
     api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
     core = kubernetes.client.CoreV1Api(api)
@@ -109,8 +113,8 @@ def bare_loop(
                 index = next(names, None)
             if index is None:
                 return
-            body = pod(f"bare-{index}", annotations=annotations)
-            core.create_namespaced_pod(namespace, body, _request_timeout=30)
+            made = pod(f"bare-{index}") if body is None else body(index, namespace)
+            core.create_namespaced_pod(namespace, made, _request_timeout=30)
 
     threads = [threading.Thread(target=worker) for _ in range(BARE_THREADS)]
     started = time.perf_counter()

@@ -9,9 +9,14 @@ with kubedag's defaults. Two numbers matter:
   once; pods/s is N over the time from the first to the last fan-out pod the API server
   reports created (a watch here records ADDED events, independently of kubedag), set
   beside a bare 8-thread create loop of N pods measured in the same run on the same
-  server, the same way (first to last ADDED, seen by the same kind of watch), with pods
-  the node agent treats alike (scripted). The bare loop's namespace is deleted, and
-  gone, before the pipeline starts, so neither measurement pays for the other's pods;
+  server, the same way (first to last ADDED, seen by the same kind of watch). The bare
+  loop runs twice: with exactly the pods kubedag builds for the fan-out (init container,
+  labels, security context; only the finalizer left out, so its namespace can go), which
+  is what the API server can take of these pods and the ratio the target is about; and
+  with minimal one-container pods, for a ratio that also counts what kubedag's richer pod
+  costs the server. All pods are ones the node agent treats alike (scripted). Each bare
+  loop's namespace is deleted, and gone, before the next measurement starts, so none
+  pays for another's pods;
 - the hop: in a chain of tasks, the time from "upstream succeeded" (the commit of its
   result, from the event log's timestamp) to "downstream pod created" (the ADDED event's
   arrival). Pod creationTimestamps have 1 s resolution and cannot measure this.
@@ -31,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,10 +44,16 @@ from typing import Any
 import kubernetes.client
 
 from benchmarks.bench_launch import bare_loop, fresh_namespace
+from benchmarks.bench_launch import pod as bench_pod
 from controller.config import load_config
 from controller.engine.states import DagRunState, RunType
 from controller.executor.kubeclient import make_api_client
-from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
+from controller.executor.kubernetes import (
+    ExecutorSettings,
+    KubernetesExecutor,
+    settings_from_config,
+)
+from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
@@ -49,6 +61,7 @@ from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, upgrade
 
 SCRIPTED = {"annotations": {"agent.kubedag.io/mode": "scripted"}}
+BARE_LABEL = "kubedag.io/bench"
 
 
 @contextmanager
@@ -119,13 +132,45 @@ def namespace_gone(core: kubernetes.client.CoreV1Api, name: str) -> bool:
     return False
 
 
-def bare(kubeconfig: str, admin: kubernetes.client.ApiClient, pods: int) -> float:
+PodBody = Callable[[int, str], dict[str, Any]]
+
+
+def minimal_pod(index: int, namespace: str) -> dict[str, Any]:
+    return bench_pod(f"bare-{index}", annotations=SCRIPTED["annotations"])
+
+
+def kubedag_pod(settings: ExecutorSettings) -> PodBody:
+    """The fan-out's pods as the executor builds them, bar the finalizer."""
+
+    def build(index: int, namespace: str) -> dict[str, Any]:
+        identity = PodIdentity(
+            dag="bare",
+            run_id=1,
+            task="fan",
+            item_index=index,
+            try_number=1,
+            revision="0" * 40,
+            controller=settings.instance,
+            dag_file="bare.yaml",
+        )
+        fan = task("fan")
+        rendered = RenderedCommand(command=fan.command)
+        config = replace(settings.pod, namespace=namespace)
+        body = build_pod(task=fan, identity=identity, rendered=rendered, config=config)
+        body["metadata"]["finalizers"] = []
+        body["metadata"]["labels"][BARE_LABEL] = "kubedag-pods"
+        return body
+
+    return build
+
+
+def bare(kubeconfig: str, admin: kubernetes.client.ApiClient, pods: int, *, body: PodBody) -> float:
     """The bare loop's rate, measured as the pipeline's is; its pods gone afterwards."""
     core = kubernetes.client.CoreV1Api(admin)
     with fresh_namespace(core) as namespace:
-        creations = Creations(admin, namespace, label_selector="kubedag.io/bench")
+        creations = Creations(admin, namespace, label_selector=BARE_LABEL)
         try:
-            bare_loop(kubeconfig, namespace, pods, annotations=SCRIPTED["annotations"])
+            bare_loop(kubeconfig, namespace, pods, body=body)
             wait_until(
                 lambda: len(creations.added) >= pods, timeout=60, what="the bare loop's pods"
             )
@@ -183,17 +228,27 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as scratch,
         make_api_client(kubeconfig=kubeconfig) as admin,
     ):
-        raw = bare(kubeconfig, admin, args.items)
-        print(f"bare loop, 8 threads: {raw:.1f} pods/s", flush=True)
+        settings = executor_settings(namespace="default")
+        same = bare(kubeconfig, admin, args.items, body=kubedag_pod(settings))
+        print(f"bare loop, 8 threads, kubedag's pods: {same:.1f} pods/s", flush=True)
+        minimal = bare(kubeconfig, admin, args.items, body=minimal_pod)
+        print(f"bare loop, 8 threads, minimal pods: {minimal:.1f} pods/s", flush=True)
         with fresh_namespace(kubernetes.client.CoreV1Api(admin)) as ns:
             rate, hops = pipeline(kubeconfig, ns, Path(scratch), args)
-    ratio = rate / raw
+    ratio = rate / same
     p50 = statistics.median(hops) * 1000
     p95 = statistics.quantiles(hops, n=20)[-1] * 1000
     print(f"pipeline launch: {rate:.1f} pods/s")
-    print(f"ratio pipeline/bare: {ratio:.2f} (target >= 0.80)")
+    print(f"ratio pipeline/bare, same pods: {ratio:.2f} (target >= 0.80)")
+    print(f"ratio pipeline/bare, minimal pods: {rate / minimal:.2f}")
     print(f"hop upstream succeeded -> downstream pod created: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
     return 0 if ratio >= 0.8 and p50 < 200 else 1
+
+
+def executor_settings(*, namespace: str) -> ExecutorSettings:
+    """kubedag's defaults, pods created in ``namespace``."""
+    config = load_config(environ={}, overrides={"executor.namespaces": [namespace]})
+    return settings_from_config(config, repo_url="file:///bench", dags_path="")
 
 
 def pipeline(
@@ -203,7 +258,7 @@ def pipeline(
     upgrade(url)
     store = Store.connect(url)
     config = load_config(environ={}, overrides={"executor.namespaces": [namespace]})
-    settings = settings_from_config(config, repo_url="file:///bench", dags_path="")
+    settings = executor_settings(namespace=namespace)
     api = make_api_client(kubeconfig=kubeconfig, pool_maxsize=max(32, settings.workers))
     executor = KubernetesExecutor(
         api, store, settings=settings, log_store=LogStore(str(scratch / "logs"))
