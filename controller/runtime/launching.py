@@ -19,7 +19,7 @@ from controller.engine.states import FailureKind, TaskState
 from controller.runtime.active import ActiveRun
 from controller.runtime.pending import PendingTry
 from controller.runtime.seam import Executor, LaunchOrder
-from controller.store import TaskInstanceRecord, UnitOfWork
+from controller.store import StateChange, TaskInstanceRecord, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,19 @@ def claim(
     Returns the orders this call claimed, and the runs to rebuild from their rows (a
     lost claim, or a try failed here that the planner has not seen).
     """
+    changes = [
+        StateChange(
+            order.task_instance_id,
+            expected=(TaskState.PENDING,),
+            new=TaskState.LAUNCHED,
+            fields={"pod_name": order.pod_name, "launched_at": now},
+        )
+        for order in orders
+    ]
     claimed: list[LaunchOrder] = []
     stale: set[int] = set()
-    for order in orders:
-        if uow.cas_task_state(
-            order.task_instance_id,
-            expected=TaskState.PENDING,
-            new=TaskState.LAUNCHED,
-            pod_name=order.pod_name,
-            launched_at=now,
-        ):
+    for order, won in zip(orders, uow.cas_task_states(changes), strict=True):
+        if won:
             claimed.append(order)
         else:
             stale.add(order.run_id)

@@ -17,7 +17,7 @@ from datetime import datetime
 from controller.engine.records import TaskInstanceView
 from controller.engine.states import FailureKind, TaskState
 from controller.runtime.seam import CursorUpdate, TaskUpdate
-from controller.store import NewEvent, TaskInstanceRecord, UnitOfWork
+from controller.store import NewEvent, StateChange, TaskInstanceRecord, UnitOfWork
 from controller.store.tasks import TaskFields
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def commit_updates(
     now: datetime,
 ) -> list[TaskInstanceRecord]:
     """CAS each update inside `uow`, set the cursor, log events; the rows that changed."""
-    changed: list[int] = []
+    changes: list[StateChange] = []
     for update in updates:
         allowed = ALLOWED_FROM.get(update.state)
         if allowed is None:
@@ -66,11 +66,16 @@ def commit_updates(
                 extra={"task_instance": update.task_instance_id},
             )
             continue
-        fields = update_fields(update, now=now)
-        if uow.cas_task_state(
-            update.task_instance_id, expected=allowed, new=update.state, **fields
-        ):
-            changed.append(update.task_instance_id)
+        changes.append(
+            StateChange(
+                update.task_instance_id,
+                expected=allowed,
+                new=update.state,
+                fields=update_fields(update, now=now),
+            )
+        )
+    won = uow.cas_task_states(changes)
+    changed = [change.ti_id for change, ok in zip(changes, won, strict=True) if ok]
     if cursor is not None:
         uow.set_cursor(cursor.namespace, cursor.resource_version)
     records = uow.get_task_instances(changed)

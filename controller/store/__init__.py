@@ -25,6 +25,7 @@ from controller.store.records import (
     TaskInstanceRecord,
 )
 from controller.store.repository import Store, UnitOfWork
+from controller.store.statechanges import StateChange
 
 __all__ = [
     "DagRecord",
@@ -33,6 +34,7 @@ __all__ = [
     "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
+    "StateChange",
     "Store",
     "TaskInstanceRecord",
     "UnitOfWork",

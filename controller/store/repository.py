@@ -11,7 +11,7 @@ write, leave. Everything returned is a frozen record, valid after the transactio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
@@ -21,6 +21,7 @@ from controller.store.dags import DagQueries
 from controller.store.database import create_engine_for, require_migrated
 from controller.store.journal import JournalQueries
 from controller.store.runs import RunQueries
+from controller.store.statechanges import StateChange, apply_state_changes
 from controller.store.tasks import TaskQueries
 
 
@@ -29,6 +30,10 @@ class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
+
+    def cas_task_states(self, changes: Sequence[StateChange]) -> list[bool]:
+        """Many compare-and-sets at once; for each, whether it won, as one by one they would."""
+        return apply_state_changes(self._session, changes)
 
 
 class Store:
