@@ -17,7 +17,6 @@ Pure, except `load_pod_template`, which reads the operator's template file.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,16 +47,33 @@ def load_pod_template(path: str | Path) -> dict[str, Any]:
 def merge(base: Any, over: Any, *, key: str | None = None) -> Any:
     """`over` layered on `base` (neither is modified); see the module docstring for lists."""
     if isinstance(base, Mapping) and isinstance(over, Mapping):
-        merged = {k: copy.deepcopy(v) for k, v in base.items()}
+        merged = {k: _fresh(v) for k, v in base.items()}
         for k, v in over.items():
-            merged[k] = merge(merged[k], v, key=k) if k in merged else copy.deepcopy(v)
+            merged[k] = merge(merged[k], v, key=k) if k in merged else _fresh(v)
         return merged
     if isinstance(base, list) and isinstance(over, list):
         if _all_named(base) and _all_named(over) and (base or over):
             return _merge_named(base, over, by_field=key in _FIELD_MERGED_LISTS)
         if all(isinstance(item, Mapping) for item in [*base, *over]):
-            return [copy.deepcopy(item) for item in _unique([*base, *over])]
-    return copy.deepcopy(over)
+            return [_fresh(item) for item in _unique([*base, *over])]
+    return _fresh(over)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of JSON-shaped ``value`` that shares no dict or list with it.
+
+    What copy.deepcopy would give for pod fields, several times faster: it is on every
+    launch's path, and pod fields hold nothing but dicts, lists and immutable scalars.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fresh(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _fresh(v) for k, v in value.items()}
+    return value
 
 
 def _all_named(items: list[Any]) -> bool:
@@ -65,13 +81,13 @@ def _all_named(items: list[Any]) -> bool:
 
 
 def _merge_named(base: list[Any], over: list[Any], *, by_field: bool) -> list[Any]:
-    merged: dict[str, Any] = {item["name"]: copy.deepcopy(item) for item in base}
+    merged: dict[str, Any] = {item["name"]: _fresh(item) for item in base}
     for item in over:
         name = item["name"]
         if by_field and name in merged:
             merged[name] = merge(merged[name], item)
         else:
-            merged[name] = copy.deepcopy(item)
+            merged[name] = _fresh(item)
     return list(merged.values())
 
 

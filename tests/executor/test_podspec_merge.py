@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -163,6 +164,21 @@ def test_merge_leaves_its_inputs_untouched() -> None:
     merge(base, over)
     assert base == {"spec": {"volumes": [{"name": "a", "emptyDir": {}}]}}
     assert over == {"spec": {"volumes": [{"name": "b", "emptyDir": {}}]}}
+
+
+def test_the_merged_pod_shares_nothing_mutable_with_its_layers() -> None:
+    base = {"metadata": {"labels": {"a": "1"}}, "spec": {"tolerations": [{"key": "k"}]}}
+    over = {"spec": {"nodeSelector": MappingProxyType({"zone": "a"}), "args": ("x", "y")}}
+    merged = merge(base, over)
+    assert merged == {
+        "metadata": {"labels": {"a": "1"}},
+        "spec": {"tolerations": [{"key": "k"}], "nodeSelector": {"zone": "a"}, "args": ["x", "y"]},
+    }
+    merged["metadata"]["labels"]["b"] = "2"
+    merged["spec"]["tolerations"][0]["value"] = "v"
+    merged["spec"]["nodeSelector"]["zone"] = "b"
+    assert base == {"metadata": {"labels": {"a": "1"}}, "spec": {"tolerations": [{"key": "k"}]}}
+    assert over["spec"]["nodeSelector"] == {"zone": "a"}
 
 
 def test_a_template_file_is_loaded_from_yaml(tmp_path: Path) -> None:
