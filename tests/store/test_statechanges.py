@@ -108,9 +108,7 @@ def test_a_batch_decides_and_writes_as_one_by_one_would(
     assert after_batch == after_one_by_one
 
 
-def test_unknown_rows_lose_and_an_empty_batch_does_nothing(
-    store: Store, run: DagRunRecord
-) -> None:
+def test_unknown_rows_lose_and_an_empty_batch_does_nothing(store: Store, run: DagRunRecord) -> None:
     (ti_id,) = add_rows(store, run, 1)
     with store.transaction() as uow:
         assert uow.cas_task_states([]) == []
