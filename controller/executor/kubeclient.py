@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import urllib3
 from kubernetes import client, config
-from kubernetes.client import rest
 
 DEFAULT_POOL_MAXSIZE = 32
 # (connect, read) seconds for ordinary request/response calls.
@@ -102,17 +102,18 @@ def post_json(
     response = api.rest_client.pool_manager.request(
         "POST",
         api.configuration.host + path,
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=orjson.dumps(body),
         headers=headers,
         timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
         preload_content=False,
         retries=False,
     )
     if not 200 <= response.status <= 299:
-        answer = rest.RESTResponse(response)
-        answer.read()  # type: ignore[no-untyped-call]
+        refusal = client.ApiException(status=response.status, reason=response.reason)
+        refusal.body = response.data.decode("utf-8", "replace")
+        refusal.headers = response.headers
         response.release_conn()
-        raise client.ApiException.from_response(http_resp=answer, body=None, data=None)
+        raise refusal
     return response
 
 

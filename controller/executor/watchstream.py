@@ -18,7 +18,6 @@ promptly by shutting the open response's socket instead of waiting for the next 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -26,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from kubernetes import client
 
 from controller.executor.kubeclient import (
@@ -195,7 +195,7 @@ class PodWatch:
             for line in iter_lines(response):
                 if self._stopped.is_set():
                     return
-                event = parse_event(json.loads(line))
+                event = parse_event(orjson.loads(line))
                 if event is not None:
                     self.resource_version = event.resource_version
                     yield event
@@ -301,7 +301,7 @@ def _list_all(
             _request_timeout=timeout,
         )
         try:
-            page = json.loads(response.data)
+            page = orjson.loads(response.data)
         finally:
             response.release_conn()
         metadata = page.get("metadata") or {}
