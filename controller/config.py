@@ -59,6 +59,8 @@ class GitConfig:
     # The Secret worker pods read git credentials from (a key holding an HTTPS token).
     credentials_secret: str | None = None
     credentials_secret_key: str = "token"  # noqa: S105 - a key name, not a secret
+    # Sent with that token: GitHub wants x-access-token, GitLab oauth2, most hosts any.
+    credentials_username: str = "x-access-token"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class ExecutorConfig:
     delete_on_success: bool = True
     delete_on_failure: bool = False
     finished_pod_ttl_seconds: float = 0.0
+    cleanup_max_deferral_seconds: float = 30.0
+    image_pull_policy: str | None = None
+    security_defaults: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "webhookSecretFile": _OPT_STR,
                 "credentialsSecret": _OPT_STR,
                 "credentialsSecretKey": _STR,
+                "credentialsUsername": _STR,
             },
         },
         "executor": {
@@ -165,6 +171,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "unschedulableTimeout": _DURATION_SCHEMA,
                 "maxInfraRetries": {"type": "integer", "minimum": 0},
                 "reconcileInterval": _DURATION_SCHEMA,
+                "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never", None]},
+                "securityDefaults": {"type": "boolean"},
                 "cleanup": {
                     "type": "object",
                     "additionalProperties": False,
@@ -172,6 +180,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                         "deleteOnSuccess": {"type": "boolean"},
                         "deleteOnFailure": {"type": "boolean"},
                         "ttl": _DURATION_SCHEMA,
+                        "maxDeferral": _DURATION_SCHEMA,
                     },
                 },
             },
@@ -324,6 +333,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
             webhook_secret_file=git.get("webhookSecretFile"),
             credentials_secret=git.get("credentialsSecret"),
             credentials_secret_key=git.get("credentialsSecretKey", "token"),
+            credentials_username=git.get("credentialsUsername", GitConfig.credentials_username),
         ),
         executor=_executor(executor, cleanup),
         leader_election=_leader(leader),
@@ -357,6 +367,12 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         finished_pod_ttl_seconds=parse_duration(
             cleanup.get("ttl", base.finished_pod_ttl_seconds), field_name="executor.cleanup.ttl"
         ),
+        cleanup_max_deferral_seconds=parse_duration(
+            cleanup.get("maxDeferral", base.cleanup_max_deferral_seconds),
+            field_name="executor.cleanup.maxDeferral",
+        ),
+        image_pull_policy=executor.get("imagePullPolicy"),
+        security_defaults=executor.get("securityDefaults", base.security_defaults),
     )
 
 

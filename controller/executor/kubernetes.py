@@ -104,6 +104,9 @@ def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> Ex
         init_image=executor.init_image,
         git_secret_name=config.git.credentials_secret,
         git_secret_key=config.git.credentials_secret_key,
+        git_username=config.git.credentials_username,
+        security_defaults=executor.security_defaults,
+        image_pull_policy=executor.image_pull_policy,
         pod_template=template,
         service_account_name=executor.service_account,
     )
@@ -122,6 +125,7 @@ def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> Ex
             delete_on_failure=executor.delete_on_failure,
             ttl_seconds=executor.finished_pod_ttl_seconds,
         ),
+        cleanup_max_deferral=executor.cleanup_max_deferral_seconds,
     )
 
 

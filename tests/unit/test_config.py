@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 
 from controller.config import ConfigError, load_config, parse_duration
+from controller.executor.kubernetes import settings_from_config
+from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
+from controller.spec.model import Task
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -94,3 +97,46 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError, match="x: "):
         parse_duration(text, field_name="x")
+
+
+def test_pod_settings_reach_the_worker_pods(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "git: {credentialsSecret: git-token, credentialsUsername: oauth2}\n"
+        "executor:\n"
+        "  imagePullPolicy: IfNotPresent\n"
+        "  securityDefaults: false\n"
+        "  cleanup: {maxDeferral: 5s}\n",
+    )
+    config = load_config(path=path, environ={})
+    settings = settings_from_config(config, repo_url="https://example.org/dags.git", dags_path="")
+    assert settings.cleanup_max_deferral == 5.0
+    identity = PodIdentity(
+        dag="d", run_id=1, task="t", item_index=0, try_number=1, revision="a" * 40, controller="k"
+    )
+    pod = build_pod(
+        task=Task(name="t", image="busybox:1.36", command=("true",)),
+        identity=identity,
+        rendered=RenderedCommand(command=("true",)),
+        config=settings.pod,
+    )
+    containers = [*pod["spec"]["initContainers"], *pod["spec"]["containers"]]
+    assert {c["imagePullPolicy"] for c in containers} == {"IfNotPresent"}
+    assert all("securityContext" not in c for c in containers)
+    assert "securityContext" not in pod["spec"]
+    checkout_env = {e["name"]: e.get("value") for e in pod["spec"]["initContainers"][0]["env"]}
+    assert checkout_env["KUBEDAG_GIT_USERNAME"] == "oauth2"
+
+
+def test_pod_settings_default_to_restrictive_pods_and_a_30s_deferral() -> None:
+    config = load_config(environ={})
+    assert config.executor.security_defaults is True
+    assert config.executor.image_pull_policy is None
+    assert config.executor.cleanup_max_deferral_seconds == 30.0
+    assert config.git.credentials_username == "x-access-token"
+
+
+def test_an_unknown_image_pull_policy_names_the_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "executor: {imagePullPolicy: Sometimes}\n")
+    with pytest.raises(ConfigError, match=r"executor\.imagePullPolicy"):
+        load_config(path=path, environ={})
