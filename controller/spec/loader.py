@@ -259,8 +259,10 @@ class _Builder:
                 if not isinstance(source, yaml.MappingNode):
                     self.problem(source.start_mark, "'<<' merges only mappings")
                     continue
-                for key, value in self.build(source, depth + 1).items():
-                    result.setdefault(key, value)
+                merged = self.build(source, depth + 1)
+                if isinstance(merged, dict):  # None when its tag was refused, as reported
+                    for key, value in merged.items():
+                        result.setdefault(key, value)
         return result
 
     def _key(self, key_node: yaml.Node) -> str | None:

@@ -118,3 +118,10 @@ def test_timestamps_stay_the_text_they_were_written_as() -> None:
 def test_deep_nesting_is_refused() -> None:
     problem = only_problem("kind: DAG\nx: " + "[" * 100 + "]" * 100 + "\n")
     assert "nesting deeper" in problem.message
+
+
+def test_merging_a_mapping_with_an_unsupported_tag_reports_the_tag() -> None:
+    text = HEADER + "  tasks:\n    - <<: !custom {command: [x]}\n      name: a\n      image: x\n"
+    problem = only_problem(text)
+    assert where(problem) == (7, 11)
+    assert "unsupported YAML tag '!custom'" in problem.message
