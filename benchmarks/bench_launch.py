@@ -28,7 +28,7 @@ from typing import Any
 import kubernetes.client
 import kubernetes.config
 
-from controller.executor.kubeclient import make_api_client
+from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.launcher import Launcher, LaunchRequest, LaunchStatus
 
 BARE_THREADS = 8
@@ -96,16 +96,31 @@ def bare_loop(
     pods: int,
     *,
     body: Callable[[int, str], Mapping[str, Any]] | None = None,
+    raw: bool = False,
 ) -> float:
-    """Pods/s of 8 threads calling create_namespaced_pod in a loop, as a user would.
+    """Pods/s of 8 threads creating pods one after another, as a user's loop would.
 
     ``body(index, namespace)`` is the pod to create (by default a minimal one), so the
-    loop can create exactly the pods it is compared with.
+    loop can create exactly the pods it is compared with. By default each thread calls
+    the generated ``create_namespaced_pod``; with ``raw`` it posts the pod's JSON with
+    no client-side model work at all, the most a client can get from the server.
     """
-    api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+    api = (
+        make_api_client(kubeconfig=kubeconfig)
+        if raw
+        else kubernetes.config.new_client_from_config(config_file=kubeconfig)
+    )
     core = kubernetes.client.CoreV1Api(api)
     names = iter(range(pods))
     lock = threading.Lock()
+
+    def create(made: Mapping[str, Any]) -> None:
+        if raw:
+            response = post_json(api, f"/api/v1/namespaces/{namespace}/pods", made)
+            response.drain_conn()
+            response.release_conn()
+        else:
+            core.create_namespaced_pod(namespace, made, _request_timeout=30)
 
     def worker() -> None:
         while True:
@@ -113,8 +128,7 @@ def bare_loop(
                 index = next(names, None)
             if index is None:
                 return
-            made = pod(f"bare-{index}") if body is None else body(index, namespace)
-            core.create_namespaced_pod(namespace, made, _request_timeout=30)
+            create(pod(f"bare-{index}") if body is None else body(index, namespace))
 
     threads = [threading.Thread(target=worker) for _ in range(BARE_THREADS)]
     started = time.perf_counter()
