@@ -11,10 +11,15 @@ duplicate keys, counts alias uses and expanded nodes, and refuses tags outside p
 JSON data; the node tree is kept to answer "where is this value?" when a problem
 needs it. Timestamps stay the strings they were written as: dates are parsed later,
 in the DAG's time zone.
+
+Positions cost nothing extra: `yaml.load` with libyaml's CSafeLoader composes the
+same node tree and then constructs values in Python, so a "fast" load without
+positions would be slower than this one, not faster.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,29 +45,40 @@ _RESOLVER = Resolver()
 
 
 @lru_cache(maxsize=4096)
-def _resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
-    return str(_RESOLVER.resolve(yaml.ScalarNode, value, implicit))  # type: ignore[no-untyped-call]
+def _resolve(kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+    """The tag of a node without an explicit one, memoized.
+
+    Without path resolvers (safe loading has none), collections always get the default
+    tag; a plain scalar's tag is found by a chain of regular expressions, and DAG
+    files repeat the same scalars many times.
+    """
+    if kind is yaml.ScalarNode:
+        return str(_RESOLVER.resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+    return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
 class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """libyaml's composer with scalar tag resolution memoized.
+    """libyaml's composer, with the Python hooks it calls for every node made cheap.
 
-    The composer asks Python which tag each plain scalar has (a chain of regular
-    expressions); DAG files repeat the same scalars many times, and this question was
-    a third of the time of loading a file.
+    libyaml composes in C but asks Python, for every node, which tag it has
+    (`resolve`) and whether a path resolver applies (`descend_resolver` and
+    `ascend_resolver`). Bound on the instance to C callables (a memoized function,
+    and two built-ins that do nothing here), these calls create no Python frame;
+    that was about a quarter of composing time.
     """
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # Without path resolvers (safe loading has none), collections always get
-        # the default tag; explicit tags never reach this method.
-        if kind is yaml.ScalarNode:
-            return _resolve_scalar(value, implicit)
-        return _TAG + "seq" if kind is yaml.SequenceNode else _TAG + "map"
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolve = _resolve
+        self.descend_resolver = operator.is_  # called as (parent, index); result unused
+        self.ascend_resolver = tuple  # called as (); result unused
 
 
 _CONSTRUCTOR = SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
+_SEQ = _TAG + "seq"
+_MAP = _TAG + "map"
 _MERGE = _TAG + "merge"
 _SCALAR_TAGS: Mapping[str, Callable[[yaml.ScalarNode], JSON]] = {
     _TAG + "null": lambda node: None,
@@ -188,14 +204,15 @@ class _Builder:
                 return None
             return construct(node)
         identity = id(node)
-        if identity in self._open:
+        aliased = identity in self._seen
+        if aliased and identity in self._open:
             raise _AbortError(
                 "an alias refers to the node that contains it (recursive YAML)",
                 _location(node.start_mark),
             )
         if depth > MAX_DEPTH:
             raise _AbortError(f"nesting deeper than {MAX_DEPTH} levels", _location(node.start_mark))
-        if identity in self._seen:
+        if aliased:
             self._alias_uses += 1
             if self._alias_uses > MAX_ALIAS_USES:
                 raise _AbortError(
@@ -209,21 +226,24 @@ class _Builder:
                 f"expands to more than {MAX_NODES} nodes (an alias bomb?)",
                 _location(node.start_mark),
             )
-        self._open.add(identity)
-        try:
-            if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
-                return [
-                    child.value
-                    if child.__class__ is yaml.ScalarNode and child.tag == _STR
-                    else self.build(child, depth + 1)
-                    for child in node.value
-                ]
-            if isinstance(node, yaml.MappingNode) and node.tag == _TAG + "map":
-                return self._mapping(node, depth)
-        finally:
-            self._open.discard(identity)
-        self.problem(node.start_mark, f"unsupported YAML tag {node.tag!r}: use plain mappings")
-        return None
+        # An abort leaves the builder unused, so `_open` is cleaned up only on success.
+        value: JSON
+        if node.tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            self._open.add(identity)
+            value = [
+                child.value
+                if child.__class__ is yaml.ScalarNode and child.tag == _STR
+                else self.build(child, depth + 1)
+                for child in node.value
+            ]
+        elif node.tag == _MAP and isinstance(node, yaml.MappingNode):
+            self._open.add(identity)
+            value = self._mapping(node, depth)
+        else:
+            self.problem(node.start_mark, f"unsupported YAML tag {node.tag!r}: use plain mappings")
+            return None
+        self._open.discard(identity)
+        return value
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, JSON]:
         result: dict[str, JSON] = {}
@@ -269,7 +289,7 @@ class _Builder:
         if not isinstance(key_node, yaml.ScalarNode):
             self.problem(key_node.start_mark, "a mapping key must be a plain string")
             return None
-        if key_node.tag == _TAG + "str":
+        if key_node.tag == _STR:
             return str(key_node.value)
         key = self.build(key_node, 0)
         self.problem(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from controller.spec.loader import load_document
 from controller.spec.schema import _gate, _validator
 from controller.spec.validate import check_file
 
@@ -140,3 +142,37 @@ def test_the_fast_schema_gate_agrees_with_jsonschema(
         spec["tasks"][0]["timeout"] = junk
     detailed = not any(True for _ in _validator().iter_errors(document))
     assert _gate().is_valid(document) == detailed
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), YAML_VALUES, max_size=6))
+def test_loaded_values_are_what_yaml_wrote(document: dict[str, object]) -> None:
+    document = {"kind": "DAG", **document}
+    loaded, problems = load_document(_dump(document), path="values.yaml")
+    assert problems == []
+    assert loaded is not None
+    assert loaded.value == document
+
+
+_BLOCK_KEY = re.compile(r"^( *)([A-Za-z][A-Za-z0-9_-]*):(?: .*)?$")
+
+
+@SETTINGS
+@given(dag_documents(), st.data())
+def test_a_repeated_key_is_reported_at_the_repetition_wherever_it_is(
+    document: dict[str, object], data: st.DataObject
+) -> None:
+    lines = _dump(document).decode().splitlines()
+    keys = [index for index, line in enumerate(lines) if _BLOCK_KEY.match(line)]
+    index = data.draw(st.sampled_from(keys), label="line")
+    match = _BLOCK_KEY.match(lines[index])
+    assert match is not None
+    indent, key = match.groups()
+    lines.insert(index + 1, lines[index])
+    problems = check_file("\n".join(lines).encode(), path="dag.yaml").problems
+    first = f"first at line {index + 1}, column {len(indent) + 1}"
+    assert any(
+        (problem.line, problem.col) == (index + 2, len(indent) + 1)
+        and problem.message.startswith(f"duplicate key {key!r} ({first})")
+        for problem in problems
+    ), problems
