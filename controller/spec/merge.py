@@ -58,8 +58,12 @@ def merge_task(defaults: Mapping[str, JSON], task: Mapping[str, JSON]) -> dict[s
     """The task's raw fields with `defaults` merged in (neither argument is changed)."""
     merged = dict(defaults)
     for field, value in task.items():
-        if field in merged and (field in _DEEP or field in _BY_KEY or field in _JOINED):
-            merged[field] = _merge_value(field, merged[field], value)
-        else:
-            merged[field] = value
+        merged[field] = merge_field(field, merged[field], value) if field in merged else value
     return merged
+
+
+def merge_field(field: str, default: JSON, own: JSON) -> JSON:
+    """The merged value of a field that both the defaults and the task set."""
+    if field in _DEEP or field in _BY_KEY or field in _JOINED:
+        return _merge_value(field, default, own)
+    return own

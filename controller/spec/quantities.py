@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 _QUANTITY = re.compile(
     r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
@@ -27,7 +28,12 @@ def parse_quantity(value: object) -> Decimal:
     """The quantity's value in base units (cores, bytes); raises QuantityError otherwise."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(f"{value!r} is not a quantity: use a value such as 100m or 128Mi")
-    text = str(value).strip()
+    return _parse_text(str(value).strip())
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Decimal:
+    """Memoized: every task of a DAG tends to repeat the same few quantities."""
     match = _QUANTITY.match(text)
     if match is None:
         raise QuantityError(

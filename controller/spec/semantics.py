@@ -9,10 +9,12 @@ defensively and simply skips parts whose shape is wrong (the schema reported tho
 
 from __future__ import annotations
 
+from datetime import UTC
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from controller.spec.loader import Document, Path
-from controller.spec.merge import merge_task
+from controller.spec.merge import merge_field
 from controller.spec.model import JSON, ParamType
 from controller.spec.names import RESERVED_LABEL_PREFIX, label_key_problem, label_value_problem
 from controller.spec.params import matches_type
@@ -51,12 +53,24 @@ def _check_schedule(report: Reporter, spec: dict[str, JSON]) -> ZoneInfo | None:
             report.at(("spec", "timezone"), str(error))
             zone = None
     schedule = spec.get("schedule")
-    if isinstance(schedule, str):
-        try:
-            crontab_trigger(schedule, timezone=zone or ZoneInfo("UTC"))
-        except ScheduleError as error:
-            report.at(("spec", "schedule"), str(error))
+    if isinstance(schedule, str) and (problem := _schedule_problem(schedule)) is not None:
+        report.at(("spec", "schedule"), problem)
     return zone
+
+
+@lru_cache(maxsize=1024)
+def _schedule_problem(schedule: str) -> str | None:
+    """Why `schedule` is not a valid cron schedule, or None.
+
+    Memoized: building the trigger is the slowest semantic check, and a repository's
+    DAGs share a handful of schedules. The time zone plays no part in which schedules
+    are valid.
+    """
+    try:
+        crontab_trigger(schedule, timezone=UTC)
+    except ScheduleError as error:
+        return str(error)
+    return None
 
 
 def _check_dates(report: Reporter, spec: dict[str, JSON], zone: ZoneInfo | None) -> None:
@@ -120,31 +134,17 @@ def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> 
     timeout = task.get("timeout")
     if timeout in (0, "0s", "0m", "0h", "0d"):
         report.at((*where, "timeout"), "timeout must be longer than 0s (omit it for none)")
-    overrides = as_dict(task.get("podOverrides"))
-    overrides_at: Path = (*where, "podOverrides")
-    _check_labels(report, overrides_at, overrides)
-    for key in as_dict(overrides.get("labels")):
-        if key.startswith(RESERVED_LABEL_PREFIX):
-            report.at(
-                (*overrides_at, "labels", key),
-                f"label {key!r}: the {RESERVED_LABEL_PREFIX} prefix is reserved for kubedag",
-                key=True,
-            )
-    for key in as_dict(overrides.get("annotations")):
-        if (problem := label_key_problem(key)) is not None:
-            report.at((*overrides_at, "annotations", key), f"annotation {problem}", key=True)
-    for key, value in as_dict(overrides.get("nodeSelector")).items():
-        problem = label_key_problem(key)
-        if problem is None and isinstance(value, str):
-            problem = label_value_problem(value)
-        if problem is not None:
-            report.at((*overrides_at, "nodeSelector", key), f"nodeSelector {problem}")
-    for kind in ("requests", "limits"):
-        for name, quantity in as_dict(as_dict(task.get("resources")).get(kind)).items():
-            try:
-                parse_quantity(quantity)
-            except QuantityError as error:
-                report.at((*where, "resources", kind, name), str(error))
+    overrides = task.get("podOverrides")
+    if isinstance(overrides, dict) and overrides:
+        _check_pod_overrides(report, (*where, "podOverrides"), overrides)
+    resources = task.get("resources")
+    if isinstance(resources, dict):
+        for kind in ("requests", "limits"):
+            for name, quantity in as_dict(resources.get(kind)).items():
+                try:
+                    parse_quantity(quantity)
+                except QuantityError as error:
+                    report.at((*where, "resources", kind, name), str(error))
     seen: set[str] = set()
     for index, variable in enumerate(as_list(task.get("env"))):
         variable_name = as_dict(variable).get("name")
@@ -155,6 +155,26 @@ def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> 
             seen.add(variable_name)
 
 
+def _check_pod_overrides(report: Reporter, where: Path, overrides: dict[str, JSON]) -> None:
+    _check_labels(report, where, overrides)
+    for key in as_dict(overrides.get("labels")):
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            report.at(
+                (*where, "labels", key),
+                f"label {key!r}: the {RESERVED_LABEL_PREFIX} prefix is reserved for kubedag",
+                key=True,
+            )
+    for key in as_dict(overrides.get("annotations")):
+        if (problem := label_key_problem(key)) is not None:
+            report.at((*where, "annotations", key), f"annotation {problem}", key=True)
+    for key, value in as_dict(overrides.get("nodeSelector")).items():
+        problem = label_key_problem(key)
+        if problem is None and isinstance(value, str):
+            problem = label_value_problem(value)
+        if problem is not None:
+            report.at((*where, "nodeSelector", key), f"nodeSelector {problem}")
+
+
 def _quantities(task: dict[str, JSON], kind: str) -> dict[str, JSON]:
     return as_dict(as_dict(task.get("resources")).get(kind))
 
@@ -163,12 +183,12 @@ def _check_effective(
     report: Reporter, where: Path, task: dict[str, JSON], defaults: dict[str, JSON]
 ) -> None:
     """Rules on a task with its defaults merged in, reported where the value was written."""
-    merged = merge_task(defaults, task)
-    if "image" not in merged:
+    if "image" not in task and "image" not in defaults:
         report.at(where, "task has no image: set image on the task or in spec.defaults")
-    limits = _quantities(merged, "limits")
+    resources = as_dict(_effective(defaults, task, "resources"))
+    limits = as_dict(resources.get("limits"))
     own = _quantities(task, "requests")
-    for name, request in _quantities(merged, "requests").items():
+    for name, request in as_dict(resources.get("requests")).items():
         if name not in limits:
             continue
         try:
@@ -183,7 +203,7 @@ def _check_effective(
             )
     volumes = {
         as_dict(volume).get("name")
-        for volume in as_list(as_dict(merged.get("podOverrides")).get("volumes"))
+        for volume in as_list(as_dict(_effective(defaults, task, "podOverrides")).get("volumes"))
     }
     for source, fields in ((("spec", "defaults"), defaults), (where, task)):
         mounts = as_list(as_dict(fields.get("podOverrides")).get("volumeMounts"))
@@ -195,3 +215,12 @@ def _check_effective(
                     f"volumeMount names volume {volume!r}, which podOverrides.volumes "
                     "does not declare",
                 )
+
+
+def _effective(defaults: dict[str, JSON], task: dict[str, JSON], field: str) -> JSON:
+    """What merge_task(defaults, task) holds for `field`, without merging the other fields."""
+    if field not in task:
+        return defaults.get(field)
+    if field not in defaults:
+        return task[field]
+    return merge_field(field, defaults[field], task[field])
