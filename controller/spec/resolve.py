@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from controller.spec.durations import parse_duration
@@ -29,18 +30,23 @@ from controller.spec.model import (
 from controller.spec.schedule import load_timezone, parse_instant
 
 _BACKOFF = Backoff()
+_TRIGGER_RULES = {rule.value: rule for rule in TriggerRule}
+_RESULT_FORMATS = {result.value: result for result in ResultFormat}
 
 
-def _backoff(raw: dict[str, Any]) -> Backoff:
-    return Backoff(
-        delay_seconds=float(parse_duration(raw["delay"]))
-        if "delay" in raw
-        else _BACKOFF.delay_seconds,
-        factor=float(raw.get("factor", _BACKOFF.factor)),
-        max_delay_seconds=(
-            float(parse_duration(raw["maxDelay"]))
-            if "maxDelay" in raw
-            else _BACKOFF.max_delay_seconds
+@lru_cache(maxsize=256)
+def _retry_policy(limit: int, delay: JSON, factor: JSON, max_delay: JSON) -> RetryPolicy:
+    """Memoized (policies are immutable): the tasks of a DAG mostly share their defaults'."""
+    return RetryPolicy(
+        limit=limit,
+        backoff=Backoff(
+            delay_seconds=_BACKOFF.delay_seconds if delay is None else float(parse_duration(delay)),
+            factor=_BACKOFF.factor if factor is None else float(factor),
+            max_delay_seconds=(
+                _BACKOFF.max_delay_seconds
+                if max_delay is None
+                else float(parse_duration(max_delay))
+            ),
         ),
     )
 
@@ -48,6 +54,7 @@ def _backoff(raw: dict[str, Any]) -> Backoff:
 def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
     task = merge_task(defaults, raw)
     retries = task.get("retries", {})
+    backoff = retries.get("backoff", {})
     items = task.get("withItems")
     return Task(
         name=task["name"],
@@ -59,14 +66,17 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
         env_from=tuple(task.get("envFrom", ())),
         resources=task.get("resources", {}),
         depends_on=tuple(task.get("dependsOn", ())),
-        trigger_rule=TriggerRule(task.get("triggerRule", TriggerRule.ALL_SUCCESS.value)),
-        retries=RetryPolicy(
-            limit=retries.get("limit", 0), backoff=_backoff(retries.get("backoff", {}))
+        trigger_rule=_TRIGGER_RULES[task.get("triggerRule", TriggerRule.ALL_SUCCESS.value)],
+        retries=_retry_policy(
+            retries.get("limit", 0),
+            backoff.get("delay"),
+            backoff.get("factor"),
+            backoff.get("maxDelay"),
         ),
         timeout_seconds=parse_duration(task["timeout"]) if "timeout" in task else None,
         with_items=None if items is None else tuple(items),
         pod_overrides=task.get("podOverrides", {}),
-        result_format=ResultFormat(task.get("result", {}).get("format", "text")),
+        result_format=_RESULT_FORMATS[task.get("result", {}).get("format", "text")],
     )
 
 
@@ -104,9 +114,13 @@ def resolve_dag(document: dict[str, Any]) -> Dag:
     )
 
 
+# dag_to_dict builds a tree without cycles, so the encoder need not look for them.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
 def content_hash(dag: Dag) -> str:
     """sha256 of the resolved DAG's canonical JSON: equal exactly when the meaning is equal."""
-    canonical: JSON = json.dumps(
-        dag_to_dict(dag), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    canonical = _CANONICAL.encode(dag_to_dict(dag))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.spec.model import TriggerRule, dag_from_dict, dag_to_dict
-from controller.spec.validate import declares_dag, validate_paths
+from controller.spec.validate import check_file, declares_dag, validate_paths
 from tests.spec.support import HEADER, validate_dir, write
 
 GOOD = HEADER + "  tasks:\n    - {name: a, image: x}\n"
@@ -157,3 +157,43 @@ def test_only_a_top_level_kind_declares_a_dag() -> None:
     assert not declares_dag(b"kind: Workflow\nspec:\n  templates:\n    - kind: DAG\n")
     assert not declares_dag(b"# kind: DAG\n")
     assert declares_dag(b'{"apiVersion": "x", "kind": "DAG"}')
+
+
+PINNED = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata:
+  name: pinned
+  labels: {team: data}
+  description: Café rollup
+spec:
+  schedule: "0 3 * * *"
+  timezone: Europe/Berlin
+  startDate: "2026-01-01"
+  params:
+    region: {type: string, default: eu, enum: [eu, us]}
+  defaults:
+    image: python:3.12-slim
+    retries: {limit: 2, backoff: {delay: 30s, factor: 1.5}}
+    resources: {requests: {cpu: 100m}, limits: {memory: 512Mi}}
+    env: [{name: STAGE, value: prod}]
+  tasks:
+    - name: extract
+      command: [python3, extract.py, "{{ params.region }}"]
+      timeout: 1h
+    - name: load
+      dependsOn: [extract]
+      withItems: [a, {b: 1}]
+      args: ["{{ tasks.extract.result }}"]
+      podOverrides: {nodeSelector: {pool: etl}}
+"""
+
+
+def test_content_hash_of_a_dag_stays_what_stored_dags_were_hashed_with() -> None:
+    # The controller compares this hash with the one stored for each DAG: a change in
+    # how it is computed would report every DAG as updated.
+    loaded = check_file(PINNED.encode("utf-8"), path="pinned.yaml").loaded
+    assert loaded is not None
+    assert loaded.content_hash == (
+        "6fee489c8a95a68df36fde3c027d130062a4ada34072c95141420244a85705bd"
+    )
