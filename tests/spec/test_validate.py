@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
+
+import pytest
 
 from controller.spec.model import TriggerRule, dag_from_dict, dag_to_dict
 from controller.spec.validate import check_file, declares_dag, validate_paths
@@ -197,3 +200,17 @@ def test_content_hash_of_a_dag_stays_what_stored_dags_were_hashed_with() -> None
     assert loaded.content_hash == (
         "6fee489c8a95a68df36fde3c027d130062a4ada34072c95141420244a85705bd"
     )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_validation_leaves_the_garbage_collector_as_it_found_it(
+    tmp_path: Path, enabled: bool
+) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    was_enabled = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert validate_dir(tmp_path).ok
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
