@@ -101,8 +101,9 @@ def _unknown_field(error: ValidationError, document: Document, path: str) -> Ite
 def _message(error: ValidationError) -> str:
     custom = _subschema(error).get("errorMessage")
     if error.validator == "required":
-        return f"missing required field {_missing(error)!r}"
-    if error.validator == "const":
+        missing = f"missing required field {_missing(error)!r}"
+        return missing if custom is None else f"{missing}: {custom}"
+    if error.validator == "const" and custom is None:
         return f"must be {error.validator_value!r}, not {error.instance!r}"
     if error.validator == "enum":
         allowed = ", ".join(repr(v) for v in _listed(error.validator_value))

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from controller.spec.loader import Document, Path
 from controller.spec.merge import merge_field
 from controller.spec.model import JSON, ParamType
-from controller.spec.names import RESERVED_LABEL_PREFIX, label_key_problem, label_value_problem
 from controller.spec.params import matches_type
+from controller.spec.podfields import check_env, check_env_from, check_labels, check_pod_overrides
 from controller.spec.problems import Problem
 from controller.spec.quantities import QuantityError, parse_quantity
 from controller.spec.report import Reporter, as_dict, as_list
@@ -32,7 +32,7 @@ def semantic_problems(document: Document, *, path: str) -> list[Problem]:
     zone = _check_schedule(report, spec)
     _check_dates(report, spec, zone)
     _check_params(report, spec)
-    _check_labels(report, ("metadata", "labels"), as_dict(document.value).get("metadata"))
+    check_labels(report, ("metadata", "labels"), as_dict(document.value).get("metadata"))
     defaults = as_dict(spec.get("defaults"))
     _check_task_fields(report, ("spec", "defaults"), defaults)
     for index, task in enumerate(as_list(spec.get("tasks"))):
@@ -120,15 +120,6 @@ def _check_params(report: Reporter, spec: dict[str, JSON]) -> None:
             )
 
 
-def _check_labels(report: Reporter, where: Path, owner: JSON) -> None:
-    for key, value in as_dict(as_dict(owner).get("labels")).items():
-        problem = label_key_problem(key)
-        if problem is not None:
-            report.at((*where, key), f"label {problem}", key=True)
-        if isinstance(value, str) and (problem := label_value_problem(value)) is not None:
-            report.at((*where, key), problem)
-
-
 def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> None:
     """Rules on what one task (or the defaults) writes itself."""
     timeout = task.get("timeout")
@@ -136,7 +127,7 @@ def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> 
         report.at((*where, "timeout"), "timeout must be longer than 0s (omit it for none)")
     overrides = task.get("podOverrides")
     if isinstance(overrides, dict) and overrides:
-        _check_pod_overrides(report, (*where, "podOverrides"), overrides)
+        check_pod_overrides(report, (*where, "podOverrides"), overrides)
     resources = task.get("resources")
     if isinstance(resources, dict):
         for kind in ("requests", "limits"):
@@ -145,34 +136,17 @@ def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> 
                     parse_quantity(quantity)
                 except QuantityError as error:
                     report.at((*where, "resources", kind, name), str(error))
+    env = as_list(task.get("env"))
     seen: set[str] = set()
-    for index, variable in enumerate(as_list(task.get("env"))):
+    for index, variable in enumerate(env):
         variable_name = as_dict(variable).get("name")
         if isinstance(variable_name, str) and variable_name in seen:
             message = f"env variable {variable_name!r} is set twice"
             report.at((*where, "env", index, "name"), message)
         if isinstance(variable_name, str):
             seen.add(variable_name)
-
-
-def _check_pod_overrides(report: Reporter, where: Path, overrides: dict[str, JSON]) -> None:
-    _check_labels(report, where, overrides)
-    for key in as_dict(overrides.get("labels")):
-        if key.startswith(RESERVED_LABEL_PREFIX):
-            report.at(
-                (*where, "labels", key),
-                f"label {key!r}: the {RESERVED_LABEL_PREFIX} prefix is reserved for kubedag",
-                key=True,
-            )
-    for key in as_dict(overrides.get("annotations")):
-        if (problem := label_key_problem(key)) is not None:
-            report.at((*where, "annotations", key), f"annotation {problem}", key=True)
-    for key, value in as_dict(overrides.get("nodeSelector")).items():
-        problem = label_key_problem(key)
-        if problem is None and isinstance(value, str):
-            problem = label_value_problem(value)
-        if problem is not None:
-            report.at((*where, "nodeSelector", key), f"nodeSelector {problem}")
+    check_env(report, (*where, "env"), env)
+    check_env_from(report, (*where, "envFrom"), as_list(task.get("envFrom")))
 
 
 def _quantities(task: dict[str, JSON], kind: str) -> dict[str, JSON]:

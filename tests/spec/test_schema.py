@@ -17,12 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = "  tasks:\n    - {name: a, image: busybox}\n"
 
 
+CONDITIONS = frozenset({"if", "then", "else", "not"})
+"""Conditional rules only refine fields declared (and described) beside them."""
+
+
 def _properties(node: Any, trail: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for name, sub in node.get("properties", {}).items():
             yield f"{trail}.{name}", sub
         for key, value in node.items():
-            yield from _properties(value, f"{trail}/{key}")
+            if key not in CONDITIONS:
+                yield from _properties(value, f"{trail}/{key}")
     elif isinstance(node, list):
         for index, value in enumerate(node):
             yield from _properties(value, f"{trail}[{index}]")
