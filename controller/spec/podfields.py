@@ -35,7 +35,7 @@ def check_labels(report: Reporter, where: Path, owner: JSON) -> None:
 
 
 def check_pod_overrides(report: Reporter, where: Path, overrides: dict[str, JSON]) -> None:
-    check_labels(report, where, overrides)
+    check_labels(report, (*where, "labels"), overrides)
     for key in as_dict(overrides.get("labels")):
         if key.startswith(RESERVED_LABEL_PREFIX):
             report.at(

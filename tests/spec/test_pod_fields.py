@@ -202,3 +202,12 @@ def test_a_toleration_is_valid_exactly_when_kubernetes_accepts_it(
     toleration = {field: value for field, value in drawn.items() if value is not None}
     text = tolerations(json.dumps(toleration))
     assert (problems_of(text) == []) == _kubernetes_accepts(toleration), problems_of(text)
+
+
+def test_pod_label_problems_are_reported_at_the_label() -> None:
+    text = TASK + "      podOverrides:\n        labels: {'bad key!': x, team: 'a b'}\n"
+    problems = problems_of(text)
+    assert [(where(p), p.field) for p in problems] == [
+        ((10, 18), "spec.tasks[0].podOverrides.labels.bad key!"),
+        ((10, 39), "spec.tasks[0].podOverrides.labels.team"),
+    ]
