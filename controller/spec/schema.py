@@ -118,8 +118,12 @@ def _message(error: ValidationError) -> str:
 
 
 def _missing(error: ValidationError) -> str:
+    """The field a `required` error is about: jsonschema raises one error per missing
+    field and names it only in its message."""
     present = error.instance if isinstance(error.instance, dict) else {}
-    return next((str(name) for name in _listed(error.validator_value) if name not in present), "")
+    missing = [str(name) for name in _listed(error.validator_value) if name not in present]
+    named = (name for name in missing if error.message == f"{name!r} is a required property")
+    return next(named, missing[0] if missing else "")
 
 
 def _json_type(value: JSON) -> str:

@@ -86,6 +86,15 @@ def test_missing_required_field_is_reported_at_its_parent_key() -> None:
     assert problem.field == "metadata.name"
 
 
+def test_every_missing_required_field_is_named() -> None:
+    problems = problems_of("kind: DAG\n")
+    assert [(where(p), p.message) for p in problems] == [
+        ((1, 1), "missing required field 'apiVersion'"),
+        ((1, 1), "missing required field 'metadata'"),
+        ((1, 1), "missing required field 'spec'"),
+    ]
+
+
 def test_wrong_kind_of_value_names_both_types() -> None:
     problem = only_problem(HEADER + "  maxActiveRuns: many\n" + TASKS)
     assert where(problem) == (6, 18)
