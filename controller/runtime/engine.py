@@ -35,23 +35,26 @@ from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
 from controller.engine.states import DagRunState, TaskState
-from controller.executor.naming import pod_name
 from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.inbox import Inbox
-from controller.runtime.launching import claim, hand_out, launch_order, relaunch_orders
+from controller.runtime.launching import (
+    build_orders,
+    claim,
+    hand_out,
+    relaunch_orders,
+    take_within_caps,
+)
 from controller.runtime.pending import PendingQueue, PendingTry
 from controller.runtime.plans import write_plan
 from controller.runtime.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
 from controller.runtime.slots import ActiveSlots
 from controller.runtime.starting import (
-    DEFAULT_MAX_ACTIVE_TASKS,
     SCAN_LIMIT,
     DagLimits,
     dag_limits,
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.spec.templates import TemplateError
 from controller.store import DagRunRecord, Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
@@ -385,18 +388,9 @@ class Engine:
 
     def _launch(self, now: datetime) -> bool:
         self._pending.promote(now)
-        free = self._parallelism - len(self._slots)
-        taken: list[PendingTry] = []
-        for dag_name in self._pending.dags_with_due():
-            if free <= 0:
-                break
-            limits = self._limits.get(dag_name)
-            cap = DEFAULT_MAX_ACTIVE_TASKS if limits is None else limits.max_active_tasks
-            room = min(cap - self._slots.of_dag(dag_name), free)
-            if room > 0:
-                got = self._pending.take(dag_name, room)
-                free -= len(got)
-                taken.extend(got)
+        taken = take_within_caps(
+            self._pending, self._slots, self._limits, parallelism=self._parallelism
+        )
         for start in range(0, len(taken), self._launch_batch):
             chunk = taken[start : start + self._launch_batch]
             if self._stopping.is_set():
@@ -406,33 +400,7 @@ class Engine:
         return bool(taken)
 
     def _launch_chunk(self, chunk: Sequence[PendingTry], *, now: datetime) -> None:
-        orders: list[LaunchOrder] = []
-        broken: list[tuple[PendingTry, str]] = []
-        for entry in chunk:
-            run = self._runs.get(entry.run_id)
-            if run is None:
-                continue
-            name = pod_name(
-                dag=entry.dag_name,
-                run_id=entry.run_id,
-                task=entry.task,
-                item_index=entry.item_index,
-                try_number=entry.try_number,
-            )
-            try:
-                orders.append(
-                    launch_order(
-                        run,
-                        ti_id=entry.ti_id,
-                        task=entry.task,
-                        item_index=entry.item_index,
-                        try_number=entry.try_number,
-                        pod=name,
-                        relaunch=False,
-                    )
-                )
-            except TemplateError as error:
-                broken.append((entry, str(error)))
+        orders, broken = build_orders(chunk, self._runs)
         with self._store.transaction() as uow:
             claimed, stale = claim(uow, orders, broken, now=now)
         for run_id in stale:

@@ -11,14 +11,18 @@ A claim that loses means another writer moved the row: the caller rebuilds that 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from controller.engine.records import InstanceKey
 from controller.engine.states import FailureKind, TaskState
+from controller.executor.naming import pod_name
 from controller.runtime.active import ActiveRun
-from controller.runtime.pending import PendingTry
+from controller.runtime.pending import PendingQueue, PendingTry
 from controller.runtime.seam import Executor, LaunchOrder
+from controller.runtime.slots import ActiveSlots
+from controller.runtime.starting import DEFAULT_MAX_ACTIVE_TASKS, DagLimits
+from controller.spec.templates import TemplateError
 from controller.store import StateChange, TaskInstanceRecord, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,66 @@ def launch_order(
         pod_name=pod,
         relaunch=relaunch,
     )
+
+
+def take_within_caps(
+    pending: PendingQueue,
+    slots: ActiveSlots,
+    limits: Mapping[str, DagLimits],
+    *,
+    parallelism: int,
+) -> list[PendingTry]:
+    """Due tries to launch now: each DAG within its maxActiveTasks, all within parallelism."""
+    free = parallelism - len(slots)
+    taken: list[PendingTry] = []
+    for dag_name in pending.dags_with_due():
+        if free <= 0:
+            break
+        dag = limits.get(dag_name)
+        cap = DEFAULT_MAX_ACTIVE_TASKS if dag is None else dag.max_active_tasks
+        room = min(cap - slots.of_dag(dag_name), free)
+        if room > 0:
+            got = pending.take(dag_name, room)
+            free -= len(got)
+            taken.extend(got)
+    return taken
+
+
+def build_orders(
+    chunk: Sequence[PendingTry], runs: Mapping[int, ActiveRun]
+) -> tuple[list[LaunchOrder], list[tuple[PendingTry, str]]]:
+    """The orders of ``chunk``'s tries, and the tries whose templates do not render.
+
+    Tries of runs no longer active (finished, or being rebuilt) are left out.
+    """
+    orders: list[LaunchOrder] = []
+    broken: list[tuple[PendingTry, str]] = []
+    for entry in chunk:
+        run = runs.get(entry.run_id)
+        if run is None:
+            continue
+        name = pod_name(
+            dag=entry.dag_name,
+            run_id=entry.run_id,
+            task=entry.task,
+            item_index=entry.item_index,
+            try_number=entry.try_number,
+        )
+        try:
+            orders.append(
+                launch_order(
+                    run,
+                    ti_id=entry.ti_id,
+                    task=entry.task,
+                    item_index=entry.item_index,
+                    try_number=entry.try_number,
+                    pod=name,
+                    relaunch=False,
+                )
+            )
+        except TemplateError as error:
+            broken.append((entry, str(error)))
+    return orders, broken
 
 
 def claim(
