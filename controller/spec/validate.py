@@ -68,13 +68,12 @@ def declares_dag(data: bytes) -> bool:
     return _DECLARES_DAG.search(data) is not None
 
 
-def _walk(directory: Path) -> Iterator[Path]:
+def _walk(directory: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Every directory under `directory`, in order, with the names of its DAG files."""
     for current, subdirectories, files in os.walk(directory):
         # Hidden directories (.git, .venv, ...) hold no DAGs and can be huge.
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in sorted(files):
-            if name.endswith(DAG_SUFFIXES):
-                yield Path(current) / name
+        yield Path(current), sorted(name for name in files if name.endswith(DAG_SUFFIXES))
 
 
 def _shown(path: Path, root: Path | None) -> str:
@@ -148,16 +147,35 @@ def _check_file(data: bytes, path: str) -> FileReport:
     return result
 
 
-def _files(paths: Sequence[str | Path], root: Path | None) -> Iterator[tuple[Path, str]]:
+def _files(paths: Sequence[str | Path], root: Path | None) -> Iterator[tuple[Path, str, str]]:
+    """Each file to check: its path, its name in problems, and its real path.
+
+    In a directory the slow parts (resolving symbolic links, the path relative to the
+    root) are computed once for the directory; a file resolves on its own only when
+    it is a link itself.
+    """
     for given in paths:
         path = Path(given)
         if root is not None and not path.is_absolute():
             path = root / path
-        if path.is_dir():
-            for found in _walk(path):
-                yield found, _shown(found, root)
-        else:
-            yield path, _shown(path, root) if root is not None else str(given)
+        if not path.is_dir():
+            shown = _shown(path, root) if root is not None else str(given)
+            yield path, shown, os.path.realpath(path)
+            continue
+        for folder, names in _walk(path):
+            real_folder = os.path.realpath(folder)
+            shown_folder = _shown(folder, root)
+            for name in names:
+                found = folder / name
+                real = (
+                    os.path.realpath(found)
+                    if found.is_symlink()
+                    else os.path.join(real_folder, name)
+                )
+                if root is None:
+                    yield found, str(found), real
+                else:
+                    yield found, name if shown_folder == "." else f"{shown_folder}/{name}", real
 
 
 def _duplicate_names(results: list[FileReport]) -> None:
@@ -181,13 +199,12 @@ def _duplicate_names(results: list[FileReport]) -> None:
 def _check_files(paths: Sequence[str | Path], root: Path | None) -> tuple[list[FileReport], int]:
     """The report of every file in `paths`, and how many of them are DAG files."""
     results: list[FileReport] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     checked = 0
-    for file, shown in _files(paths, root):
-        resolved = file.resolve()
-        if resolved in seen:
+    for file, shown, real in _files(paths, root):
+        if real in seen:
             continue
-        seen.add(resolved)
+        seen.add(real)
         try:
             data = file.read_bytes()
         except FileNotFoundError:

@@ -66,6 +66,22 @@ def test_one_bad_file_does_not_block_the_others(tmp_path: Path) -> None:
     assert report.names_by_path == {"bad.yaml": "bad", "good.yaml": "good"}
 
 
+def test_a_file_reached_twice_is_checked_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    report = validate_paths(["a.yaml", "."], root=tmp_path)
+    assert report.ok, report.problems
+    assert report.files_checked == 1
+
+
+def test_a_link_to_a_dag_file_in_the_tree_is_not_a_second_dag(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "link.yaml").symlink_to(tmp_path / "a.yaml")
+    report = validate_dir(tmp_path)
+    assert report.ok, report.problems
+    assert [loaded.path for loaded in report.dags] == ["a.yaml"]
+
+
 def test_a_missing_path_is_a_problem(tmp_path: Path) -> None:
     report = validate_paths([tmp_path / "nope.yaml"])
     assert [p.message for p in report.problems] == ["no such file"]
