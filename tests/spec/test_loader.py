@@ -125,3 +125,10 @@ def test_merging_a_mapping_with_an_unsupported_tag_reports_the_tag() -> None:
     problem = only_problem(text)
     assert where(problem) == (7, 11)
     assert "unsupported YAML tag '!custom'" in problem.message
+
+
+def test_an_alias_without_its_anchor_is_a_syntax_error() -> None:
+    # Why a text without '&' needs no alias bookkeeping: every alias needs an anchor.
+    problem = only_problem("kind: DAG\nspec: *shared\n")
+    assert where(problem) == (2, 7)
+    assert problem.message == "YAML syntax error: found undefined alias"

@@ -176,3 +176,14 @@ def test_a_repeated_key_is_reported_at_the_repetition_wherever_it_is(
         and problem.message.startswith(f"duplicate key {key!r} ({first})")
         for problem in problems
     ), problems
+
+
+@SETTINGS
+@given(dag_documents())
+def test_a_text_with_and_without_anchors_loads_the_same_values(document: dict[str, object]) -> None:
+    text = _dump(document)
+    plain, _ = load_document(text, path="plain.yaml")
+    anchored, _ = load_document(text + b"# an '&' turns on the alias bookkeeping\n", path="a.yaml")
+    assert plain is not None
+    assert anchored is not None
+    assert plain.value == anchored.value == document
