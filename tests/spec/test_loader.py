@@ -132,3 +132,12 @@ def test_an_alias_without_its_anchor_is_a_syntax_error() -> None:
     problem = only_problem("kind: DAG\nspec: *shared\n")
     assert where(problem) == (2, 7)
     assert problem.message == "YAML syntax error: found undefined alias"
+
+
+def test_a_merge_key_without_anchors_still_merges_and_refuses_duplicates() -> None:
+    text = "kind: DAG\ntask:\n  <<: {image: one, command: [a]}\n  image: two\n  image: three\n"
+    document, problems = load_document(text.encode(), path="m.yaml")
+    assert document is not None
+    assert document.value["task"] == {"image": "two", "command": ["a"]}
+    assert [(p.line, p.col) for p in problems] == [(5, 3)]
+    assert problems[0].message.startswith("duplicate key 'image' (first at line 4, column 3)")
