@@ -13,8 +13,8 @@ of tasks, the time from an upstream try finishing to its downstream try being la
 SQLite in a temp dir by default; set KUBEDAG_BENCH_DATABASE_URL to an empty, migrated
 or migratable PostgreSQL database to use that instead (its tables are emptied first).
 
-    .venv/bin/python benchmarks/bench_engine.py
-    .venv/bin/python benchmarks/bench_engine.py --tasks 10000
+    .venv/bin/python -m benchmarks.bench_engine
+    .venv/bin/python -m benchmarks.bench_engine --tasks 10000
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from random_dags import layered_dag
 from sqlalchemy import text
 
+from benchmarks.random_dags import layered_dag
 from controller.engine.states import DagRunState, RunType
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome

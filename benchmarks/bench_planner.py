@@ -13,8 +13,8 @@ the planner's own calls are timed, in CPU time (other load on the machine would 
 the ratios otherwise); the loop that plays the cluster is not timed. Last, the full
 pass a restarted controller makes is timed over every row of the finished run.
 
-    .venv/bin/python benchmarks/bench_planner.py            # the 1,250/2,500/5,000 series
-    .venv/bin/python benchmarks/bench_planner.py --tasks 20000
+    .venv/bin/python -m benchmarks.bench_planner            # the 1,250/2,500/5,000 series
+    .venv/bin/python -m benchmarks.bench_planner --tasks 20000
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from random_dags import layered_dag
-
+from benchmarks.random_dags import layered_dag
 from controller.engine.graph import build_graph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity, TaskInstanceView

@@ -6,7 +6,7 @@ target on a 2-core machine is the 1,000 files in under 2 seconds, which needs th
 schema compiled once (never re-read per file) and libyaml for composing. CPU time is
 printed beside wall time because on a shared machine the two differ.
 
-Run: .venv/bin/python benchmarks/bench_validate.py [--files N] [--tasks N]
+Run: .venv/bin/python -m benchmarks.bench_validate [--files N] [--tasks N]
 """
 
 from __future__ import annotations

@@ -4,9 +4,6 @@ Both benchmarks must keep planning the very same DAGs from one version to the ne
 their figures stop being comparable: the random draws are made in a fixed order, and a
 draw an option turns off is not made at all, so each option leaves the others' DAGs as
 they were.
-
-The benchmarks run as scripts (``.venv/bin/python benchmarks/bench_engine.py``), with
-this folder first on the path, so they import this module as ``random_dags``.
 """
 
 from __future__ import annotations
