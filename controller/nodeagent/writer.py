@@ -5,7 +5,8 @@ with its own queue, so a pod's writes stay in order while different pods' writes
 in parallel; a pod already queued is not queued twice, and the write sends its newest
 snapshot, so bursts of transitions coalesce. Failed writes retry with capped, jittered
 backoff (an apiserver restart must not lose a pod's final status), bounded by
-MAX_RETRY_SECONDS.
+MAX_RETRY_SECONDS; a write the apiserver refuses (4xx other than 429) is not retried,
+since it would hold up every pod of its shard for that long.
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ class StatusWriter:
             except ApiError as error:
                 if error.status == 404:
                     return  # the pod is gone; nothing left to report
+                if 400 <= error.status < 500 and error.status != 429:
+                    # Refused for good (a status the apiserver will never accept, e.g. a
+                    # container moved back from terminated): retrying would only hold up
+                    # every other pod of this shard.
+                    log.error("status of pod %s refused: %s", record.key, error)
+                    return
                 if time.monotonic() > deadline:
                     log.error("giving up on the status of pod %s: %s", record.key, error)
                     return
