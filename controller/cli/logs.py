@@ -88,7 +88,12 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return _from_pod(args, chosen, namespace=chosen.namespace or config.executor.namespaces[0])
+    return _from_pod(
+        args,
+        chosen,
+        namespace=chosen.namespace or config.executor.namespaces[0],
+        kubeconfig=config.kubeconfig,
+    )
 
 
 def _choose(tries: list[TaskInstanceRecord], number: int | None) -> TaskInstanceRecord | None:
@@ -97,9 +102,11 @@ def _choose(tries: list[TaskInstanceRecord], number: int | None) -> TaskInstance
     return max(tries, key=lambda row: row.try_number, default=None)
 
 
-def _from_pod(args: argparse.Namespace, row: TaskInstanceRecord, *, namespace: str) -> int:
+def _from_pod(
+    args: argparse.Namespace, row: TaskInstanceRecord, *, namespace: str, kubeconfig: str | None
+) -> int:
     pod = str(row.pod_name)
-    with make_api_client(kubeconfig=args.kubeconfig) as api:
+    with make_api_client(kubeconfig=kubeconfig) as api:
         try:
             if args.follow and not row.state.finished:
                 follow = LogFollow(api, namespace=namespace, pod=pod, container=args.container)
