@@ -4,7 +4,9 @@ Users should not have to know where a log lives at the moment they ask: while th
 exists it is read (or followed) through the API server; once the try finished and the
 executor copied the log, the pod may be gone and the log store answers. The store is
 asked first for a finished try, so the answer does not depend on whether the pod was
-deleted yet.
+deleted yet. A follow can outlive its pod too: the executor deletes a finished pod right
+after storing its log, often before the follower learns that the container ended, so a
+follow whose pod vanished prints the rest of the log from the store.
 """
 
 from __future__ import annotations
@@ -13,9 +15,16 @@ import argparse
 import sys
 from typing import Any
 
+from kubernetes.client import ApiClient
+
 from controller.config import ConfigError, load_config
 from controller.executor.kubeclient import make_api_client, read_error
-from controller.executor.podlogs import LogFollow, LogUnavailableError, read_pod_logs
+from controller.executor.podlogs import (
+    LogFollow,
+    LogUnavailableError,
+    PodGoneError,
+    read_pod_logs,
+)
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.store import NotMigratedError, Store, TaskInstanceRecord, resolve_database_url
@@ -76,8 +85,9 @@ def handle(args: argparse.Namespace) -> int:
         try_number=chosen.try_number,
         container=args.container,
     )
+    logs = LogStore(config.log_store_location)
     if chosen.state.finished:
-        stored = LogStore(config.log_store_location).read(key)
+        stored = logs.read(key)
         if stored is not None:
             sys.stdout.write(stored)
             return 0
@@ -88,12 +98,18 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return _from_pod(
-        args,
-        chosen,
-        namespace=chosen.namespace or config.executor.namespaces[0],
-        kubeconfig=config.kubeconfig,
-    )
+    namespace = chosen.namespace or config.executor.namespaces[0]
+    with make_api_client(kubeconfig=config.kubeconfig) as api:
+        try:
+            if args.follow and not chosen.state.finished:
+                return _follow(api, chosen, namespace=namespace, logs=logs, key=key)
+            return _from_pod(api, chosen, namespace=namespace, container=args.container)
+        except LogUnavailableError as error:
+            print(f"kubedag logs: {error}", file=sys.stderr)
+            return 1
+        except Exception as exc:
+            print(f"kubedag logs: {read_error(exc).message}", file=sys.stderr)
+            return 1
 
 
 def _choose(tries: list[TaskInstanceRecord], number: int | None) -> TaskInstanceRecord | None:
@@ -102,25 +118,33 @@ def _choose(tries: list[TaskInstanceRecord], number: int | None) -> TaskInstance
     return max(tries, key=lambda row: row.try_number, default=None)
 
 
-def _from_pod(
-    args: argparse.Namespace, row: TaskInstanceRecord, *, namespace: str, kubeconfig: str | None
+def _follow(
+    api: ApiClient, row: TaskInstanceRecord, *, namespace: str, logs: LogStore, key: LogKey
 ) -> int:
+    """Print the pod's lines as they are written; if the pod goes, the rest from the store."""
+    follow = LogFollow(api, namespace=namespace, pod=str(row.pod_name), container=key.container)
+    printed = 0
+    try:
+        for line in follow:
+            print(line, flush=True)
+            printed += 1
+    except PodGoneError as gone:
+        # The executor stores a pod's log before it lets the pod be deleted.
+        stored = logs.read(key)
+        if stored is None:
+            print(
+                f"kubedag logs: {gone}, and try {row.try_number} of {row.task_name!r} "
+                "has no stored log",
+                file=sys.stderr,
+            )
+            return 1
+        sys.stdout.write("\n".join(stored.split("\n")[printed:]))
+    return 0
+
+
+def _from_pod(api: ApiClient, row: TaskInstanceRecord, *, namespace: str, container: str) -> int:
     pod = str(row.pod_name)
-    with make_api_client(kubeconfig=kubeconfig) as api:
-        try:
-            if args.follow and not row.state.finished:
-                follow = LogFollow(api, namespace=namespace, pod=pod, container=args.container)
-                for line in follow:
-                    print(line, flush=True)
-                return 0
-            (entry,) = read_pod_logs(api, namespace=namespace, pod=pod, containers=[args.container])
-        except LogUnavailableError as error:
-            print(f"kubedag logs: {error}", file=sys.stderr)
-            return 1
-        except Exception as exc:
-            problem = read_error(exc)
-            print(f"kubedag logs: {problem.message}", file=sys.stderr)
-            return 1
+    (entry,) = read_pod_logs(api, namespace=namespace, pod=pod, containers=[container])
     if entry.error and not entry.text:
         print(f"kubedag logs: pod {pod}: {entry.error}", file=sys.stderr)
         return 1

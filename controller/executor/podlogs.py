@@ -5,7 +5,10 @@ Logs live on the node and vanish with the pod, so they are read through the API 
 write gigabytes, so every read is bounded (``limitBytes``) and says when it was cut; and a
 log stream can drop at any time (apiserver restart, idle proxies), so following reconnects
 from the last line's timestamp (``sinceTime``) and skips what it already yielded, instead
-of printing the log twice or silently stopping halfway.
+of printing the log twice or silently stopping halfway. A followed pod can also vanish:
+the executor deletes a finished pod as soon as it has stored its log, often before a
+follower has learned that the container ended, so a pod gone mid-follow is told apart
+from a failure (:class:`PodGoneError`) for the caller to finish from the log store.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class ContainerLog:
 
 class LogUnavailableError(Exception):
     """Reading a log failed for longer than the backoff allows."""
+
+
+class PodGoneError(Exception):
+    """The followed pod does not exist (any more)."""
 
 
 def read_pod_logs(
@@ -152,7 +159,8 @@ def _read_one(
 class LogFollow:
     """Iterate a container's log lines as they are written, until the container ends.
 
-    ``stop()`` from another thread ends the iteration promptly.
+    ``stop()`` from another thread ends the iteration promptly. When the pod is not found
+    (deleted once finished, or not created yet), iteration raises :class:`PodGoneError`.
     """
 
     def __init__(
@@ -199,6 +207,8 @@ class LogFollow:
                 if self._stopped.is_set():
                     return
                 error = read_error(exc)
+                if error.status == 404:
+                    raise PodGoneError(f"pod {self.pod} not found") from exc
                 if error.status is not None and not error.retryable and error.status != 400:
                     raise
                 # 400 is "waiting to start": the container will have a log soon.
@@ -260,9 +270,17 @@ class LogFollow:
         return {"since_seconds": max(1, math.ceil(behind) + RESUME_MARGIN)}
 
     def _container_finished(self) -> bool:
-        response = raw_call(
-            self._core.read_namespaced_pod, self.pod, self.namespace, _request_timeout=self._timeout
-        )
+        try:
+            response = raw_call(
+                self._core.read_namespaced_pod,
+                self.pod,
+                self.namespace,
+                _request_timeout=self._timeout,
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                raise PodGoneError(f"pod {self.pod} not found") from exc
+            raise
         try:
             status = json.loads(response.data).get("status") or {}
         finally:
