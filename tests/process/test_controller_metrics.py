@@ -42,8 +42,8 @@ spec:
     - {{name: each, dependsOn: [first], withItems: [a, b, c], command: [sh, -c, "true"]}}
 """
 
-# Valid to kubedag's validator, refused by the API server's: a toleration that matches
-# any value (operator Exists) must not name one, which the API answers with 422.
+# Valid to kubedag's validator, refused by the API server's: affinity is passed through
+# as written, and a node selector operator Kubernetes does not know is answered with 422.
 REFUSED = f"""\
 apiVersion: kubedag.io/v1
 kind: DAG
@@ -57,7 +57,11 @@ spec:
     - name: only
       command: [sh, -c, "true"]
       podOverrides:
-        tolerations: [{{key: dedicated, operator: Exists, value: batch}}]
+        affinity:
+          nodeAffinity:
+            requiredDuringSchedulingIgnoredDuringExecution:
+              nodeSelectorTerms:
+                - matchExpressions: [{{key: disk, operator: Near, values: [ssd]}}]
 """
 
 OUTCOMES = ("created", "already_exists", "rejected", "gave_up")
