@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from controller.config import Config, ConfigError, load_config
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import NODE_AGENT, PACKAGE_ROOT
-from controller.devcluster.config import cache_dir
+from controller.devcluster.config import DEV_PORT_BASE, cache_dir, default_data_dir
 from controller.engine.states import DagRunState
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
@@ -80,6 +80,20 @@ def register(subparsers: Any) -> None:
         default=cache_dir() / "dev-controller",
         help="checkouts, the SQLite database, logs (default: %(default)s)",
     )
+    parser.add_argument(
+        "--cluster-dir",
+        type=Path,
+        default=default_data_dir("dev"),
+        help="the local cluster to start or reuse when no --kubeconfig is given; as "
+        "`kubedag dev-cluster --data-dir` (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=DEV_PORT_BASE,
+        help="the local cluster's apiserver port, as `kubedag dev-cluster --port-base`; "
+        "the next five ports are its other components' (default: %(default)s)",
+    )
     parser.add_argument("--repo", type=Path, default=PACKAGE_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after seconds")
     parser.add_argument(
@@ -125,7 +139,9 @@ def _cluster(args: argparse.Namespace) -> ClusterSession:
             local.up(with_node_agent=True)
         say(f"using the cluster of {kubeconfig}")
         return ClusterSession(kubeconfig, local, started)
-    local = LocalCluster(ClusterConfig.dev(), log=say)
+    local = LocalCluster(
+        ClusterConfig(data_dir=args.cluster_dir, port_base=args.port_base), log=say
+    )
     before = local.status()
     local.up(with_node_agent=not args.no_node_agent)
     reused = all(pid is not None for name, pid in before.items() if name != NODE_AGENT)

@@ -42,10 +42,6 @@ class ClusterConfig:
     bin_dir: Path | None = None
 
     @classmethod
-    def dev(cls) -> ClusterConfig:
-        return cls(data_dir=default_data_dir("dev"), port_base=DEV_PORT_BASE)
-
-    @classmethod
     def test(cls) -> ClusterConfig:
         return cls(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE)
 
