@@ -41,10 +41,6 @@ class ClusterConfig:
     port_base: int = DEV_PORT_BASE
     bin_dir: Path | None = None
 
-    @classmethod
-    def test(cls) -> ClusterConfig:
-        return cls(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE)
-
     @property
     def apiserver_port(self) -> int:
         return self.port_base
