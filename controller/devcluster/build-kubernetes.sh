@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kubelet from
 # Debian bookworm's `kubernetes` source package, once, into a cache directory.
 #
 # Why from Debian's source: no prebuilt Kubernetes binary can be downloaded on the
@@ -10,7 +10,7 @@ set -euo pipefail
 
 cache_dir="${KUBEDAG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubedag}"
 bin_dir="$cache_dir/kubernetes/bin"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 
 have_all() {
   for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
