@@ -17,13 +17,25 @@ have_all() {
   command -v etcd >/dev/null && command -v etcdctl >/dev/null && command -v unshare >/dev/null
 }
 
+say() { echo "[build-kubernetes] $*"; }
+
+if have_all; then
+  echo "kubernetes binaries already built in $bin_dir"
+  exit 0
+fi
+# Two test sessions (or a test run and `dev-cluster up`) can start at once; a second build
+# would delete the first one's source tree under it. One builds, the other waits and reuses.
+mkdir -p "$cache_dir/kubernetes"
+exec 9>"$cache_dir/kubernetes/.build.lock"
+if ! flock -n 9; then
+  say "another build of the binaries is running; waiting for it"
+  flock 9
+fi
 if have_all; then
   echo "kubernetes binaries already built in $bin_dir"
   exit 0
 fi
 started=$(date +%s)
-
-say() { echo "[build-kubernetes] $*"; }
 
 if [ ! -r /etc/debian_version ]; then
   echo "error: building the local control plane needs Debian (bookworm)." >&2
