@@ -16,6 +16,7 @@ from controller.store.database import (
     resolve_database_url,
     upgrade,
 )
+from controller.store.notifications import RequestListener
 from controller.store.records import (
     DagRecord,
     DagRunRecord,
@@ -34,6 +35,7 @@ __all__ = [
     "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
+    "RequestListener",
     "StateChange",
     "Store",
     "TaskInstanceRecord",
