@@ -89,6 +89,8 @@ class Task:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     working_dir: str | None = None
+    checkout: bool = True
+    """False: the pod gets no checkout of the repository (no init container)."""
     env: tuple[Mapping[str, JSON], ...] = ()
     env_from: tuple[Mapping[str, JSON], ...] = ()
     resources: Mapping[str, JSON] = field(default_factory=dict)
@@ -138,7 +140,7 @@ def _from_iso(value: str | None) -> datetime | None:
 
 
 def task_to_dict(task: Task) -> dict[str, JSON]:
-    return {
+    data: dict[str, JSON] = {
         "name": task.name,
         "image": task.image,
         "command": list(task.command),
@@ -162,6 +164,11 @@ def task_to_dict(task: Task) -> dict[str, JSON]:
         "podOverrides": dict(task.pod_overrides),
         "resultFormat": task.result_format.value,
     }
+    if not task.checkout:
+        # Written only when off, so the snapshots and content hashes of every DAG
+        # stored before the field existed stay what they were.
+        data["checkout"] = False
+    return data
 
 
 def task_from_dict(data: Mapping[str, JSON]) -> Task:
@@ -173,6 +180,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         command=tuple(data.get("command", ())),
         args=tuple(data.get("args", ())),
         working_dir=data.get("workingDir"),
+        checkout=data.get("checkout", True),
         env=tuple(data.get("env", ())),
         env_from=tuple(data.get("envFrom", ())),
         resources=data.get("resources", {}),
