@@ -16,6 +16,7 @@ from controller.store.database import (
     resolve_database_url,
     upgrade,
 )
+from controller.store.notifications import RequestListener
 from controller.store.records import (
     DagRecord,
     DagRunRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
+    "RequestListener",
     "RunsPage",
     "StateChange",
     "StateCounts",
