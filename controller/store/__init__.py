@@ -27,16 +27,20 @@ from controller.store.records import (
 )
 from controller.store.repository import Store, UnitOfWork
 from controller.store.statechanges import StateChange
+from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
     "DagRecord",
     "DagRunRecord",
     "EventRecord",
+    "InstancesPage",
     "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
     "RequestListener",
+    "RunsPage",
     "StateChange",
+    "StateCounts",
     "Store",
     "TaskInstanceRecord",
     "UnitOfWork",

@@ -27,10 +27,11 @@ from controller.store.notifications import (
 )
 from controller.store.runs import RunQueries
 from controller.store.statechanges import StateChange, apply_state_changes
+from controller.store.summaries import SummaryQueries
 from controller.store.tasks import TaskQueries
 
 
-class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
+class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries, SummaryQueries):
     """The queries of one transaction; see the mixins for each kind of row."""
 
     def __init__(self, session: Session) -> None:
