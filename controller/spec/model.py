@@ -101,10 +101,20 @@ class Task:
     with_items: tuple[JSON, ...] | None = None
     pod_overrides: Mapping[str, JSON] = field(default_factory=dict)
     result_format: ResultFormat = ResultFormat.TEXT
+    items_from: str | None = None
+    """Dynamic fan-out: the task whose JSON array result gives the items at run time."""
+
+    @property
+    def fans_out(self) -> bool:
+        """Whether the task has one instance per item (static or dynamic withItems)."""
+        return self.with_items is not None or self.items_from is not None
 
     @property
     def fan_out(self) -> int:
-        """How many task instances this task expands to (1 without withItems)."""
+        """How many task instances this task expands to (1 without withItems).
+
+        A dynamic fan-out counts as 1 until the run expands it.
+        """
         return 1 if self.with_items is None else len(self.with_items)
 
 
@@ -164,9 +174,11 @@ def task_to_dict(task: Task) -> dict[str, JSON]:
         "podOverrides": dict(task.pod_overrides),
         "resultFormat": task.result_format.value,
     }
+    # Only when set, so the snapshots and content hashes of every DAG stored before
+    # these fields existed stay what they were.
+    if task.items_from is not None:
+        data["itemsFrom"] = task.items_from
     if not task.checkout:
-        # Written only when off, so the snapshots and content hashes of every DAG
-        # stored before the field existed stay what they were.
         data["checkout"] = False
     return data
 
@@ -198,6 +210,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         with_items=None if items is None else tuple(items),
         pod_overrides=data.get("podOverrides", {}),
         result_format=ResultFormat(data.get("resultFormat", ResultFormat.TEXT.value)),
+        items_from=data.get("itemsFrom"),
     )
 
 
