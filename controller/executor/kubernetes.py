@@ -187,7 +187,14 @@ class KubernetesExecutor:
         self.launch_failures = 0
 
     def start(self, sink: UpdateSink) -> None:
-        """Reconcile each namespace with the store, then watch it from the stored cursor."""
+        """Start, per namespace, a watcher that reconciles the namespace, then watches it.
+
+        Returns at once: the startup reconcile lists every pod kubedag runs, which takes
+        seconds with thousands of them, and the engine must not wait for it to launch
+        new work. Pods created meanwhile are safe: a row the pass reads as LAUNCHED while
+        its create is in flight is left alone, and any other relaunch is a create of the
+        same name, adopted if it exists.
+        """
         self._sink = sink
         for namespace in self.settings.watched_namespaces:
             reconciler = Reconciler(
@@ -204,9 +211,6 @@ class KubernetesExecutor:
                 clock=self._clock,
                 observer=self._observer,
             )
-            # The startup pass commits what the pods say without moving the cursor, so
-            # the watch still replays (harmlessly) or hits 410 and re-lists.
-            reconciler.full_pass(resume=False)
             watcher = NamespaceWatcher(
                 self._api,
                 self._store,
