@@ -47,6 +47,7 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
             task_name=done.task,
             item_index=done.item_index,
             item=run.item(done.task, done.item_index),
+            try_number=done.try_number,
             state=done.state,
             finished_at=now,
         )

@@ -17,6 +17,7 @@ from controller.store.database import (
     upgrade,
 )
 from controller.store.records import (
+    ActionRequestRecord,
     DagRecord,
     DagRunRecord,
     EventRecord,
@@ -28,6 +29,7 @@ from controller.store.repository import Store, UnitOfWork
 from controller.store.statechanges import StateChange
 
 __all__ = [
+    "ActionRequestRecord",
     "DagRecord",
     "DagRunRecord",
     "EventRecord",

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.store.dags import DagQueries
 from controller.store.database import create_engine_for, require_migrated
 from controller.store.journal import JournalQueries
+from controller.store.requests import RequestQueries
 from controller.store.runs import RunQueries
 from controller.store.statechanges import StateChange, apply_state_changes
 from controller.store.tasks import TaskQueries
 
 
-class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
+class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries, RequestQueries):
     """The queries of one transaction; see the mixins for each kind of row."""
 
     def __init__(self, session: Session) -> None:
