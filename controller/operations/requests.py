@@ -82,6 +82,7 @@ def _queue(
         item_index=item_index,
         data={"request": request.id, "kind": kind, "options": options or {}},
     )
+    uow.notify_requests_pending()
     return Queued(request, f"{what} requested (request {request.id})")
 
 

@@ -63,7 +63,13 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import ActionRequestRecord, DagRunRecord, Store, TaskInstanceRecord
+from controller.store import (
+    ActionRequestRecord,
+    DagRunRecord,
+    RequestListener,
+    Store,
+    TaskInstanceRecord,
+)
 from controller.store.requests import DONE, REJECTED
 
 log = logging.getLogger(__name__)
@@ -71,7 +77,10 @@ log = logging.getLogger(__name__)
 LAUNCH_BATCH = 500
 POLL_SECONDS = 2.0
 """How often queued runs and requests made by another process (`kubedag trigger`,
-`kubedag cancel`) are looked for."""
+`kubedag cancel`) are looked for.
+
+On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
+on SQLite, and a fallback while the listener reconnects."""
 REQUEST_BATCH = 100
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF_SECONDS = (0.2, 30.0)
@@ -125,6 +134,8 @@ class Engine:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll = 0.0
+        self.listener: RequestListener | None = None
+        """Wakes the loop when another process queues a run or a request (PostgreSQL only)."""
         self.error: BaseException | None = None
         """Why the loop gave up, after MAX_LOOP_FAILURES failures in a row."""
         self.stats = EngineStats()
@@ -149,6 +160,7 @@ class Engine:
         self._executor.start(self)
         hand_out(self._executor, relaunch)
         self._inbox.request_queued_check()
+        self.listener = self._store.listen_for_requests(self._notified)
         if background:
             self._thread = threading.Thread(target=self._loop, name="kubedag-engine", daemon=True)
             self._thread.start()
@@ -158,6 +170,9 @@ class Engine:
         """Stop launching at once, then stop the executor; running work is left alone."""
         self._stopping.set()
         self._inbox.notify()
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -176,11 +191,16 @@ class Engine:
         return self._thread is None or self._thread.is_alive()
 
     def wake(self, run_ids: Iterable[int] | None = None) -> None:
-        """New runs were queued (by the scheduler or a trigger): start them if allowed."""
+        """Requests wait in the store (runs queued by the scheduler or a trigger): act now."""
         self._inbox.request_queued_check(run_ids)
 
     def requests_pending(self) -> None:
         """An operator's request was queued: apply it now rather than at the next poll."""
+        self._inbox.request_actions()
+
+    def _notified(self) -> None:
+        # A notification does not say what waits: a queued run or an operator's request.
+        self._inbox.request_queued_check()
         self._inbox.request_actions()
 
     # -- the UpdateSink -------------------------------------------------------------
@@ -261,7 +281,10 @@ class Engine:
                 self._idle_wait(limit=self._poll_seconds)
 
     def _idle_wait(self, *, limit: float) -> None:
-        timeout = min(limit, self._poll_seconds)
+        # Until the next poll is due, counted from the last one: a wait of a whole
+        # interval from now would let the poll drift to twice its interval.
+        until_poll = self._last_poll + self._poll_seconds - time.monotonic()
+        timeout = min(limit, max(0.0, until_poll))
         next_due = self._pending.next_due()
         if next_due is not None:
             timeout = min(timeout, max(0.0, (next_due - self._clock()).total_seconds()))
