@@ -110,6 +110,7 @@ def view_of(record: TaskInstanceRecord) -> TaskInstanceView:
         finished_at=record.finished_at,
         not_before=record.not_before,
         marked=record.set_by is not None,
+        item=record.item,
     )
 
 

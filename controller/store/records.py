@@ -77,6 +77,8 @@ class NewTaskInstance:
     namespace: str | None = None
     set_by: str | None = None
     """The operator who set this try's state (a mark, a clear)."""
+    failure_kind: FailureKind | None = None
+    """With `message`: why an instance recorded FAILED without a pod failed."""
     reason: str | None = None
     message: str | None = None
     result: str | None = None

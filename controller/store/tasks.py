@@ -261,6 +261,7 @@ def _insert_values(instance: NewTaskInstance, now: datetime) -> dict[str, Any]:
         "pod_name": instance.pod_name,
         "namespace": instance.namespace,
         "set_by": instance.set_by,
+        "failure_kind": instance.failure_kind,
         "reason": instance.reason,
         "message": instance.message,
         "result": instance.result,

@@ -371,3 +371,42 @@ def test_marking_a_json_task_succeeded_needs_a_json_result(store: Store) -> None
     with pytest.raises(ActionRefusedError, match="pass a JSON --result"):
         request_mark(store, run.id, by=BY, task="emit", state="succeeded")
     request_mark(store, run.id, by=BY, task="emit", state="succeeded", result='{"rows": 3}')
+
+
+DYNAMIC = dag(
+    task("list", result_format=ResultFormat.JSON),
+    task("each", "list", items_from="list", command=["each", "{{ item }}"]),
+    name="sales",
+)
+
+
+def test_a_retry_expands_a_dynamic_fan_out_that_never_ran(store: Store) -> None:
+    store_dag(store, DYNAMIC)
+    run = queue_run(store, DYNAMIC)
+
+    def list_fails_once(order: LaunchOrder) -> Outcome:
+        if order.task.name == "list":
+            if order.try_number == 1:
+                return Outcome.failed(message="source down")
+            return Outcome.succeeded('["a", "b"]')
+        return Outcome.succeeded(order.rendered.command[1])
+
+    with engine_on(store, Recorder(list_fails_once)) as engine:
+        engine.wake([run.id])
+        engine.run_until_idle(timeout=10)
+        assert run_state(store, run.id) is DagRunState.FAILED
+        request_retry(store, run.id, by=BY)
+        engine.requests_pending()
+        engine.run_until_idle(timeout=10)
+    assert run_state(store, run.id) is DagRunState.SUCCEEDED
+    each = [
+        (r.item_index, r.try_number, r.state.value, r.item)
+        for r in task_rows(store, run.id)
+        if r.task_name == "each"
+    ]
+    assert each == [
+        (0, 1, "upstream_failed", None),
+        (0, 2, "cleared", None),
+        (0, 3, "succeeded", "a"),
+        (1, 1, "succeeded", "b"),
+    ]
