@@ -99,10 +99,20 @@ class Task:
     with_items: tuple[JSON, ...] | None = None
     pod_overrides: Mapping[str, JSON] = field(default_factory=dict)
     result_format: ResultFormat = ResultFormat.TEXT
+    items_from: str | None = None
+    """Dynamic fan-out: the task whose JSON array result gives the items at run time."""
+
+    @property
+    def fans_out(self) -> bool:
+        """Whether the task has one instance per item (static or dynamic withItems)."""
+        return self.with_items is not None or self.items_from is not None
 
     @property
     def fan_out(self) -> int:
-        """How many task instances this task expands to (1 without withItems)."""
+        """How many task instances this task expands to (1 without withItems).
+
+        A dynamic fan-out counts as 1 until the run expands it.
+        """
         return 1 if self.with_items is None else len(self.with_items)
 
 
@@ -138,7 +148,7 @@ def _from_iso(value: str | None) -> datetime | None:
 
 
 def task_to_dict(task: Task) -> dict[str, JSON]:
-    return {
+    data = {
         "name": task.name,
         "image": task.image,
         "command": list(task.command),
@@ -162,6 +172,10 @@ def task_to_dict(task: Task) -> dict[str, JSON]:
         "podOverrides": dict(task.pod_overrides),
         "resultFormat": task.result_format.value,
     }
+    # Only when set, so the content hash of every DAG without it stays what it was.
+    if task.items_from is not None:
+        data["itemsFrom"] = task.items_from
+    return data
 
 
 def task_from_dict(data: Mapping[str, JSON]) -> Task:
@@ -190,6 +204,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         with_items=None if items is None else tuple(items),
         pod_overrides=data.get("podOverrides", {}),
         result_format=ResultFormat(data.get("resultFormat", ResultFormat.TEXT.value)),
+        items_from=data.get("itemsFrom"),
     )
 
 
