@@ -63,6 +63,7 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
         command=tuple(task.get("command", ())),
         args=tuple(task.get("args", ())),
         working_dir=task.get("workingDir"),
+        checkout=task.get("checkout", True),
         env=tuple(task.get("env", ())),
         env_from=tuple(task.get("envFrom", ())),
         resources=task.get("resources", {}),
