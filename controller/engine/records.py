@@ -41,6 +41,8 @@ class TaskInstanceView:
     result: str | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = None
+    item: JSON = None
+    """The instance's item: what a recovered dynamic fan-out reads its expansion from."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,15 @@ class NewTry:
 class FinishedInstance:
     """Record this instance, which never got a try, as try 1 in `state` (no pod is made).
 
-    `state` is SKIPPED or UPSTREAM_FAILED.
+    `state` is SKIPPED or UPSTREAM_FAILED, or FAILED (kind EXPANSION) for a dynamic
+    fan-out whose upstream result is unusable; `message` says why.
     """
 
     task: str
     item_index: int
     state: TaskState
+    failure_kind: FailureKind | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,10 @@ class FailureKind(enum.StrEnum):
     INFRA: the task never started (image pull, config error, unschedulable, pod deleted or
     node lost before start); retried with a fresh pod without using a task retry, up to a
     bound of its own.
+    EXPANSION: no pod was made: see the member.
     """
 
     TASK = "task"
     INFRA = "infra"
+    EXPANSION = "expansion"
+    """A dynamic withItems whose upstream result is not a usable array; never retried."""

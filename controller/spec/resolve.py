@@ -28,6 +28,7 @@ from controller.spec.model import (
     dag_to_dict,
 )
 from controller.spec.schedule import load_timezone, parse_instant
+from controller.spec.templates import items_source
 
 _BACKOFF = Backoff()
 _TRIGGER_RULES = {rule.value: rule for rule in TriggerRule}
@@ -62,6 +63,7 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
         command=tuple(task.get("command", ())),
         args=tuple(task.get("args", ())),
         working_dir=task.get("workingDir"),
+        checkout=task.get("checkout", True),
         env=tuple(task.get("env", ())),
         env_from=tuple(task.get("envFrom", ())),
         resources=task.get("resources", {}),
@@ -74,7 +76,8 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
             backoff.get("maxDelay"),
         ),
         timeout_seconds=parse_duration(task["timeout"]) if "timeout" in task else None,
-        with_items=None if items is None else tuple(items),
+        with_items=tuple(items) if isinstance(items, list) else None,
+        items_from=None if items is None or isinstance(items, list) else items_source(items),
         pod_overrides=task.get("podOverrides", {}),
         result_format=_RESULT_FORMATS[task.get("result", {}).get("format", "text")],
     )

@@ -159,6 +159,15 @@ def _check_effective(
     """Rules on a task with its defaults merged in, reported where the value was written."""
     if "image" not in task and "image" not in defaults:
         report.at(where, "task has no image: set image on the task or in spec.defaults")
+    working = _effective(defaults, task, "workingDir")
+    no_checkout = _effective(defaults, task, "checkout") is False
+    if no_checkout and isinstance(working, str) and not working.startswith("/"):
+        source = where if "workingDir" in task else ("spec", "defaults")
+        report.at(
+            (*source, "workingDir"),
+            f"workingDir {working!r} is relative to the checkout, but the task has "
+            "checkout: false; give an absolute path in the image, or drop it",
+        )
     resources = as_dict(_effective(defaults, task, "resources"))
     limits = as_dict(resources.get("limits"))
     own = _quantities(task, "requests")

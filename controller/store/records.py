@@ -69,6 +69,9 @@ class NewTaskInstance:
     """Set for an instance recorded already finished (skipped, upstream_failed)."""
     pod_name: str | None = None
     namespace: str | None = None
+    failure_kind: FailureKind | None = None
+    """With `message`: why an instance recorded FAILED without a pod failed."""
+    message: str | None = None
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,8 @@ def _insert_values(instance: NewTaskInstance, now: datetime) -> dict[str, Any]:
         "finished_at": instance.finished_at,
         "pod_name": instance.pod_name,
         "namespace": instance.namespace,
+        "failure_kind": instance.failure_kind,
+        "message": instance.message,
         "created_at": now,
         "updated_at": now,
     }

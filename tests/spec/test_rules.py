@@ -294,3 +294,30 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
         "  tasks:\n    - {name: a, image: x, dependsOn: [ghost], imgae: y}\n"
     )
     assert [where(p) for p in problems_of(text)] == [(6, 13), (7, 13), (9, 39), (9, 47)]
+
+
+def test_a_relative_working_dir_without_a_checkout_is_reported_at_the_working_dir() -> None:
+    problem = only_problem(
+        dag("  tasks:\n    - {name: a, image: x, checkout: false, workingDir: jobs}\n")
+    )
+    assert where(problem) == (7, 56)
+    assert "relative to the checkout, but the task has checkout: false" in problem.message
+
+
+def test_a_relative_working_dir_in_the_defaults_is_reported_there_for_a_task_without_checkout() -> (
+    None
+):
+    problem = only_problem(
+        dag(
+            "  defaults: {workingDir: jobs}\n"
+            "  tasks:\n    - {name: a, image: x, checkout: false}\n    - {name: b, image: x}\n"
+        )
+    )
+    assert where(problem) == (6, 26)
+
+
+def test_an_absolute_working_dir_without_a_checkout_is_fine() -> None:
+    assert (
+        problems_of(dag("  tasks:\n    - {name: a, image: x, checkout: false, workingDir: /app}\n"))
+        == []
+    )
