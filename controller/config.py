@@ -105,6 +105,8 @@ class Config:
     log_store: str | None = None
     http_bind: str = "0.0.0.0"  # noqa: S104 - probes and scrapes reach the pod's IP
     http_port: int = 8080
+    # The file holding the bearer token API actions need; None: actions are refused.
+    api_token_file: str | None = None
     git: GitConfig = field(default_factory=GitConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
@@ -142,6 +144,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {"bind": _STR, "port": {"type": "integer", "minimum": 0}},
+        },
+        "api": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"tokenFile": _OPT_STR},
         },
         "git": {
             "type": "object",
@@ -220,6 +227,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "KUBEDAG_LOG_LEVEL": "logLevel",
     "KUBEDAG_LOG_STORE": "logStore",
     "KUBEDAG_HTTP_PORT": "http.port",
+    "KUBEDAG_API_TOKEN_FILE": "api.tokenFile",
     "KUBEDAG_GIT_URL": "git.url",
     "KUBEDAG_GIT_REF": "git.ref",
     "KUBEDAG_GIT_DAGS_PATH": "git.dagsPath",
@@ -328,6 +336,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
         log_store=doc.get("logStore"),
         http_bind=http.get("bind", base.http_bind),
         http_port=http.get("port", base.http_port),
+        api_token_file=doc.get("api", {}).get("tokenFile"),
         git=GitConfig(
             url=git.get("url"),
             ref=git.get("ref", "main"),
