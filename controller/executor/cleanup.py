@@ -46,12 +46,12 @@ from typing import Any, TypeVar
 import urllib3
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.engine.states import TaskState
 from controller.executor.kubeclient import DEFAULT_TIMEOUT, raw_call, read_error
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
 from controller.executor.podspec import RESULT_FINALIZER
-from controller.executor.ratelimit import Backoff
 from controller.logstore import LogKey, LogStore
 from controller.store import TaskInstanceRecord
 

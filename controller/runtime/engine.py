@@ -23,7 +23,6 @@ fresh rows.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import defaultdict
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from controller.base.backoff import Backoff
 from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
@@ -66,7 +66,7 @@ POLL_SECONDS = 2.0
 On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
 on SQLite, and a fallback while the listener reconnects."""
 MAX_LOOP_FAILURES = 30
-FAILURE_BACKOFF_SECONDS = (0.2, 30.0)
+FAILURE_BACKOFF = Backoff(base=0.4, cap=30.0, max_attempts=None, max_elapsed=None)
 
 
 def utcnow() -> datetime:
@@ -242,8 +242,7 @@ class Engine:
                     return
                 self._forget_all()
                 self._inbox.request_recover_all()
-                low, high = FAILURE_BACKOFF_SECONDS
-                self._stopping.wait(min(high, low * 2**failures) * random.uniform(0.5, 1.0))  # noqa: S311
+                self._stopping.wait(FAILURE_BACKOFF.delay(failures))
                 continue
             failures = 0
             if not progressed:

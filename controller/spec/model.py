@@ -89,6 +89,8 @@ class Task:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     working_dir: str | None = None
+    checkout: bool = True
+    """False: the pod gets no checkout of the repository (no init container)."""
     env: tuple[Mapping[str, JSON], ...] = ()
     env_from: tuple[Mapping[str, JSON], ...] = ()
     resources: Mapping[str, JSON] = field(default_factory=dict)
@@ -148,7 +150,7 @@ def _from_iso(value: str | None) -> datetime | None:
 
 
 def task_to_dict(task: Task) -> dict[str, JSON]:
-    data = {
+    data: dict[str, JSON] = {
         "name": task.name,
         "image": task.image,
         "command": list(task.command),
@@ -172,9 +174,12 @@ def task_to_dict(task: Task) -> dict[str, JSON]:
         "podOverrides": dict(task.pod_overrides),
         "resultFormat": task.result_format.value,
     }
-    # Only when set, so the content hash of every DAG without it stays what it was.
+    # Only when set, so the snapshots and content hashes of every DAG stored before
+    # these fields existed stay what they were.
     if task.items_from is not None:
         data["itemsFrom"] = task.items_from
+    if not task.checkout:
+        data["checkout"] = False
     return data
 
 
@@ -187,6 +192,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         command=tuple(data.get("command", ())),
         args=tuple(data.get("args", ())),
         working_dir=data.get("workingDir"),
+        checkout=data.get("checkout", True),
         env=tuple(data.get("env", ())),
         env_from=tuple(data.get("envFrom", ())),
         resources=data.get("resources", {}),
