@@ -78,3 +78,13 @@ def test_a_text_result_cannot_be_fanned_out_over() -> None:
     )
     problem = only_problem(text)
     assert "which must declare result: {format: json}" in problem.message
+
+
+def test_a_template_in_a_list_of_items_is_refused_instead_of_staying_text() -> None:
+    text = dag(
+        '    - {name: each, image: x, dependsOn: [list], withItems: ["{{ tasks.list.result }}"]}\n'
+    )
+    problem = only_problem(text)
+    assert where(problem) == (8, text.splitlines()[7].index('"') + 1)
+    assert problem.field == "spec.tasks[1].withItems[0]"
+    assert 'write withItems: "{{ tasks.NAME.result }}"' in problem.message
