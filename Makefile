@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck cluster-binaries venv clean
+.PHONY: run test lint typecheck cluster-binaries browser venv clean
 
 # A fresh Debian has python3 but not always its venv module or git.
 $(STAMP): pyproject.toml
@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/kubedag dev
 
 ## test: lint, type-check and run the whole test suite (real PostgreSQL and Kubernetes)
-test: $(STAMP) lint typecheck cluster-binaries
+test: $(STAMP) lint typecheck cluster-binaries browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,6 +37,11 @@ typecheck: $(STAMP)
 # first time, with progress); later runs reuse the cache.
 cluster-binaries: $(STAMP)
 	$(BIN)/kubedag dev-cluster build
+
+# The UI's browser tests drive Debian's Chromium; nothing is downloaded at test time.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| hack/apt-install.sh chromium chromium-driver
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

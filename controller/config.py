@@ -23,6 +23,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from controller.spec.podpolicy import PodPolicy
+
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -73,6 +75,10 @@ class ExecutorConfig:
     init_image: str = "alpine/git:2.45.2"
     pod_template_file: str | None = None
     service_account: str | None = None
+    # The pod policy (controller/spec/podpolicy.py): the Secrets a DAG may read, and the
+    # controller's own ServiceAccount, which no DAG may run as.
+    allowed_secrets: tuple[str, ...] = ()
+    controller_service_account: str = "kubedag-controller"
     unschedulable_timeout_seconds: float = 300.0
     max_infra_retries: int = 3
     reconcile_interval_seconds: float = 60.0
@@ -113,6 +119,14 @@ class Config:
     @property
     def log_store_location(self) -> str:
         return self.log_store or str(Path(self.data_dir) / "logs")
+
+
+def pod_policy(config: Config) -> PodPolicy:
+    """The operator's limits on what DAGs ask of their pods."""
+    return PodPolicy(
+        allowed_secrets=frozenset(config.executor.allowed_secrets),
+        controller_service_account=config.executor.controller_service_account,
+    )
 
 
 _DURATION_SCHEMA = {"type": ["string", "number"]}
@@ -168,6 +182,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "initImage": _STR,
                 "podTemplateFile": _OPT_STR,
                 "serviceAccount": _OPT_STR,
+                "allowedSecrets": {"type": "array", "items": _STR},
+                "controllerServiceAccount": _STR,
                 "unschedulableTimeout": _DURATION_SCHEMA,
                 "maxInfraRetries": {"type": "integer", "minimum": 0},
                 "reconcileInterval": _DURATION_SCHEMA,
@@ -353,6 +369,10 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         init_image=executor.get("initImage", base.init_image),
         pod_template_file=executor.get("podTemplateFile"),
         service_account=executor.get("serviceAccount"),
+        allowed_secrets=tuple(executor.get("allowedSecrets", base.allowed_secrets)),
+        controller_service_account=executor.get(
+            "controllerServiceAccount", base.controller_service_account
+        ),
         unschedulable_timeout_seconds=parse_duration(
             executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
             field_name="executor.unschedulableTimeout",
@@ -415,6 +435,11 @@ def _check(config: Config) -> None:
         problems.append("git.knownHostsFile: required with sshKeyFile (host keys are checked)")
     if bool(git.username_file) != bool(git.password_file):
         problems.append("git: usernameFile and passwordFile go together")
+    if config.executor.service_account == config.executor.controller_service_account:
+        problems.append(
+            "executor.serviceAccount: worker pods must not run as the controller's own "
+            "ServiceAccount (executor.controllerServiceAccount)"
+        )
     if len(set(config.executor.namespaces)) != len(config.executor.namespaces):
         problems.append("executor.namespaces: a namespace is listed twice")
     if problems:

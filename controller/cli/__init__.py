@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.dev",
     "controller.cli.run",
     "controller.cli.logs",
+    "controller.cli.plan",
 )
 
 

@@ -19,6 +19,7 @@ import argparse
 import posixpath
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,11 @@ def drive(
     store: Store, config: Config, *, repo_url: str, dags_path: str, run_id: int
 ) -> DagRunState:
     """Run an engine and the Kubernetes executor here until run ``run_id`` ends."""
-    settings = settings_from_config(config, repo_url=repo_url, dags_path=dags_path)
+    # The pods are created with the caller's own credentials, not the controller's: the
+    # controller's pod policy guards its rights, which this command does not use.
+    settings = replace(
+        settings_from_config(config, repo_url=repo_url, dags_path=dags_path), pod_policy=None
+    )
     api = make_api_client(kubeconfig=config.kubeconfig, pool_maxsize=max(32, settings.workers))
     executor = KubernetesExecutor(
         api, store, settings=settings, log_store=LogStore(config.log_store_location)

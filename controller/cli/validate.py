@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from controller.config import ConfigError, load_config, pod_policy
 from controller.spec.model import dag_to_dict
 from controller.spec.schedule import next_fire_times, to_crontab
 from controller.spec.schema import schema_text
@@ -49,6 +50,12 @@ def register(subparsers: Any) -> None:
     validate.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
+    validate.add_argument(
+        "--config",
+        metavar="FILE",
+        help="also apply the pod policy of this controller config file (the Secrets DAGs "
+        "may read, the controller's ServiceAccount), as the controller does",
+    )
     validate.set_defaults(handler=run_validate)
 
     schema = subparsers.add_parser(
@@ -73,7 +80,14 @@ def _summary(report: ValidationReport) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    report = validate_paths(args.paths)
+    policy = None
+    if args.config is not None:
+        try:
+            policy = pod_policy(load_config(path=args.config, environ={}))
+        except ConfigError as error:
+            print(f"kubedag validate: {error}", file=sys.stderr)
+            return 2
+    report = validate_paths(args.paths, policy=policy)
     if args.format == "json":
         document = {
             "ok": report.ok,

@@ -37,7 +37,7 @@ from typing import Any
 
 from kubernetes import client
 
-from controller.config import Config
+from controller.config import Config, pod_policy
 from controller.engine.graph import GraphCache
 from controller.engine.records import InstanceKey
 from controller.engine.states import FailureKind, TaskState
@@ -60,6 +60,8 @@ from controller.executor.watcher import NamespaceWatcher
 from controller.logstore import LogStore
 from controller.runtime.active import recover_run
 from controller.runtime.seam import LaunchOrder, TaskUpdate, UpdateSink
+from controller.spec.loader import field_name
+from controller.spec.podpolicy import PodPolicy, task_violations
 from controller.store import Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,9 @@ class ExecutorSettings:
     cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
     cleanup_workers: int = 4
     cleanup_max_deferral: float = DEFAULT_MAX_DEFERRAL
+    pod_policy: PodPolicy | None = None
+    """Checked on every try before its pod is built; None: no limits (pods created with
+    the caller's own credentials, as `kubedag run` does)."""
 
     @property
     def watched_namespaces(self) -> tuple[str, ...]:
@@ -126,6 +131,7 @@ def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> Ex
             ttl_seconds=executor.finished_pod_ttl_seconds,
         ),
         cleanup_max_deferral=executor.cleanup_max_deferral_seconds,
+        pod_policy=pod_policy(config),
     )
 
 
@@ -235,7 +241,9 @@ class KubernetesExecutor:
                 # will not build on a retry either; report it like a refused pod.
                 with self._lock:
                     self._in_flight.discard(order.pod_name)
-                self._report_failure(order.task_instance_id, "InvalidPod", str(error))
+                refused = isinstance(error, PolicyRefusalError)
+                reason = "RefusedByPolicy" if refused else "InvalidPod"
+                self._report_failure(order.task_instance_id, reason, str(error))
                 self._observer.pod_launched(LaunchStatus.REJECTED, time.monotonic() - reached)
                 continue
             request = LaunchRequest(
@@ -265,6 +273,20 @@ class KubernetesExecutor:
         self.cleaner.close(wait=True)
 
     def _pod(self, order: LaunchOrder) -> dict[str, Any]:
+        policy = self.settings.pod_policy
+        if policy is not None:
+            task = order.task
+            violations = task_violations(
+                policy,
+                env=order.rendered.env,
+                env_from=task.env_from,
+                pod_overrides=task.pod_overrides,
+            )
+            if violations:
+                raise PolicyRefusalError(
+                    f"task {task.name!r}: "
+                    + "; ".join(f"{field_name(v.where)}: {v.message}" for v in violations)
+                )
         identity = PodIdentity(
             dag=order.dag_name,
             run_id=order.run_id,
@@ -375,6 +397,10 @@ class KubernetesExecutor:
                     )
                 )
         return orders
+
+
+class PolicyRefusalError(ValueError):
+    """A try whose task asks for what the controller's pod policy refuses."""
 
 
 def _identity(body: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import kubernetes.client
 
-from controller.config import Config
+from controller.config import Config, pod_policy
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync import GitSync, SyncResult
 from controller.logstore import LogStore
@@ -77,7 +77,11 @@ class Controller:
         self.log_store = LogStore(config.log_store_location)
         self.gitsync = GitSync(git, on_revision=self._on_revision)
         self.dagsync = DagSync(
-            self.store, dags_path=git.dags_path, metrics=self.metrics, schedule=self
+            self.store,
+            dags_path=git.dags_path,
+            metrics=self.metrics,
+            schedule=self,
+            policy=pod_policy(config),
         )
         self.leadership = Leadership(
             build=self._leader_parts, list_dags=self._list_dags, on_leading=self._catch_up

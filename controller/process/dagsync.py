@@ -28,6 +28,7 @@ from typing import Protocol
 
 from controller.metrics import Metrics
 from controller.spec.model import dag_to_dict
+from controller.spec.podpolicy import PodPolicy
 from controller.spec.problems import Problem
 from controller.spec.validate import LoadedDag, ValidationReport, validate_paths
 from controller.store import DagRecord, Store, UnitOfWork
@@ -79,8 +80,10 @@ class DagSync:
         dags_path: str = ".",
         metrics: Metrics | None = None,
         schedule: ScheduleSink | None = None,
+        policy: PodPolicy | None = None,
     ) -> None:
         self._store = store
+        self._policy = policy
         self._dags_path = dags_path
         self._metrics = metrics
         self._schedule = schedule
@@ -92,7 +95,7 @@ class DagSync:
         """Validate every DAG file of the checkout at `dags_dir` and apply the result."""
         with self._lock:
             root = repository_root(dags_dir, self._dags_path)
-            report = validate_paths([dags_dir], root=root)
+            report = validate_paths([dags_dir], root=root, policy=self._policy)
             with self._store.transaction() as uow:
                 changes = _apply(uow, report, revision=revision)
                 dags = tuple(uow.list_dags(include_deleted=True))

@@ -1,4 +1,4 @@
-"""The controller's HTTP face: /healthz, /readyz, /metrics and POST /webhook.
+"""The controller's HTTP face: /healthz, /readyz, /metrics, POST /webhook and the web UI.
 
 Why the standard library's ``ThreadingHTTPServer`` and no framework: four routes do not
 need one, and every dependency is another thing to patch. The traps this module avoids:
@@ -24,6 +24,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from controller.metrics import Metrics
+from controller.ui import CONTENT_SECURITY_POLICY, PREFIX, Asset, load_assets
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class _Server(ThreadingHTTPServer):
         self.webhook = webhook
         self.max_webhook_bytes = max_webhook_bytes
         self.socket_timeout = socket_timeout
+        self.assets: dict[str, Asset] = load_assets()
         super().__init__(address, _Handler)
 
 
@@ -216,6 +218,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.OK, body, content_type=content_type)
         elif path == "/webhook":
             self._reply(HTTPStatus.METHOD_NOT_ALLOWED, "use POST\n", allow="POST")
+        elif path in ("/", PREFIX.rstrip("/")):
+            self._reply(HTTPStatus.FOUND, "see /ui/\n", location=PREFIX)
+        elif path.startswith(PREFIX):
+            self._asset(path)
         else:
             self._reply(HTTPStatus.NOT_FOUND, "not found\n")
 
@@ -241,6 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             lines.append("ready")
             self._reply(HTTPStatus.OK, "\n".join(lines) + "\n")
+
+    def _asset(self, path: str) -> None:
+        asset = self.server.assets.get(path)
+        if asset is None:
+            self._reply(HTTPStatus.NOT_FOUND, "not found\n")
+            return
+        self._reply(HTTPStatus.OK, asset.body, content_type=asset.content_type, page=True)
 
     def _webhook(self) -> None:
         handler = self.server.webhook
@@ -292,14 +305,22 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         content_type: str = "text/plain; charset=utf-8",
         allow: str | None = None,
+        location: str | None = None,
+        page: bool = False,
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
+        # The UI's files change only with the controller's version: the browser revalidates.
+        self.send_header("Cache-Control", "no-cache" if page else "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if page:
+            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         if allow is not None:
             self.send_header("Allow", allow)
+        if location is not None:
+            self.send_header("Location", location)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

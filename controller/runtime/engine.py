@@ -55,13 +55,16 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import DagRunRecord, Store, TaskInstanceRecord
+from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = 500
 POLL_SECONDS = 2.0
-"""How often queued runs made by another process (`kubedag trigger`) are looked for."""
+"""How often queued runs made by another process (`kubedag trigger`) are looked for.
+
+On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
+on SQLite, and a fallback while the listener reconnects."""
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF_SECONDS = (0.2, 30.0)
 
@@ -114,6 +117,8 @@ class Engine:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll = 0.0
+        self.listener: RequestListener | None = None
+        """Wakes the loop when another process queues a run (PostgreSQL only)."""
         self.error: BaseException | None = None
         """Why the loop gave up, after MAX_LOOP_FAILURES failures in a row."""
         self.stats = EngineStats()
@@ -135,6 +140,7 @@ class Engine:
         self._executor.start(self)
         hand_out(self._executor, relaunch)
         self._inbox.request_queued_check()
+        self.listener = self._store.listen_for_requests(self.wake)
         if background:
             self._thread = threading.Thread(target=self._loop, name="kubedag-engine", daemon=True)
             self._thread.start()
@@ -144,6 +150,9 @@ class Engine:
         """Stop launching at once, then stop the executor; running work is left alone."""
         self._stopping.set()
         self._inbox.notify()
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -162,7 +171,7 @@ class Engine:
         return self._thread is None or self._thread.is_alive()
 
     def wake(self, run_ids: Iterable[int] | None = None) -> None:
-        """New runs were queued (by the scheduler or a trigger): start them if allowed."""
+        """Requests wait in the store (runs queued by the scheduler or a trigger): act now."""
         self._inbox.request_queued_check(run_ids)
 
     # -- the UpdateSink -------------------------------------------------------------
@@ -241,7 +250,10 @@ class Engine:
                 self._idle_wait(limit=self._poll_seconds)
 
     def _idle_wait(self, *, limit: float) -> None:
-        timeout = min(limit, self._poll_seconds)
+        # Until the next poll is due, counted from the last one: a wait of a whole
+        # interval from now would let the poll drift to twice its interval.
+        until_poll = self._last_poll + self._poll_seconds - time.monotonic()
+        timeout = min(limit, max(0.0, until_poll))
         next_due = self._pending.next_due()
         if next_due is not None:
             timeout = min(timeout, max(0.0, (next_due - self._clock()).total_seconds()))

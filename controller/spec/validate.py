@@ -21,6 +21,7 @@ from pathlib import Path
 
 from controller.spec.loader import Location, load_document
 from controller.spec.model import Dag
+from controller.spec.podpolicy import PodPolicy, policy_problems
 from controller.spec.problems import Problem
 from controller.spec.resolve import content_hash, resolve_dag
 from controller.spec.schema import schema_problems
@@ -113,17 +114,18 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def check_file(data: bytes, *, path: str) -> FileReport:
+def check_file(data: bytes, *, path: str, policy: PodPolicy | None = None) -> FileReport:
     """Every problem of one DAG file's bytes, and the resolved DAG when there are none.
 
     For callers that hold a file's bytes rather than a path (a blob read from git);
-    the rule that spans files, unique DAG names, is validate_paths' alone.
+    the rule that spans files, unique DAG names, is validate_paths' alone. With a
+    `policy` (the controller's), the pod fields it refuses are problems too.
     """
     with _collector_paused():
-        return _check_file(data, path)
+        return _check_file(data, path, policy)
 
 
-def _check_file(data: bytes, path: str) -> FileReport:
+def _check_file(data: bytes, path: str, policy: PodPolicy | None) -> FileReport:
     document, problems = load_document(data, path=path)
     if document is None:
         return FileReport(path, problems)
@@ -136,6 +138,8 @@ def _check_file(data: bytes, path: str) -> FileReport:
         if (problem.line, problem.col, problem.field) not in explained
     ]
     problems += semantic
+    if policy is not None:
+        problems += policy_problems(document, path=path, policy=policy)
     metadata = document.value.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     result = FileReport(path, problems, name if isinstance(name, str) else None)
@@ -196,7 +200,9 @@ def _duplicate_names(results: list[FileReport]) -> None:
             owner.loaded = None
 
 
-def _check_files(paths: Sequence[str | Path], root: Path | None) -> tuple[list[FileReport], int]:
+def _check_files(
+    paths: Sequence[str | Path], root: Path | None, policy: PodPolicy | None
+) -> tuple[list[FileReport], int]:
     """The report of every file in `paths`, and how many of them are DAG files."""
     results: list[FileReport] = []
     seen: set[str] = set()
@@ -216,18 +222,21 @@ def _check_files(paths: Sequence[str | Path], root: Path | None) -> tuple[list[F
             continue
         if declares_dag(data):
             checked += 1
-            results.append(check_file(data, path=shown))
+            results.append(_check_file(data, shown, policy))
     return results, checked
 
 
-def validate_paths(paths: Sequence[str | Path], *, root: Path | None = None) -> ValidationReport:
+def validate_paths(
+    paths: Sequence[str | Path], *, root: Path | None = None, policy: PodPolicy | None = None
+) -> ValidationReport:
     """Validate the DAG files in `paths` (files or directories, recursively).
 
     Relative paths are taken from `root` when given, and problems name files relative
-    to it. A path that does not exist is a problem of its own.
+    to it. A path that does not exist is a problem of its own. With a `policy` (the
+    controller's), the pod fields it refuses are problems too.
     """
     with _collector_paused():
-        results, checked = _check_files(paths, root)
+        results, checked = _check_files(paths, root, policy)
     _duplicate_names(results)
     problems = sorted({problem for result in results for problem in result.problems})
     return ValidationReport(

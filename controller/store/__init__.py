@@ -16,6 +16,7 @@ from controller.store.database import (
     resolve_database_url,
     upgrade,
 )
+from controller.store.notifications import RequestListener
 from controller.store.records import (
     DagRecord,
     DagRunRecord,
@@ -26,15 +27,20 @@ from controller.store.records import (
 )
 from controller.store.repository import Store, UnitOfWork
 from controller.store.statechanges import StateChange
+from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
     "DagRecord",
     "DagRunRecord",
     "EventRecord",
+    "InstancesPage",
     "NewEvent",
     "NewTaskInstance",
     "NotMigratedError",
+    "RequestListener",
+    "RunsPage",
     "StateChange",
+    "StateCounts",
     "Store",
     "TaskInstanceRecord",
     "UnitOfWork",

@@ -11,7 +11,7 @@ write, leave. Everything returned is a frozen record, valid after the transactio
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
@@ -20,12 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.store.dags import DagQueries
 from controller.store.database import create_engine_for, require_migrated
 from controller.store.journal import JournalQueries
+from controller.store.notifications import (
+    RequestListener,
+    notify_requests_pending,
+    supports_notify,
+)
 from controller.store.runs import RunQueries
 from controller.store.statechanges import StateChange, apply_state_changes
+from controller.store.summaries import SummaryQueries
 from controller.store.tasks import TaskQueries
 
 
-class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
+class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries, SummaryQueries):
     """The queries of one transaction; see the mixins for each kind of row."""
 
     def __init__(self, session: Session) -> None:
@@ -34,6 +40,15 @@ class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries):
     def cas_task_states(self, changes: Sequence[StateChange]) -> list[bool]:
         """Many compare-and-sets at once; for each, whether it won, as one by one they would."""
         return apply_state_changes(self._session, changes)
+
+    def notify_requests_pending(self) -> None:
+        """Wake the engine's listener when this transaction commits (PostgreSQL only).
+
+        Call it in every transaction that leaves a request for the engine in the database
+        (a queued run does it itself); without it the engine finds the request at its next
+        poll, seconds later.
+        """
+        notify_requests_pending(self._session)
 
 
 class Store:
@@ -57,6 +72,14 @@ class Store:
         """One transaction: commits when the block ends, rolls back if it raises."""
         with self._sessions.begin() as session:
             yield UnitOfWork(session)
+
+    def listen_for_requests(self, on_request: Callable[[], None]) -> RequestListener | None:
+        """A started listener calling `on_request` on each notification; None on SQLite."""
+        if not supports_notify(self.engine):
+            return None
+        listener = RequestListener(self.engine, on_request)
+        listener.start()
+        return listener
 
     def close(self) -> None:
         """Close the pooled connections; the store is unusable afterwards."""

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from controller.engine.states import DagRunState, RunType
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
 from controller.store.models import DagRun
+from controller.store.notifications import notify_requests_pending
 from controller.store.records import DagRunRecord
 
 
@@ -60,7 +61,8 @@ class RunQueries(SessionBound):
         """The run of `dag_name` at `logical_date`, and whether this call created it.
 
         When the run already exists it is returned unchanged: the first writer's
-        revision, spec and params stand.
+        revision, spec and params stand. A run created QUEUED notifies the engine's
+        listener when the transaction commits.
         """
         stmt = (
             self._insert(DagRun)
@@ -78,6 +80,8 @@ class RunQueries(SessionBound):
             .returning(DagRun.id)
         )
         created_id = self._session.execute(stmt).scalar_one_or_none()
+        if created_id is not None and state is DagRunState.QUEUED:
+            notify_requests_pending(self._session)
         existing = self._session.scalars(
             select(DagRun)
             .where(DagRun.dag_name == dag_name, DagRun.logical_date == logical_date)

@@ -11,12 +11,7 @@ import yaml
 from controller.devcluster.config import kubernetes_bin_dir
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
-KUSTOMIZATIONS = (
-    "base",
-    "overlays/with-postgres",
-    "overlays/separate-worker-namespace",
-    "overlays/local-real-node",
-)
+KUSTOMIZATIONS = ("base", "overlays/with-postgres", "overlays/local-real-node")
 
 
 def kubectl() -> str:

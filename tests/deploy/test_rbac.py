@@ -1,6 +1,9 @@
-"""The manifests' Role is exactly enough: the controller, authenticated only as the
+"""The manifests' Roles are exactly enough: the controller, authenticated only as the
 manifests' ServiceAccount through the real RBAC of the control plane, runs the sample
-DAGs; with any single verb removed it reports the 403 clearly. And a git token planted
+DAGs; with any single verb removed it reports the 403 clearly. The rights the base
+grants the controller in its two namespaces (the Lease at home, pods where workers
+run) are granted here in one test namespace, where the controller both leads and
+runs pods. And a git token planted
 in the Secret worker pods fetch with appears in no pod, log or database row (the
 controller's own token file is covered by the git-sync tests, which need an https
 remote to use it).
@@ -42,15 +45,28 @@ PLANTED_TOKEN = "kdg-planted-token-7f3e9a1c5b"
 ACCOUNT = "kubedag-controller"
 
 
-def manifest_role() -> dict[str, Any]:
-    return next(obj for obj in render("base") if obj["kind"] == "Role")
+def controller_rules() -> list[dict[str, Any]]:
+    """The rules of every Role the base binds to the controller's ServiceAccount."""
+    rendered = render("base")
+    bound = {
+        obj["roleRef"]["name"]
+        for obj in rendered
+        if obj["kind"] == "RoleBinding"
+        and any(subject["name"] == ACCOUNT for subject in obj["subjects"])
+    }
+    return [
+        rule
+        for obj in rendered
+        if obj["kind"] == "Role" and obj["metadata"]["name"] in bound
+        for rule in obj["rules"]
+    ]
 
 
 def role_verbs() -> list[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) for every permission the Role grants."""
+    """(apiGroup, resource, verb) for every permission the Roles grant the controller."""
     return [
         (group, resource, verb)
-        for rule in manifest_role()["rules"]
+        for rule in controller_rules()
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
@@ -59,7 +75,7 @@ def role_verbs() -> list[tuple[str, str, str]]:
 
 def rules_without(removed: tuple[str, str, str] | None) -> list[dict[str, Any]]:
     rules = []
-    for rule in copy.deepcopy(manifest_role()["rules"]):
+    for rule in copy.deepcopy(controller_rules()):
         if (
             removed is not None
             and removed[0] in rule["apiGroups"]
@@ -74,16 +90,21 @@ def rules_without(removed: tuple[str, str, str] | None) -> list[dict[str, Any]]:
 def install_rbac(
     kube: kubernetes.client.ApiClient, namespace: str, rules: list[dict[str, Any]]
 ) -> None:
-    """The manifests' ServiceAccount, Role (with `rules`) and RoleBinding, in `namespace`."""
+    """The controller's ServiceAccount, a Role with `rules` and its RoleBinding, in `namespace`."""
     core = kubernetes.client.CoreV1Api(kube)
     rbac = kubernetes.client.RbacAuthorizationV1Api(kube)
-    rendered = render("base")
-    account = next(o for o in rendered if o["kind"] == "ServiceAccount")
-    binding = next(o for o in rendered if o["kind"] == "RoleBinding")
-    role = {**manifest_role(), "rules": rules}
-    for obj in (account, role, binding):
-        obj["metadata"] = {**obj["metadata"], "namespace": namespace}
-    binding["subjects"] = [{**s, "namespace": namespace} for s in binding["subjects"]]
+    account = next(
+        o
+        for o in render("base")
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == ACCOUNT
+    )
+    account["metadata"] = {**account["metadata"], "namespace": namespace}
+    role = {"metadata": {"name": ACCOUNT, "namespace": namespace}, "rules": rules}
+    binding = {
+        "metadata": {"name": ACCOUNT, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ACCOUNT},
+        "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": namespace}],
+    }
     core.create_namespaced_service_account(namespace, account, _request_timeout=10)
     rbac.create_namespaced_role(namespace, role, _request_timeout=10)
     rbac.create_namespaced_role_binding(namespace, binding, _request_timeout=10)

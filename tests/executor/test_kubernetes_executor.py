@@ -16,6 +16,7 @@ from controller.executor.kubernetes import ExecutorSettings, KubernetesExecutor
 from controller.executor.podspec import RESULT_FINALIZER, PodConfig
 from controller.logstore import LogKey, LogStore
 from controller.spec.model import Dag
+from controller.spec.podpolicy import PodPolicy
 from controller.store import Store, upgrade
 from tests.e2e.harness import StoreSink, launched_run, orders_for, rows_of, scripted, task, wait_for
 
@@ -121,6 +122,48 @@ def test_a_pod_the_api_refuses_fails_as_infrastructure_with_its_message(
         row = rows_of(sqlite_store, run_id)["bad/0"]
         assert (row.failure_kind, row.reason) == (FailureKind.INFRA, "PodRejected")
         assert "nodeSelector" in (row.message or "")
+    finally:
+        executor.stop()
+
+
+def test_a_task_the_pod_policy_refuses_fails_at_launch_and_no_pod_is_created(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    """A DAG stored before the policy tightened is still refused, before its pod exists."""
+    dag = Dag(
+        name="policy",
+        tasks=(
+            task("as-controller", overrides={"serviceAccountName": "kubedag-controller"}),
+            task(
+                "reads-db",
+                overrides=scripted(),
+                env_from=({"secretRef": {"name": "kubedag-database"}},),
+            ),
+            task(
+                "allowed",
+                overrides=scripted(),
+                env_from=({"secretRef": {"name": "warehouse", "optional": True}},),
+            ),
+        ),
+    )
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    policy = PodPolicy(allowed_secrets=frozenset({"warehouse"}))
+    executor = executor_for(api, sqlite_store, namespace, tmp_path, pod_policy=policy)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="every try to end")
+        done = rows_of(sqlite_store, run_id)
+        assert done["allowed/0"].state is TaskState.SUCCEEDED
+        for name, field in (
+            ("as-controller/0", "podOverrides.serviceAccountName"),
+            ("reads-db/0", "envFrom[0].secretRef.name"),
+        ):
+            assert (done[name].state, done[name].reason) == (TaskState.FAILED, "RefusedByPolicy")
+            assert f"{field}: " in (done[name].message or ""), done[name].message
+        created = {pod.metadata.name for pod in pods(api, namespace).values()}
+        assert done["as-controller/0"].pod_name not in created
+        assert done["reads-db/0"].pod_name not in created
     finally:
         executor.stop()
 
