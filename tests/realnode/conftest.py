@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 
 import kubernetes.client
 import pytest
@@ -86,12 +87,39 @@ class Deployment:
     repository: Repository
     git: GitServer
     store: Store
+    store_url: str
     workers: str
     controller: ControllerPods
 
     @property
     def core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self.kube)
+
+
+def uninstall(
+    core: kubernetes.client.CoreV1Api,
+    kubeconfig: Path,
+    kustomization: Path,
+    *,
+    namespaces: set[str],
+) -> None:
+    """`kubectl delete -k`, after freeing worker pods whose controller is going away: they
+    keep kubedag's finalizer until a controller stores their result."""
+    for namespace in namespaces:
+        try:
+            pods = core.list_namespaced_pod(namespace, _request_timeout=10).items
+        except kubernetes.client.ApiException:
+            continue
+        for pod in pods:
+            if pod.metadata.finalizers:
+                with contextlib.suppress(kubernetes.client.ApiException):
+                    core.patch_namespaced_pod(
+                        pod.metadata.name,
+                        namespace,
+                        {"metadata": {"finalizers": None}},
+                        _request_timeout=10,
+                    )
+    run_kubectl(kubeconfig, "delete", "-k", str(kustomization), "--ignore-not-found", "--wait=true")
 
 
 @pytest.fixture(scope="session")
@@ -117,13 +145,15 @@ def deployment(
     store = Store.connect(url)
     core = kubernetes.client.CoreV1Api(real_kube)
     workers = worker_namespaces()[0]
+    config = install_config(repo_url=git.url(repository.bare), dags_path="sample-dags")
+    kustomization = write_kustomization(root / "install", config)
+    kubeconfig = real_cluster.kubeconfig
+    # A session killed before its teardown leaves its install behind: start clean.
+    uninstall(core, kubeconfig, kustomization, namespaces={HOME, workers})
     for namespace in {HOME, workers}:
         ensure_namespace(core, namespace)
         put_secret(core, namespace, "kubedag-git", {"token": GIT_TOKEN})
     put_secret(core, HOME, "kubedag-database", {"url": url})
-    config = install_config(repo_url=git.url(repository.bare), dags_path="sample-dags")
-    kustomization = write_kustomization(root / "install", config)
-    kubeconfig = real_cluster.kubeconfig
     pods = ControllerPods(core)
     run_kubectl(kubeconfig, "apply", "-k", str(kustomization))
     try:
@@ -133,21 +163,9 @@ def deployment(
             what="the controller pod to be Ready",
             detail=pods.diagnosis,
         )
-        yield Deployment(real_cluster, real_kube, repository, git, store, workers, pods)
+        yield Deployment(real_cluster, real_kube, repository, git, store, url, workers, pods)
     finally:
-        # Worker pods keep kubedag's finalizer until a controller stores their result;
-        # with the controller going away, nothing else would ever remove it.
-        for namespace in {HOME, workers}:
-            for pod in core.list_namespaced_pod(namespace, _request_timeout=10).items:
-                if pod.metadata.finalizers:
-                    with contextlib.suppress(kubernetes.client.ApiException):
-                        core.patch_namespaced_pod(
-                            pod.metadata.name,
-                            namespace,
-                            {"metadata": {"finalizers": None}},
-                            _request_timeout=10,
-                        )
-        run_kubectl(kubeconfig, "delete", "-k", str(kustomization), "--wait=true")
+        uninstall(core, kubeconfig, kustomization, namespaces={HOME, workers})
         store.close()
         git.close()
         with closing(_admin_connection(server)) as admin, admin.cursor() as cursor:

@@ -40,7 +40,11 @@ def worker_namespaces() -> list[str]:
 def install_config(*, repo_url: str, dags_path: str) -> dict[str, Any]:
     config = base_config()
     config["git"] = {**config["git"], "url": repo_url, "dagsPath": dags_path, "interval": "2s"}
-    config["executor"] = {**config["executor"], "reconcileInterval": "5s"}
+    config["executor"] = {
+        **config["executor"],
+        "reconcileInterval": "5s",
+        "unschedulableTimeout": "10s",
+    }
     config["leaderElection"] = {
         **config["leaderElection"],
         "leaseDuration": "6s",
