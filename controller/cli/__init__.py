@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.run",
     "controller.cli.logs",
     "controller.cli.plan",
+    "controller.cli.operate",
 )
 
 

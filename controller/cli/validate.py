@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from controller.config import ConfigError, load_config, pod_policy
-from controller.spec.model import dag_to_dict
+from controller.spec.model import Task, dag_to_dict
 from controller.spec.schedule import next_fire_times, to_crontab
 from controller.spec.schema import schema_text
 from controller.spec.validate import LoadedDag, ValidationReport, validate_paths
@@ -117,16 +117,19 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fan_out(task: Task) -> list[Any]:
+    if task.items_from is not None:
+        return [f"(one instance per element of tasks.{task.items_from}.result)"]
+    return ["(one instance)"] if task.with_items is None else list(task.with_items)
+
+
 def _shown(loaded: LoadedDag, now: datetime) -> dict[str, Any]:
     dag = loaded.dag
     shown: dict[str, Any] = {"file": loaded.path, "contentHash": loaded.content_hash}
     shown.update(dag_to_dict(dag))
     if dag.schedule is not None:
         shown["crontab"] = to_crontab(dag.schedule)
-    shown["fanOut"] = {
-        task.name: (["(one instance)"] if task.with_items is None else list(task.with_items))
-        for task in dag.tasks
-    }
+    shown["fanOut"] = {task.name: _fan_out(task) for task in dag.tasks}
     fire_times = next_fire_times(dag, after=now, count=SHOWN_FIRE_TIMES)
     shown["nextRuns"] = (
         [moment.isoformat() for moment in fire_times]

@@ -26,7 +26,7 @@ from controller.spec.problems import Problem
 from controller.spec.validate import LoadedDag, ValidationReport
 
 _TIMING_FIELDS = {"schedule", "timezone", "startDate", "endDate", "paused", "tasks", "name"}
-_TASK_SETTINGS = ("dependsOn", "triggerRule", "withItems", "retries", "resultFormat")
+_TASK_SETTINGS = ("dependsOn", "triggerRule", "withItems", "itemsFrom", "retries", "resultFormat")
 
 
 class ChangeKind(enum.StrEnum):

@@ -33,6 +33,7 @@ from controller.process.leadership import LeaderParts, Leadership
 from controller.process.observing import MetricsObserver
 from controller.process.wiring import (
     StartupError,
+    api_token,
     gitsync_config,
     kubernetes_client,
     leader_namespace,
@@ -42,6 +43,7 @@ from controller.process.wiring import (
 from controller.runtime.engine import Engine
 from controller.runtime.scheduler import Scheduler
 from controller.store import DagRecord, Store
+from controller.ui.endpoints import UiEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,15 @@ class Controller:
                 if secret is None
                 else lambda headers, body: self.gitsync.handle_webhook(headers, body, secret=secret)
             ),
+            api=UiEndpoints(
+                store=self.store,
+                log_store=self.log_store,
+                api=self.api,
+                namespace=config.executor.namespaces[0],
+                token=api_token(config),
+                repo_url=git.repo_url,
+                wake=self.leadership.wake,
+            ).handle,
         )
         self.metrics.set_state_counts_source(self._state_counts)
         self.metrics.set_git_last_success_source(self._git_last_success)
