@@ -113,6 +113,12 @@ class HostChanges:
         if not path.exists():
             self._append({"kind": "dir", "path": str(path)})
 
+    def expect_cgroup(self, path: Path) -> None:
+        """A cgroup something started here may create; removed later (with any child
+        cgroups left in it) if absent now."""
+        if not path.exists():
+            self._append({"kind": "cgroup", "path": str(path)})
+
     def restore(self) -> list[str]:
         """Undo every journalled change, newest first; returns what was undone."""
         undone = []
@@ -127,6 +133,18 @@ class HostChanges:
             elif kind == "sysctl" and read_sysctl(entry["name"]) != entry["value"]:
                 sysctl_path(entry["name"]).write_text(entry["value"] + "\n")
                 undone.append(f"{entry['name']}={entry['value']}")
+            elif kind == "cgroup" and Path(entry["path"]).exists():
+                # A cgroup is removed with rmdir, children first; its files go with it.
+                for folder in sorted(
+                    (p for p in Path(entry["path"]).rglob("*") if p.is_dir()),
+                    key=lambda p: len(p.parts),
+                    reverse=True,
+                ):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                with contextlib.suppress(OSError):
+                    Path(entry["path"]).rmdir()
+                undone.append(f"cgroup {entry['path']}")
             elif kind == "dir" and Path(entry["path"]).exists():
                 unmount_all(Path(entry["path"]))
                 shutil.rmtree(entry["path"], ignore_errors=True)

@@ -203,6 +203,10 @@ class RealNode:
             self.journal.expect_sysctl(name)
         for path in HOST_DIRS:
             self.journal.expect_dir(Path(path))
+        # containerd puts every container's cgroup under `k8s.io` in each hierarchy.
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            if hierarchy.is_dir() and not hierarchy.is_symlink():
+                self.journal.expect_cgroup(hierarchy / "k8s.io")
         self.journal.expect_link(BRIDGE)
 
     def _write_containerd_config(self) -> None:

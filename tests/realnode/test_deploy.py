@@ -9,7 +9,8 @@ import pytest
 from tests.deploy.test_rbac import expected_states
 from tests.realnode.conftest import Deployment
 
-pytestmark = pytest.mark.realnode
+# Setup may bring the node up and deploy kubedag; a cold machine builds images first.
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
 
 
 def test_the_deployed_controller_syncs_every_sample_dag_over_http_with_the_token(

@@ -13,7 +13,8 @@ from controller.store import TaskInstanceRecord
 from tests.realnode.conftest import Deployment
 from tests.realnode.runs import synced, task_rows, wait_for
 
-pytestmark = pytest.mark.realnode
+# Setup may bring the node up and deploy kubedag; a cold machine builds images first.
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
 
 INFRA_DAG = """\
 apiVersion: kubedag.io/v1

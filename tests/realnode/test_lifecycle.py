@@ -11,7 +11,8 @@ from tests.realnode.conftest import Deployment
 from tests.realnode.deployment import run_kubectl
 from tests.realnode.runs import finished, synced, task_rows, wait_for
 
-pytestmark = pytest.mark.realnode
+# Setup may bring the node up and deploy kubedag; a cold machine builds images first.
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
 
 PINNED_DAG = """\
 apiVersion: kubedag.io/v1

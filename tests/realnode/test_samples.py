@@ -22,7 +22,8 @@ from tests.deploy.test_rbac import expected_states
 from tests.realnode.conftest import Deployment
 from tests.realnode.runs import finished, synced, task_rows
 
-pytestmark = pytest.mark.realnode
+# Setup may bring the node up and deploy kubedag; a cold machine builds images first.
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
 
 
 @dataclass
