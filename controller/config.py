@@ -107,6 +107,8 @@ class Config:
     http_port: int = 8080
     # The file holding the bearer token API actions need; None: actions are refused.
     api_token_file: str | None = None
+    # Reads of the API need the token too (writes always do).
+    api_protect_reads: bool = False
     git: GitConfig = field(default_factory=GitConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
@@ -148,7 +150,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "api": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"tokenFile": _OPT_STR},
+            "properties": {"tokenFile": _OPT_STR, "protectReads": {"type": "boolean"}},
         },
         "git": {
             "type": "object",
@@ -337,6 +339,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
         http_bind=http.get("bind", base.http_bind),
         http_port=http.get("port", base.http_port),
         api_token_file=doc.get("api", {}).get("tokenFile"),
+        api_protect_reads=doc.get("api", {}).get("protectReads", False),
         git=GitConfig(
             url=git.get("url"),
             ref=git.get("ref", "main"),

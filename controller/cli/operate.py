@@ -1,4 +1,4 @@
-"""`kubedag cancel`, `retry`, `mark` and `events`: operate runs from the command line.
+"""`kubedag cancel`, `retry`, `mark`, `pause` and `events`: operate runs from the command line.
 
 Like `kubedag trigger`, these talk to the database only. An action is checked against
 the run as it is now (a finished run cannot be cancelled, a running one not retried)
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.cli.db import DATABASE_URL_HELP
+from controller.operations.pausing import set_paused
 from controller.operations.requests import (
     ActionRefusedError,
     Queued,
@@ -88,6 +89,18 @@ def register(subparsers: Any) -> None:
     _common(mark)
     mark.set_defaults(handler=run_mark)
 
+    for verb, doing in (("pause", "stop scheduling"), ("unpause", "resume scheduling")):
+        pause = subparsers.add_parser(
+            verb,
+            help=f"{doing} a DAG without a git commit",
+            description=f"{doing.capitalize()} DAG. Stored in the database, it overrides the "
+            "file's spec.paused until a commit changes that field; `kubedag status` shows "
+            "who paused a DAG. Runs already queued or running go on.",
+        )
+        pause.add_argument("dag", metavar="DAG")
+        pause.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+        pause.set_defaults(handler=run_pause, paused=verb == "pause")
+
     events = subparsers.add_parser(
         "events",
         help="the event history of a run",
@@ -155,6 +168,19 @@ def run_mark(args: argparse.Namespace) -> int:
             result=args.result,
         ),
     )
+
+
+def run_pause(args: argparse.Namespace) -> int:
+    command = "pause" if args.paused else "unpause"
+    try:
+        with _opened(args) as store:
+            record = set_paused(store, args.dag, paused=args.paused, by=cli_requester())
+    except (ActionRefusedError, NotMigratedError) as error:
+        return _fail(command, str(error))
+    except SQLAlchemyError as error:
+        return _database_fail(command, args, error)
+    print(f"DAG {record.name} {'paused' if record.paused else 'unpaused'}")
+    return 0
 
 
 def run_events(args: argparse.Namespace) -> int:

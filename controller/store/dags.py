@@ -121,6 +121,13 @@ class DagQueries(SessionBound):
             stmt = stmt.where(Dag.deleted.is_(False))
         return [dag_record(row) for row in self._session.scalars(stmt)]
 
+    def pause_states(self) -> dict[str, bool]:
+        """Whether each DAG is paused, in one small query."""
+        return {
+            name: bool(paused)
+            for name, paused in self._session.execute(select(Dag.name, Dag.paused))
+        }
+
     def _update_dag(self, name: str, **values: Any) -> bool:
         stmt = (
             update(Dag)

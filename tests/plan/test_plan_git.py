@@ -366,3 +366,14 @@ def test_only_the_dag_folder_is_read(tmp_path: Path, capsys: pytest.CaptureFixtu
     ]
     code, result = plan(repo, capsys)  # the whole repository: the broken file counts
     assert code == 1
+
+
+def test_an_unreadable_database_is_an_error_naming_it_without_its_password(
+    repo: DagRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql+psycopg2://kubedag:s3cret@127.0.0.1:1/none?connect_timeout=2"
+    code = main(["plan", "--repo", str(repo.root), "--database-url", url])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err
+    assert "s3cret" not in err
