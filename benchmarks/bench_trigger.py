@@ -182,7 +182,12 @@ def controller(url: str, namespace: str, kubeconfig: str) -> Iterator[subprocess
 
 
 def start_controller(
-    url: str, namespace: str, kubeconfig: str, *, pod_template: Path | None = None
+    url: str,
+    namespace: str,
+    kubeconfig: str,
+    *,
+    pod_template: Path | None = None,
+    parallelism: int | None = None,
 ) -> subprocess.Popen[str]:
     """``benchmarks.engine_process`` on `url`, launching into `namespace`."""
     argv = [
@@ -195,13 +200,15 @@ def start_controller(
     ]
     if pod_template is not None:
         argv.append(f"--pod-template={pod_template}")
+    if parallelism is not None:
+        argv.append(f"--parallelism={parallelism}")
     return subprocess.Popen(
         argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
 
 
 def started_line(process: subprocess.Popen[str]) -> tuple[float, float]:
-    """Wait for the process's ``started`` line: (unix time, seconds in Engine.start)."""
+    """Wait for the process's ``started`` line: (when Engine.start was called, its seconds)."""
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("started"):
