@@ -46,8 +46,9 @@ import yaml
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_pipeline import namespace_gone, wait_until
 from benchmarks.bench_trigger import FirstPods, database, start_controller, started_line
-from controller.devcluster import ClusterConfig, LocalCluster, sharing
-from controller.devcluster.config import TEST_PORT_BASE, default_data_dir
+from benchmarks.clusters import own_cluster
+from controller.devcluster import LocalCluster
+from controller.devcluster.config import TEST_PORT_BASE
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.runtime.manual import trigger_run
@@ -187,16 +188,6 @@ def one_restart(
 
 
 @contextmanager
-def local_cluster(name: str, port_base: int, *, watch_cache: bool) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(ClusterConfig(data_dir=default_data_dir(name), port_base=port_base))
-    sharing.acquire(cluster, with_node_agent=False, watch_cache=watch_cache)
-    try:
-        yield cluster
-    finally:
-        sharing.release(cluster)
-
-
-@contextmanager
 def without_watch_cache(cluster: LocalCluster, *, wanted: bool) -> Iterator[None]:
     """With `wanted`, the apiserver without its watch cache, so a compaction means 410.
 
@@ -227,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, list[Restart]] = {0: [], args.live: []}
     with (
         (
-            local_cluster("test", TEST_PORT_BASE, watch_cache=True)
+            own_cluster("test", TEST_PORT_BASE)
             if args.shared
-            else local_cluster(OWN_CLUSTER, OWN_PORT_BASE, watch_cache=not args.expire)
+            else own_cluster(OWN_CLUSTER, OWN_PORT_BASE, watch_cache=not args.expire)
         ) as cluster,
         without_watch_cache(cluster, wanted=args.expire),
         make_api_client(kubeconfig=str(cluster.kubeconfig)) as api,

@@ -17,7 +17,8 @@ random gap as long as the poll, so they do not fall in step with it.
 Usage: ``python -m benchmarks.bench_trigger [--triggers 50] [--backend postgresql
 --backend sqlite]``. PostgreSQL: a throwaway database on the server of
 $KUBEDAG_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
-Uses $KUBECONFIG, or else the local test cluster (started if not running).
+Runs a local cluster of its own (``benchmarks.clusters``; ports from 46643), so that no
+other session's fault test restarts its apiserver under the measurement.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ import kubernetes.client
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.bench_launch import cluster_kubeconfig, fresh_namespace
+from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_pod
+from benchmarks.clusters import own_cluster
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.runtime.engine import POLL_SECONDS
@@ -50,6 +52,8 @@ from controller.runtime.manual import trigger_run
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, upgrade
 
+OWN_CLUSTER = "bench-trigger"
+OWN_PORT_BASE = 46643
 SERVER_URL_ENV = "KUBEDAG_BENCH_DATABASE_URL"
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
@@ -279,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backends or ["postgresql", "sqlite"]
     load = os.getloadavg()[0]
     results: dict[str, list[float]] = {}
-    with cluster_kubeconfig() as kubeconfig, make_api_client(kubeconfig=kubeconfig) as admin:
+    with (
+        own_cluster(OWN_CLUSTER, OWN_PORT_BASE) as cluster,
+        make_api_client(kubeconfig=str(cluster.kubeconfig)) as admin,
+    ):
+        kubeconfig = str(cluster.kubeconfig)
         core = kubernetes.client.CoreV1Api(admin)
         with fresh_namespace(core) as namespace:
             results["bare create -> ADDED"] = bare_latencies(kubeconfig, namespace, args.triggers)
