@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_pod
-from benchmarks.clusters import own_cluster
+from benchmarks.clusters import BENCH, own_cluster
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.runtime.engine import POLL_SECONDS
@@ -52,8 +52,6 @@ from controller.runtime.manual import trigger_run
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, upgrade
 
-OWN_CLUSTER = "bench-trigger"
-OWN_PORT_BASE = 46643
 SERVER_URL_ENV = "KUBEDAG_BENCH_DATABASE_URL"
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     results: dict[str, list[float]] = {}
     with (
-        own_cluster(OWN_CLUSTER, OWN_PORT_BASE) as cluster,
+        own_cluster(*BENCH) as cluster,
         make_api_client(kubeconfig=str(cluster.kubeconfig)) as admin,
     ):
         kubeconfig = str(cluster.kubeconfig)

@@ -15,11 +15,18 @@ from contextlib import contextmanager
 from controller.devcluster import ClusterConfig, LocalCluster, sharing
 from controller.devcluster.config import default_data_dir
 
+BENCH = ("bench", 46643)
+"""The cluster benchmarks without a node agent share (its pods are never scheduled)."""
+BENCH_WITH_AGENT = ("bench-agent", 46843)
+"""The cluster of benchmarks whose pods run (scripted by the node agent)."""
+
 
 @contextmanager
-def own_cluster(name: str, port_base: int, *, watch_cache: bool = True) -> Iterator[LocalCluster]:
+def own_cluster(
+    name: str, port_base: int, *, watch_cache: bool = True, with_node_agent: bool = False
+) -> Iterator[LocalCluster]:
     cluster = LocalCluster(ClusterConfig(data_dir=default_data_dir(name), port_base=port_base))
-    sharing.acquire(cluster, with_node_agent=False, watch_cache=watch_cache)
+    sharing.acquire(cluster, with_node_agent=with_node_agent, watch_cache=watch_cache)
     try:
         yield cluster
     finally:
