@@ -7,13 +7,9 @@ import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import kubernetes.client
 import pytest
@@ -21,10 +17,11 @@ import pytest
 from controller.devcluster import LocalCluster
 from controller.engine.states import DagRunState, RunType, TaskState
 from controller.executor.kubeclient import make_api_client
-from controller.executor.watchstream import PodWatch, WatchExpiredError, list_pods
+from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, dag_to_dict
 from controller.store import Store
 from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import without_watch_cache
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
@@ -32,53 +29,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = 40
 SELECTOR = "kubedag.io/managed-by=kubedag"
-
-
-class PodAudit:
-    """Every uid ever seen per pod name, from lists and a watch that survives 410."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
-        self._api = api
-        self.namespace = namespace
-        self.uids: defaultdict[str, set[str]] = defaultdict(set)
-        self._stopped = threading.Event()
-        self._watch: PodWatch | None = None
-        self._version = self._relist()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _relist(self) -> str:
-        pods, version = list_pods(self._api, namespace=self.namespace, label_selector=SELECTOR)
-        for pod in pods:
-            self._see(pod)
-        return version
-
-    def _see(self, pod: dict[str, Any]) -> None:
-        self.uids[pod["metadata"]["name"]].add(pod["metadata"]["uid"])
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._watch = PodWatch(
-                self._api,
-                namespace=self.namespace,
-                label_selector=SELECTOR,
-                resource_version=self._version,
-            )
-            try:
-                for event in self._watch:
-                    if event.pod is not None:
-                        self._see(event.pod)
-                    self._version = event.resource_version
-            except WatchExpiredError:
-                self._version = self._relist()
-            except Exception:
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._watch is not None:
-            self._watch.stop()
-        self._thread.join(10)
 
 
 def start_controller(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -170,7 +120,7 @@ def test_a_killed_controller_restarts_without_losing_or_repeating_a_task(
     run_id = queue_run(e2e_store)
     log = tmp_path / "controller.log"
     with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-        audit = PodAudit(api, namespace)
+        audit = PodAudit(api, namespace, label_selector=SELECTOR)
         try:
             first = start_controller(controller_env, log)
             # Kill it while the fan-out is half launched and running.
