@@ -15,7 +15,7 @@ import kubernetes.client
 import kubernetes.config
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.config import Config
+from controller.config import Config, database_url_for
 from controller.executor.kubeclient import make_api_client
 from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
 from controller.store import NotMigratedError, Store, display_url, upgrade
@@ -23,13 +23,6 @@ from controller.store import NotMigratedError, Store, display_url, upgrade
 
 class StartupError(RuntimeError):
     """The controller cannot start; the message says what to change."""
-
-
-def database_url_for(config: Config) -> str:
-    """The configured database, else the embedded SQLite file in the data directory."""
-    if config.database_url:
-        return config.database_url
-    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
 
 
 def open_store(config: Config, *, migrate: bool) -> Store:

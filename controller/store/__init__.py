@@ -9,11 +9,9 @@ from controller.store.database import (
     NotMigratedError,
     create_engine_for,
     current_revision,
-    default_database_url,
     display_url,
     head_revision,
     require_migrated,
-    resolve_database_url,
     upgrade,
 )
 from controller.store.notifications import RequestListener
@@ -46,10 +44,8 @@ __all__ = [
     "UnitOfWork",
     "create_engine_for",
     "current_revision",
-    "default_database_url",
     "display_url",
     "head_revision",
     "require_migrated",
-    "resolve_database_url",
     "upgrade",
 ]
