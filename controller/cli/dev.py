@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--repo", type=Path, default=PACKAGE_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after seconds")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=0,
+        help="the controller's HTTP port: web UI, API, metrics (default: any free port)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="after the run, keep the controller and its web UI up until Ctrl-C",
+    )
     parser.add_argument(
         "--stop-cluster", action="store_true", help="stop the local cluster when done"
     )
@@ -192,7 +204,7 @@ def dev_config(args: argparse.Namespace, *, repo: Path, revision: str, kubeconfi
             "databaseUrl": f"sqlite:///{data_dir.resolve() / 'kubedag.db'}",
             "logFormat": "text",
             "http.bind": "127.0.0.1",
-            "http.port": 0,
+            "http.port": args.http_port,
             "git.url": repo.as_uri(),
             "git.ref": revision,
             "git.dagsPath": SAMPLE_DAGS,
@@ -240,7 +252,12 @@ def _with_controller(args: argparse.Namespace, *, config: Config, log_file: Path
         )
         say(f"controller log: {log_file}")
         say(f"metrics: http://127.0.0.1:{controller.http.port}/metrics")
-        return _run_sample(controller, args, config=config)
+        say(f"web UI: http://127.0.0.1:{controller.http.port}/ui/")
+        code = _run_sample(controller, args, config=config)
+        if args.keep_running:
+            say("the controller and web UI keep running; Ctrl-C stops them")
+            threading.Event().wait()
+        return code
     finally:
         controller.stop()
 

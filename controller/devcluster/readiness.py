@@ -6,9 +6,13 @@ the component's last log lines, because "timed out" alone sends users hunting.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
+
+from controller.base.backoff import Backoff
+
+# Polls start fast (a component often answers within 100 ms) and slow to a second.
+POLL_BACKOFF = Backoff(base=0.06, factor=1.5, cap=1.2, max_attempts=None, max_elapsed=None)
 
 
 class ClusterError(RuntimeError):
@@ -23,12 +27,12 @@ def wait_until(
     detail: Callable[[], str] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
-    delay = 0.05
+    polls = 0
     while True:
         if condition():
             return
         if time.monotonic() >= deadline:
             extra = f"\n{detail()}" if detail else ""
             raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
-        time.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
-        delay = min(delay * 1.5, 1.0)
+        polls += 1
+        time.sleep(POLL_BACKOFF.delay(polls))

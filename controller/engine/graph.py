@@ -31,6 +31,9 @@ class RunGraph:
     reads: tuple[tuple[int, ...], ...]
     """For each task, the tasks whose result its templates read."""
     instance_count: int
+    """With each dynamic fan-out counted as one instance, until a run expands it."""
+    items_from: tuple[int | None, ...] = ()
+    """For a dynamic fan-out, the task whose result gives its items; else None."""
 
 
 def _template_texts(task: Task) -> Iterable[str]:
@@ -97,6 +100,9 @@ def build_graph(dag: Dag) -> RunGraph:
         fan_out=tuple(task.fan_out for task in order),
         reads=reads,
         instance_count=sum(task.fan_out for task in order),
+        items_from=tuple(
+            None if task.items_from is None else index[task.items_from] for task in order
+        ),
     )
 
 

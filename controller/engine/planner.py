@@ -23,6 +23,17 @@ unique (run, task, item, try), so deciding again is harmless.
 
 A FAILED try is retried (see `retries`) before its instance counts as failed for trigger
 rules: downstream tasks only ever see an instance's final outcome.
+
+Operators act on finished instances through rows too, so `recover` is all it takes to
+plan after them: a CLEARED row (an operator's retry) makes its instance undecided again,
+with fresh failure budgets, and the trigger rule then decides its next try; a try an
+operator marked FAILED is final, never retried; a CANCELLED try counts as a failure.
+
+A dynamic fan-out (`withItems: "{{ tasks.NAME.result }}"`) counts as one instance until
+its trigger rule lets it run; it is then expanded from NAME's result (see `expansion`)
+and all its first tries go into one Plan, so they are written in one transaction before
+any is launched. A task that has rows is never expanded again: `recover` reads its
+items back from the rows.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from controller.engine.expansion import ExpansionError, expand, expanded_items
 from controller.engine.graph import RunGraph
 from controller.engine.records import (
     FinishedInstance,
@@ -52,7 +64,7 @@ _DECISION_STATES = {
     Decision.SKIP: TaskState.SKIPPED,
     Decision.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED,
 }
-_FAILED_OUTCOMES = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
+_FAILED_OUTCOMES = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)
 
 
 class _Instance:
@@ -67,6 +79,11 @@ class _Instance:
         self.infra_failures = 0
         self.result: JSON = None
         self.terminal = False  # finished for good: no further try will come
+
+    @property
+    def awaiting(self) -> bool:
+        """No try decided yet: never tried, or cleared by an operator since."""
+        return self.try_number == 0 or self.state is TaskState.CLEARED
 
 
 class RunPlanner:
@@ -83,6 +100,9 @@ class RunPlanner:
         self._identity = identity
         self._max_infra_retries = max_infra_retries
         self._instances = [[_Instance() for _ in range(size)] for size in graph.fan_out]
+        self._sizes = list(graph.fan_out)
+        self._instance_count = graph.instance_count
+        self._expansions: dict[int, tuple[JSON, ...]] = {}  # dynamic fan-outs expanded
         self._decided = [False] * len(graph.tasks)
         self._outcomes = [[0, 0, 0] for _ in graph.tasks]  # succeeded, failed, skipped
         self._flags = [0] * len(graph.tasks)
@@ -105,11 +125,13 @@ class RunPlanner:
         """The full pass: index every row of the run (all tries) and decide everything due."""
         planner = cls(graph, identity, max_infra_retries=max_infra_retries)
         plan = Plan()
+        rows = list(rows)
+        planner._restore_expansions(rows)
         latest = planner._load(rows)
         planner._partial = {
             task
             for task, instances in enumerate(planner._instances)
-            if planner._decided[task] and any(i.try_number == 0 for i in instances)
+            if planner._decided[task] and any(i.awaiting for i in instances)
         }
         for position, view in latest.items():
             planner._settle(position, view, now=now, plan=plan)
@@ -146,7 +168,7 @@ class RunPlanner:
     @property
     def run_state(self) -> DagRunState | None:
         """SUCCEEDED or FAILED once every instance is finished for good, else None."""
-        if self._terminal < self._graph.instance_count:
+        if self._terminal < self._instance_count:
             return None
         return DagRunState.FAILED if self._failed else DagRunState.SUCCEEDED
 
@@ -165,16 +187,84 @@ class RunPlanner:
             self._graph.tasks[position],
             identity=self._identity,
             item_index=key.item_index,
+            item=self._item(position, key.item_index),
             task_results=results,
         )
 
+    def item(self, task: str, item_index: int) -> JSON:
+        """The item of one instance (None without withItems or before an expansion)."""
+        return self._item(self._graph.index[task], item_index)
+
+    def _dynamic(self, task: int) -> bool:
+        return bool(self._graph.items_from) and self._graph.items_from[task] is not None
+
+    def _restore_expansions(self, rows: list[TaskInstanceView]) -> None:
+        """Read back the items of the dynamic fan-outs that were expanded before."""
+        dynamic = {spec.name for task, spec in enumerate(self._graph.tasks) if self._dynamic(task)}
+        for name, items in expanded_items(rows, dynamic).items():
+            self._set_expansion(self._graph.index[name], items)
+
+    def _set_expansion(self, task: int, items: tuple[JSON, ...]) -> None:
+        self._expansions[task] = items
+        size = max(len(items), 1)  # an empty expansion keeps one instance: the skipped one
+        self._instance_count += size - self._sizes[task]
+        self._sizes[task] = size
+        self._instances[task] = [_Instance() for _ in range(size)]
+
+    def _expand(self, task: int, *, plan: Plan) -> None:
+        """Fan `task` out over its source's result: first tries, a skip, or a failure."""
+        spec = self._graph.tasks[task]
+        source = self._graph.items_from[task]
+        assert source is not None
+        try:
+            items = expand(spec, self._task_result(source))
+        except ExpansionError as error:
+            self._finish_unexpanded(
+                task, TaskState.FAILED, plan=plan, kind=FailureKind.EXPANSION, message=str(error)
+            )
+            return
+        if not items:
+            message = f"withItems of {spec.name!r}: tasks.{spec.items_from}.result is empty"
+            self._expansions[task] = ()
+            self._finish_unexpanded(task, TaskState.SKIPPED, plan=plan, message=message)
+            return
+        # Tries an unexpanded instance had before an operator cleared it keep counting.
+        earlier = self._instances[task][0].try_number
+        self._set_expansion(task, items)
+        for item, instance in enumerate(self._instances[task]):
+            instance.try_number = earlier + 1 if item == 0 else 1
+            instance.state = TaskState.PENDING
+            plan.create.append(NewTry(spec.name, item, instance.try_number, items[item], None))
+
+    def _finish_unexpanded(
+        self,
+        task: int,
+        state: TaskState,
+        *,
+        plan: Plan,
+        kind: FailureKind | None = None,
+        message: str | None = None,
+    ) -> None:
+        instance = self._instances[task][0]
+        instance.try_number += 1
+        name = self._graph.tasks[task].name
+        plan.finish.append(
+            FinishedInstance(
+                name, 0, state, instance.try_number, failure_kind=kind, message=message
+            )
+        )
+        self._finish(task, instance, state)
+
     def _load(self, rows: Iterable[TaskInstanceView]) -> dict[tuple[int, int], TaskInstanceView]:
         latest: dict[tuple[int, int], TaskInstanceView] = {}
-        for view in rows:
+        # In try order, so a CLEARED row resets the budgets the tries before it spent.
+        for view in sorted(rows, key=lambda row: (row.task, row.item_index, row.try_number)):
             position = (self._graph.index[view.task], view.item_index)
             instance = self._instances[position[0]][position[1]]
             if view.state is TaskState.FAILED:
                 self._count_failure(instance, view.failure_kind)
+            elif view.state is TaskState.CLEARED:
+                instance.task_failures = instance.infra_failures = 0
             self._decided[position[0]] = True
             if view.try_number > instance.try_number:
                 instance.try_number = view.try_number
@@ -206,7 +296,11 @@ class RunPlanner:
                 self._count_failure(instance, FailureKind.TASK)
                 view = replace(view, state=TaskState.FAILED, failure_kind=FailureKind.TASK)
                 instance.state = state = TaskState.FAILED
-        if state is TaskState.FAILED and self._retry(task, item, view, now=now, plan=plan):
+        if (
+            state is TaskState.FAILED
+            and not view.marked
+            and self._retry(task, item, view, now=now, plan=plan)
+        ):
             return False
         if not state.finished:
             return False
@@ -255,7 +349,9 @@ class RunPlanner:
 
     def _item(self, task: int, item: int) -> JSON:
         items = self._graph.tasks[task].with_items
-        return None if items is None else items[item]
+        if items is None:
+            items = self._expansions.get(task)
+        return None if items is None or item >= len(items) else items[item]
 
     def _sweep(self, touched: list[int], *, plan: Plan) -> None:
         """Judge touched tasks and their undecided downstreams, in topological order."""
@@ -269,7 +365,7 @@ class RunPlanner:
                 self._decide(task, plan=plan)
             succeeded, failed, skipped = self._outcomes[task]
             flags = task_flags(
-                size=graph.fan_out[task], succeeded=succeeded, failed=failed, skipped=skipped
+                size=self._sizes[task], succeeded=succeeded, failed=failed, skipped=skipped
             )
             raised = flags & ~self._flags[task]
             if not raised:
@@ -277,28 +373,34 @@ class RunPlanner:
             self._flags[task] = flags
             for child in graph.downstream[task]:
                 self._summaries[child].raise_flags(raised)
-                if not self._decided[child] and child not in queued:
+                undecided = not self._decided[child] or child in self._partial
+                if undecided and child not in queued:
                     queued.add(child)
                     heapq.heappush(heap, child)
 
     def _decide(self, task: int, *, plan: Plan) -> None:
-        """Apply the trigger rule to the instances of `task` that have no try yet."""
+        """Apply the trigger rule to the instances of `task` awaiting a try."""
         spec = self._graph.tasks[task]
         decision = self._summaries[task].decide(spec.trigger_rule)
         if decision is Decision.WAIT:
             return
         self._decided[task] = True
         self._partial.discard(task)
+        if decision is Decision.RUN and self._dynamic(task) and task not in self._expansions:
+            self._expand(task, plan=plan)
+            return
         for item, instance in enumerate(self._instances[task]):
-            if instance.try_number:
+            if not instance.awaiting:
                 continue
-            instance.try_number = 1
+            instance.try_number += 1
             if decision is Decision.RUN:
                 instance.state = TaskState.PENDING
-                plan.create.append(NewTry(spec.name, item, 1, self._item(task, item), None))
+                plan.create.append(
+                    NewTry(spec.name, item, instance.try_number, self._item(task, item), None)
+                )
             else:
                 state = _DECISION_STATES[decision]
-                plan.finish.append(FinishedInstance(spec.name, item, state))
+                plan.finish.append(FinishedInstance(spec.name, item, state, instance.try_number))
                 self._finish(task, instance, state)
 
     def _task_result(self, task: int) -> JSON:
@@ -308,8 +410,10 @@ class RunPlanner:
             instance.result if instance.state is TaskState.SUCCEEDED else None
             for instance in self._instances[task]
         ]
-        value = values if self._graph.tasks[task].with_items is not None else values[0]
-        if sum(self._outcomes[task]) == self._graph.fan_out[task]:
+        if self._dynamic(task) and not self._expansions.get(task):
+            values = []  # never expanded, or expanded to nothing: no instance ran
+        value = values if self._graph.tasks[task].fans_out else values[0]
+        if sum(self._outcomes[task]) == self._sizes[task]:
             self._results[task] = value  # every instance is final: the value cannot change
         return value
 

@@ -67,15 +67,18 @@ def render_task(
     identity: RunIdentity,
     item_index: int,
     task_results: Mapping[str, JSON],
+    item: JSON = None,
 ) -> RenderedTask:
-    """Render one instance of `task`. Raises TemplateError if a value is missing."""
-    has_item = task.with_items is not None
+    """Render one instance of `task`. Raises TemplateError if a value is missing.
+
+    `item` is the instance's item of a dynamic fan-out (a static one reads its own list).
+    """
     context = TemplateContext(
         run=run_fields(identity),
         params=identity.params,
         task_results=task_results,
-        item=task.with_items[item_index] if task.with_items is not None else None,
-        has_item=has_item,
+        item=task.with_items[item_index] if task.with_items is not None else item,
+        has_item=task.fans_out,
     )
     env: list[Mapping[str, JSON]] = []
     for entry in task.env:

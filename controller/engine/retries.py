@@ -34,6 +34,8 @@ def retry_at(
     failed included: a TASK failure is retried while task_failures <= policy.limit (so at
     most limit + 1 task failures), waiting backoff.delay_for(task_failures).
     """
+    if kind is FailureKind.EXPANSION:
+        return None
     if kind is FailureKind.INFRA:
         if infra_failures > max_infra_retries:
             return None

@@ -40,18 +40,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.engine.states import TaskState
 from controller.executor.kubeclient import DEFAULT_TIMEOUT, raw_call, read_error
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
 from controller.executor.podspec import RESULT_FINALIZER
-from controller.executor.ratelimit import Backoff
 from controller.logstore import LogKey, LogStore
 from controller.store import TaskInstanceRecord
 
@@ -68,6 +68,8 @@ IN_FLIGHT_WAIT_SECONDS = 120.0
 # Deleted pods remembered, so late events about them cost no second delete.
 DELETED_MEMORY = 10_000
 API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
+# How long past its grace period a stopped pod's node gets to report it stopped.
+STOP_MARGIN = timedelta(seconds=10)
 T = TypeVar("T")
 
 
@@ -104,9 +106,23 @@ def should_delete(
     return finished is None or (now - finished).total_seconds() >= policy.ttl_seconds
 
 
+def stopping(pod: Mapping[str, Any], *, now: datetime) -> bool:
+    """Deleted (an operator stopped its try) and still within its grace period, running.
+
+    Its logs are read once it has stopped, so what the task printed while shutting down
+    is kept. Past the grace period (a node that never reports) it is cleaned anyway.
+    """
+    deleting = (pod.get("metadata") or {}).get("deletionTimestamp")
+    if not deleting or (pod.get("status") or {}).get("phase") != "Running":
+        return False
+    return now < datetime.fromisoformat(str(deleting)) + STOP_MARGIN
+
+
 def needs_cleanup(
     pod: Mapping[str, Any], *, succeeded: bool, policy: CleanupPolicy, now: datetime
 ) -> bool:
+    if stopping(pod, now=now):
+        return False
     return has_finalizer(pod) or should_delete(pod, succeeded=succeeded, policy=policy, now=now)
 
 
@@ -165,6 +181,35 @@ class PodCleaner:
                 self._busy.discard(uid)
             return False
         return True
+
+    def terminate(self, *, namespace: str, name: str, grace_seconds: int | None) -> None:
+        """Delete a running pod whose try an operator ended; returns at once.
+
+        The result finalizer stays, so the pod's logs are stored (and the finalizer
+        removed) when the watch reports it stopped, like any finished pod.
+        """
+        try:
+            self._pool.submit(self._terminate, namespace, name, grace_seconds)
+        except RuntimeError:
+            log.warning("pod %s/%s not stopped: the controller is stopping", namespace, name)
+
+    def _terminate(self, namespace: str, name: str, grace_seconds: int | None) -> None:
+        def delete() -> None:
+            _discard(
+                raw_call(
+                    self._core.delete_namespaced_pod,
+                    name,
+                    namespace,
+                    body=client.V1DeleteOptions(grace_period_seconds=grace_seconds),
+                    _request_timeout=DEFAULT_TIMEOUT,
+                )
+            )
+
+        try:
+            _with_retries(delete, what=f"stopping pod {namespace}/{name}", observer=self._observer)
+        except Exception:
+            # The row is finished: the next full reconcile hands the pod to cleanup.
+            log.exception("stopping pod %s/%s failed", namespace, name)
 
     def idle(self) -> bool:
         with self._lock:

@@ -32,6 +32,7 @@ from typing import Any
 
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
@@ -41,7 +42,7 @@ from controller.executor.kubeclient import (
     read_error,
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
-from controller.executor.ratelimit import Backoff, make_limiter
+from controller.executor.ratelimit import make_limiter
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from typing import Any
 import urllib3
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
@@ -38,7 +39,6 @@ from controller.executor.kubeclient import (
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
-from controller.executor.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,11 @@ WORKSPACE_VOLUME = "workspace"
 RESULT_FINALIZER = "kubedag.io/result"
 """Held until the controller stored the pod's result and logs; it then removes it."""
 
+IDENTITY_FIELDS = frozenset(
+    {"serviceAccountName", "serviceAccount", "automountServiceAccountToken"}
+)
+"""Pod fields by which a template, the config or podOverrides ask for an API identity."""
+
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 NON_ROOT_ID = 65532
 """The conventional "nonroot" user of distroless images; nothing on a node owns it."""
@@ -165,12 +170,20 @@ def identity_env(identity: PodIdentity) -> list[dict[str, Any]]:
     ]
 
 
-def working_dir(*, task: Task, identity: PodIdentity, config: PodConfig) -> str:
+def working_dir(*, task: Task, identity: PodIdentity, config: PodConfig) -> str | None:
     """The task's working directory: the DAG file's folder in the checkout unless it says.
 
     A relative workingDir is taken from that folder (and must stay inside the checkout);
-    an absolute one is a path in the task's image and is kept.
+    an absolute one is a path in the task's image and is kept. Without a checkout there
+    is no folder: the image's own working directory, unless an absolute one is given.
     """
+    if not task.checkout:
+        if task.working_dir is None or posixpath.isabs(task.working_dir):
+            return task.working_dir
+        raise ValueError(
+            f"task {task.name}: workingDir {task.working_dir!r} is relative, but the task "
+            "has no checkout"
+        )
     root = config.checkout_dir
     folder = config.dags_path if identity.dag_file is None else posixpath.dirname(identity.dag_file)
     default = posixpath.normpath(posixpath.join(root, folder))
@@ -216,15 +229,18 @@ def task_container(
         container["command"] = list(rendered.command)
     if rendered.args:
         container["args"] = list(rendered.args)
-    container["workingDir"] = working_dir(task=task, identity=identity, config=config)
+    directory = working_dir(task=task, identity=identity, config=config)
+    if directory is not None:
+        container["workingDir"] = directory
     container["env"] = env
     if task.env_from:
         container["envFrom"] = [dict(entry) for entry in task.env_from]
     if task.resources:
         container["resources"] = dict(task.resources)
-    container["volumeMounts"] = [
-        {"name": WORKSPACE_VOLUME, "mountPath": config.workspace_mount_path}
-    ]
+    if task.checkout:
+        container["volumeMounts"] = [
+            {"name": WORKSPACE_VOLUME, "mountPath": config.workspace_mount_path}
+        ]
     container["terminationMessagePath"] = TERMINATION_MESSAGE_PATH
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
     if config.image_pull_policy is not None:
@@ -235,10 +251,8 @@ def task_container(
     return container
 
 
-def _kubedag_layer(
-    *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
-) -> dict[str, Any]:
-    init = gitcheckout.checkout_container(
+def _checkout_container(*, identity: PodIdentity, config: PodConfig) -> dict[str, Any]:
+    return gitcheckout.checkout_container(
         image=config.init_image,
         env=gitcheckout.checkout_env(
             repo_url=config.repo_url,
@@ -253,14 +267,19 @@ def _kubedag_layer(
         security_context=_container_security(config),
         image_pull_policy=config.image_pull_policy,
     )
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "initContainers": [init],
-        "containers": [
-            task_container(task=task, identity=identity, rendered=rendered, config=config)
-        ],
-        "volumes": [{"name": WORKSPACE_VOLUME, "emptyDir": {}}],
-    }
+
+
+def _kubedag_layer(
+    *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"restartPolicy": "Never"}
+    if task.checkout:
+        spec["initContainers"] = [_checkout_container(identity=identity, config=config)]
+    spec["containers"] = [
+        task_container(task=task, identity=identity, rendered=rendered, config=config)
+    ]
+    if task.checkout:
+        spec["volumes"] = [{"name": WORKSPACE_VOLUME, "emptyDir": {}}]
     if task.timeout_seconds is not None:
         spec["activeDeadlineSeconds"] = task.timeout_seconds
     if config.service_account_name is not None:
@@ -305,5 +324,12 @@ def build_pod(
     }
     finalizers = [f for f in metadata.get("finalizers") or [] if f != RESULT_FINALIZER]
     metadata["finalizers"] = [*finalizers, RESULT_FINALIZER]
-    pod["spec"]["restartPolicy"] = "Never"
+    spec = pod["spec"]
+    spec["restartPolicy"] = "Never"
+    if not IDENTITY_FIELDS & spec.keys():
+        # Nobody asked for an identity: no API token in the pod. The ServiceAccount
+        # admission would otherwise add a projected token volume to every pod (a bigger
+        # object to store and watch, and on a real node a TokenRequest per pod) that a
+        # task without an identity never uses. A named account keeps its own setting.
+        spec["automountServiceAccountToken"] = False
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod["spec"]}

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
-from controller.executor.ratelimit import Backoff
 from controller.executor.reconciler import Observation, Reconciler
 from controller.executor.watchstream import PodWatch, WatchEvent, WatchExpiredError
 from controller.store import Store
@@ -42,7 +42,7 @@ DEFAULT_BATCH_SIZE = 500
 DEFAULT_LINGER = 0.02
 # Restarts after unexpected failures back off up to this; the watch is the controller's
 # only source of results, so it keeps trying, and says so in its counters and logs.
-RESTART_BACKOFF = Backoff(base=0.5, cap=30.0)
+RESTART_BACKOFF = Backoff(base=0.5, cap=30.0, max_attempts=None, max_elapsed=None)
 JOIN_TIMEOUT = 10.0
 
 

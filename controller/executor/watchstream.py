@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from kubernetes import client
 
+from controller.base.backoff import Backoff
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
@@ -37,7 +38,6 @@ from controller.executor.kubeclient import (
     shutdown_response,
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
-from controller.executor.ratelimit import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,18 @@ switched off on purpose; the DAG path must stay inside the repository.
 
 from __future__ import annotations
 
-import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from controller.base.backoff import Backoff
+
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+SYNC_BACKOFF = Backoff(base=1.0, cap=300.0, max_attempts=None, max_elapsed=None)
+"""Failed fetches retry without end: a controller that stopped following its repository
+would serve stale DAGs silently. The cap bounds how late a recovery is noticed."""
 
 
 class GitSyncConfigError(ValueError):
@@ -26,30 +31,6 @@ class GitSyncConfigError(ValueError):
 def is_pinned_sha(ref: str) -> bool:
     """A ref that is a full commit SHA never moves, so it never needs fetching again."""
     return _SHA_RE.fullmatch(ref) is not None
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter, bounded by `cap` seconds."""
-
-    base: float = 1.0
-    cap: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.base <= 0 or self.cap < self.base:
-            raise GitSyncConfigError(
-                f"backoff needs 0 < base <= cap, got base={self.base} cap={self.cap}"
-            )
-
-    def delay(self, failures: int, *, rng: random.Random | None = None) -> float:
-        """Seconds to wait after `failures` consecutive failures (failures >= 1).
-
-        Half the delay is fixed and half is random ("equal jitter"): fully random delays
-        may come out near zero and hammer a struggling server.
-        """
-        exponent = min(max(failures, 1) - 1, 62)
-        ceiling = min(self.cap, self.base * (2.0**exponent))
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 @dataclass(frozen=True)
@@ -109,7 +90,7 @@ class GitSyncConfig:
     depth: int = 1
     auth: HttpsAuth | SshAuth | None = None
     command_timeout: float = 120.0
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = SYNC_BACKOFF
     keep_revisions: int = 3
 
     def __post_init__(self) -> None:

@@ -11,13 +11,13 @@ broken stream, with capped, jittered backoff.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.base.backoff import Backoff
 from controller.nodeagent import behaviour as b
 from controller.nodeagent.logs import LogServer, LogStore
 from controller.nodeagent.nodes import NodeKeeper, NodeShape
@@ -30,6 +30,9 @@ from controller.nodeagent.timers import Timers
 from controller.nodeagent.writer import StatusWriter
 
 log = logging.getLogger(__name__)
+
+# A watch is listed again without end: the agent is useless without it.
+WATCH_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=None, max_elapsed=None)
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
@@ -135,7 +138,7 @@ class NodeAgent:
         handle: Callable[[str, JSON], None],
         on_list: Callable[[list[JSON]], None] | None = None,
     ) -> None:
-        delay = 0.2
+        failures = 0
         while not self.stopping.is_set():
             try:
                 listing = self._api.request("GET", path, query=query)
@@ -146,7 +149,7 @@ class NodeAgent:
                     handle("ADDED", item)
                 version = listing["metadata"]["resourceVersion"]
                 self._relist.clear()
-                delay = 0.2
+                failures = 0
                 while not self.stopping.is_set() and not self._relist.is_set():
                     for event in self._api.watch(
                         path,
@@ -163,12 +166,12 @@ class NodeAgent:
             except ApiError as error:
                 if not self.stopping.is_set():
                     log.warning("watch of %s ended (%s); listing again", path, error)
-                    self.stopping.wait(delay * random.uniform(0.5, 1.5))  # noqa: S311
-                    delay = min(delay * 2, 5.0)
+                    failures += 1
+                    self.stopping.wait(WATCH_BACKOFF.delay(failures))
             except Exception:
                 log.exception("watch of %s failed; listing again", path)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
+                failures += 1
+                self.stopping.wait(WATCH_BACKOFF.delay(failures))
 
     def _watch_pods(self) -> None:
         self._watch_forever(

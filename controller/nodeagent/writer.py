@@ -4,8 +4,8 @@ Status writes are the agent's hot path. Each pod hashes to one shard, a single t
 with its own queue, so a pod's writes stay in order while different pods' writes run
 in parallel; a pod already queued is not queued twice, and the write sends its newest
 snapshot, so bursts of transitions coalesce. Failed writes retry with capped, jittered
-backoff (an apiserver restart must not lose a pod's final status), bounded by
-MAX_RETRY_SECONDS; a write the apiserver refuses (4xx other than 429) is not retried,
+backoff (an apiserver restart must not lose a pod's final status), for ten minutes at
+most; a write the apiserver refuses (4xx other than 429) is not retried,
 since it would hold up every pod of its shard for that long.
 """
 
@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 import zlib
 
+from controller.base.backoff import Backoff
 from controller.nodeagent.podstate import PodRecord, status_of
 from controller.nodeagent.rawapi import ApiError, RawApi
 
 log = logging.getLogger(__name__)
-MAX_RETRY_SECONDS = 600.0
+WRITE_BACKOFF = Backoff(base=0.3, cap=7.5, max_attempts=None, max_elapsed=600.0)
 
 
 class _Shard:
@@ -74,8 +74,8 @@ class StatusWriter:
         self._shards[zlib.crc32(record.uid.encode()) % len(self._shards)].put(record)
 
     def sync_with_retries(self, record: PodRecord) -> None:
-        deadline = time.monotonic() + MAX_RETRY_SECONDS
-        delay = 0.2
+        started = time.monotonic()
+        failures = 0
         while not self.stopping.is_set():
             try:
                 self._sync(record)
@@ -89,12 +89,15 @@ class StatusWriter:
                     # every other pod of this shard.
                     log.error("status of pod %s refused: %s", record.key, error)
                     return
-                if time.monotonic() > deadline:
+                failures += 1
+                pause = WRITE_BACKOFF.next_delay(
+                    attempt=failures, elapsed=time.monotonic() - started
+                )
+                if pause is None:
                     log.error("giving up on the status of pod %s: %s", record.key, error)
                     return
                 log.warning("status of pod %s not written (%s); retrying", record.key, error)
-                self.stopping.wait(delay * random.uniform(0.5, 1.5))  # noqa: S311
-                delay = min(delay * 2, 5.0)
+                self.stopping.wait(pause)
 
     def _sync(self, record: PodRecord) -> None:
         with record.lock:

@@ -24,10 +24,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from controller.metrics import Metrics
-from controller.ui import CONTENT_SECURITY_POLICY, PREFIX, Asset, load_assets
+from controller.ui import CONTENT_SECURITY_POLICY, PREFIX, ApiHandler, Asset, Reply, load_assets
 
 log = logging.getLogger(__name__)
 
+JSON = "application/json"
 # A readiness check answers (ok, detail); detail is one line shown in /readyz.
 ReadinessCheck = Callable[[], tuple[bool, str]]
 # The webhook handler gets the request headers (case-insensitive) and the raw body and
@@ -35,6 +36,8 @@ ReadinessCheck = Callable[[], tuple[bool, str]]
 WebhookHandler = Callable[[Mapping[str, str], bytes], tuple[int, str]]
 
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024  # GitHub caps push payloads at 25 MB; ours are small.
+MAX_API_BODY_BYTES = 64 * 1024
+API_PREFIX = "/api/"
 
 
 class Headers(Mapping[str, str]):
@@ -110,6 +113,7 @@ class HttpServer:
         port: int = 8080,
         readiness_checks: Mapping[str, ReadinessCheck] | None = None,
         webhook: WebhookHandler | None = None,
+        api: ApiHandler | None = None,
         check_timeout: float = 2.0,
         max_webhook_bytes: int = DEFAULT_MAX_WEBHOOK_BYTES,
         socket_timeout: float = 10.0,
@@ -125,6 +129,7 @@ class HttpServer:
                 metrics=metrics,
                 readiness=self._readiness,
                 webhook=webhook,
+                api=api,
                 max_webhook_bytes=max_webhook_bytes,
                 socket_timeout=socket_timeout,
             )
@@ -178,12 +183,14 @@ class _Server(ThreadingHTTPServer):
         metrics: Metrics,
         readiness: _Readiness,
         webhook: WebhookHandler | None,
+        api: ApiHandler | None,
         max_webhook_bytes: int,
         socket_timeout: float,
     ) -> None:
         self.metrics = metrics
         self.readiness = readiness
         self.webhook = webhook
+        self.api = api
         self.max_webhook_bytes = max_webhook_bytes
         self.socket_timeout = socket_timeout
         self.assets: dict[str, Asset] = load_assets()
@@ -209,7 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route_get(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path == "/healthz":
+        if path.startswith(API_PREFIX):
+            self._api(b"")
+        elif path == "/healthz":
             self._reply(HTTPStatus.OK, "ok\n")
         elif path == "/readyz":
             self._readyz()
@@ -227,6 +236,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route_post(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path.startswith(API_PREFIX):
+            body = self._read_body(MAX_API_BODY_BYTES)
+            if body is not None:
+                self._api(body)
+            return
         if path != "/webhook":
             # The body is unread, so the connection cannot be reused.
             self.close_connection = True
@@ -261,11 +275,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._reply(HTTPStatus.NOT_FOUND, "webhook not configured\n")
             return
+        body = self._read_body(self.server.max_webhook_bytes)
+        if body is None:
+            return
+        status, message = handler(Headers(list(self.headers.items())), body)
+        self._reply(HTTPStatus(status), message.rstrip("\n") + "\n")
+
+    def _read_body(self, limit: int) -> bytes | None:
+        """The request body, or None after answering why it was refused."""
         raw_length = self.headers.get("Content-Length")
         if raw_length is None or self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             self._reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length required\n")
-            return
+            return None
         try:
             length = int(raw_length)
         except ValueError:
@@ -273,20 +295,58 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0:
             self.close_connection = True
             self._reply(HTTPStatus.BAD_REQUEST, "bad Content-Length\n")
-            return
-        if length > self.server.max_webhook_bytes:
+            return None
+        if length > limit:
             self.close_connection = True
-            self._reply(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"body larger than {self.server.max_webhook_bytes} bytes\n",
-            )
-            return
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {limit} bytes\n")
+            return None
         body = self.rfile.read(length)
         if len(body) < length:
             self.close_connection = True
-            return
-        status, message = handler(Headers(list(self.headers.items())), body)
-        self._reply(HTTPStatus(status), message.rstrip("\n") + "\n")
+            return None
+        return body
+
+    def _api(self, body: bytes) -> None:
+        handler = self.server.api
+        reply = None
+        if handler is not None:
+            reply = handler(self.command, self.path, Headers(list(self.headers.items())), body)
+        if reply is None:
+            self._reply(HTTPStatus.NOT_FOUND, '{"error": "no API here"}\n', content_type=JSON)
+        elif isinstance(reply.body, bytes):
+            self._reply(
+                HTTPStatus(reply.status),
+                reply.body,
+                content_type=reply.content_type,
+                allow=reply.headers.get("Allow"),
+            )
+        else:
+            self._stream(reply)
+
+    def _stream(self, reply: Reply) -> None:
+        """Send each piece as an HTTP/1.1 chunk as soon as it is produced.
+
+        A client that goes away makes the write fail, which closes the producer (and so
+        the pod log follow behind it) instead of following on for nobody.
+        """
+        assert not isinstance(reply.body, bytes)
+        chunks = reply.body
+        self.send_response(HTTPStatus(reply.status))
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def _guarded(self, route: Callable[[], None]) -> None:
         try:

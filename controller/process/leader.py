@@ -45,6 +45,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from controller.base.backoff import Backoff
 from controller.executor.kubeclient import describe_api_exception
 from controller.process.lease import LeaseClient, LeaseRecord, StoredLease
 
@@ -108,6 +109,14 @@ class LeaderElector:
         self._on_stopped = on_stopped_leading
         self._on_api_error = on_api_error
         self._lease = LeaseClient(api_client, namespace=namespace, name=name)
+        # After a failed round: the first pause is one to two retry periods, and no pause
+        # outlasts a lease, so a replica notices a free lease within one lease duration.
+        self._backoff = Backoff(
+            base=2 * retry_period,
+            cap=max(lease_duration, 2 * retry_period),
+            max_attempts=None,
+            max_elapsed=None,
+        )
 
         self._lock = threading.Lock()
         self._leading = False
@@ -178,7 +187,7 @@ class LeaderElector:
                 acquired = self._try_acquire_or_renew()
                 if acquired is None:
                     failures += 1
-                    self._stop.wait(self._backoff(failures))
+                    self._stop.wait(self._backoff.delay(failures))
                 elif acquired:
                     failures = 0
                     self._start_leading()
@@ -353,10 +362,6 @@ class LeaderElector:
         if not self._leading:
             return self._request_timeout
         return max(_MIN_REQUEST_TIMEOUT, min(self._request_timeout, self._remaining()))
-
-    def _backoff(self, failures: int) -> float:
-        ceiling = min(self._retry_period * 2 ** min(failures, 10), self._lease_duration)
-        return random.uniform(self._retry_period, max(self._retry_period, ceiling))  # noqa: S311
 
     def _jittered(self, period: float) -> float:
         return period + random.uniform(0, period * _JITTER_FACTOR)  # noqa: S311

@@ -94,6 +94,20 @@ def webhook_secret(config: Config) -> bytes | None:
     return secret
 
 
+def api_token(config: Config) -> str | None:
+    """The bearer token API actions need; None (no file configured) refuses every action."""
+    path = config.api_token_file
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise StartupError(f"api.tokenFile: cannot read {path}: {error}") from error
+    if not token:
+        raise StartupError(f"api.tokenFile: {path} is empty")
+    return token
+
+
 def kubernetes_client(config: Config, *, pool_maxsize: int) -> kubernetes.client.ApiClient:
     """From the kubeconfig when one is named (flag or $KUBECONFIG), else in-cluster."""
     try:

@@ -54,8 +54,7 @@ class ActiveRun:
         return self.graph.tasks[self.graph.index[name]]
 
     def item(self, task: str, item_index: int) -> JSON:
-        items = self.task(task).with_items
-        return None if items is None else items[item_index]
+        return self.planner.item(task, item_index)
 
     def remember(self, records: Iterable[TaskInstanceRecord]) -> None:
         for record in records:

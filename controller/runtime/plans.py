@@ -47,8 +47,11 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
             task_name=done.task,
             item_index=done.item_index,
             item=run.item(done.task, done.item_index),
+            try_number=done.try_number,
             state=done.state,
             finished_at=now,
+            failure_kind=done.failure_kind,
+            message=done.message,
         )
         for done in plan.finish
     )
@@ -68,6 +71,10 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
         _event(
             uow, run, "task-result-rejected", rejected.message, rejected.task, rejected.try_number
         )
+    for done in plan.finish:
+        if done.message is not None:
+            message = f"{done.task}[{done.item_index}] {done.state.value}: {done.message}"
+            _event(uow, run, f"task-{done.state.value}", message, done.task, done.try_number)
     for try_ in plan.create:
         if try_.try_number > 1:
             when = try_.not_before.isoformat() if try_.not_before else "now"

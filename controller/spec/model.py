@@ -89,6 +89,8 @@ class Task:
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
     working_dir: str | None = None
+    checkout: bool = True
+    """False: the pod gets no checkout of the repository (no init container)."""
     env: tuple[Mapping[str, JSON], ...] = ()
     env_from: tuple[Mapping[str, JSON], ...] = ()
     resources: Mapping[str, JSON] = field(default_factory=dict)
@@ -99,10 +101,20 @@ class Task:
     with_items: tuple[JSON, ...] | None = None
     pod_overrides: Mapping[str, JSON] = field(default_factory=dict)
     result_format: ResultFormat = ResultFormat.TEXT
+    items_from: str | None = None
+    """Dynamic fan-out: the task whose JSON array result gives the items at run time."""
+
+    @property
+    def fans_out(self) -> bool:
+        """Whether the task has one instance per item (static or dynamic withItems)."""
+        return self.with_items is not None or self.items_from is not None
 
     @property
     def fan_out(self) -> int:
-        """How many task instances this task expands to (1 without withItems)."""
+        """How many task instances this task expands to (1 without withItems).
+
+        A dynamic fan-out counts as 1 until the run expands it.
+        """
         return 1 if self.with_items is None else len(self.with_items)
 
 
@@ -138,7 +150,7 @@ def _from_iso(value: str | None) -> datetime | None:
 
 
 def task_to_dict(task: Task) -> dict[str, JSON]:
-    return {
+    data: dict[str, JSON] = {
         "name": task.name,
         "image": task.image,
         "command": list(task.command),
@@ -162,6 +174,13 @@ def task_to_dict(task: Task) -> dict[str, JSON]:
         "podOverrides": dict(task.pod_overrides),
         "resultFormat": task.result_format.value,
     }
+    # Only when set, so the snapshots and content hashes of every DAG stored before
+    # these fields existed stay what they were.
+    if task.items_from is not None:
+        data["itemsFrom"] = task.items_from
+    if not task.checkout:
+        data["checkout"] = False
+    return data
 
 
 def task_from_dict(data: Mapping[str, JSON]) -> Task:
@@ -173,6 +192,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         command=tuple(data.get("command", ())),
         args=tuple(data.get("args", ())),
         working_dir=data.get("workingDir"),
+        checkout=data.get("checkout", True),
         env=tuple(data.get("env", ())),
         env_from=tuple(data.get("envFrom", ())),
         resources=data.get("resources", {}),
@@ -190,6 +210,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         with_items=None if items is None else tuple(items),
         pod_overrides=data.get("podOverrides", {}),
         result_format=ResultFormat(data.get("resultFormat", ResultFormat.TEXT.value)),
+        items_from=data.get("itemsFrom"),
     )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
-from controller.spec.durations import parse_duration
+from controller.base.durations import parse_duration
 from controller.spec.merge import merge_task
 from controller.spec.model import (
     JSON,
@@ -28,6 +29,7 @@ from controller.spec.model import (
     dag_to_dict,
 )
 from controller.spec.schedule import load_timezone, parse_instant
+from controller.spec.templates import items_source
 
 _BACKOFF = Backoff()
 _TRIGGER_RULES = {rule.value: rule for rule in TriggerRule}
@@ -40,12 +42,10 @@ def _retry_policy(limit: int, delay: JSON, factor: JSON, max_delay: JSON) -> Ret
     return RetryPolicy(
         limit=limit,
         backoff=Backoff(
-            delay_seconds=_BACKOFF.delay_seconds if delay is None else float(parse_duration(delay)),
+            delay_seconds=_BACKOFF.delay_seconds if delay is None else parse_duration(delay),
             factor=_BACKOFF.factor if factor is None else float(factor),
             max_delay_seconds=(
-                _BACKOFF.max_delay_seconds
-                if max_delay is None
-                else float(parse_duration(max_delay))
+                _BACKOFF.max_delay_seconds if max_delay is None else parse_duration(max_delay)
             ),
         ),
     )
@@ -62,6 +62,7 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
         command=tuple(task.get("command", ())),
         args=tuple(task.get("args", ())),
         working_dir=task.get("workingDir"),
+        checkout=task.get("checkout", True),
         env=tuple(task.get("env", ())),
         env_from=tuple(task.get("envFrom", ())),
         resources=task.get("resources", {}),
@@ -73,8 +74,10 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
             backoff.get("factor"),
             backoff.get("maxDelay"),
         ),
-        timeout_seconds=parse_duration(task["timeout"]) if "timeout" in task else None,
-        with_items=None if items is None else tuple(items),
+        # activeDeadlineSeconds is whole seconds: a fraction is rounded up, never down.
+        timeout_seconds=math.ceil(parse_duration(task["timeout"])) if "timeout" in task else None,
+        with_items=tuple(items) if isinstance(items, list) else None,
+        items_from=None if items is None or isinstance(items, list) else items_source(items),
         pod_overrides=task.get("podOverrides", {}),
         result_format=_RESULT_FORMATS[task.get("result", {}).get("format", "text")],
     )

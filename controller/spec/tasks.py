@@ -16,7 +16,7 @@ from functools import lru_cache
 from controller.spec.loader import Path
 from controller.spec.model import JSON
 from controller.spec.report import Reporter, as_dict, as_list
-from controller.spec.templates import Reference, TemplateError, references
+from controller.spec.templates import Reference, TemplateError, items_source, references
 
 
 def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
@@ -28,15 +28,81 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
     upstream = _upstream_sets(dependencies)
     for name, (index, task) in tasks.items():
         items = task.get("withItems")
+        if isinstance(items, str):
+            _check_items_source(
+                report, text=items, index=index, name=name, tasks=tasks, defaults=defaults
+            )
+        elif isinstance(items, list):
+            _check_literal_items(report, items=items, index=index)
         context = _ReferenceContext(
             name=name,
             items=items if isinstance(items, list) else None,
             upstream=upstream[name],
             params=params,
             tasks=tasks,
+            dynamic=isinstance(items, str),
         )
         for text, where in _template_texts(defaults, task, index):
             _check_references(report, text=text, where=where, context=context)
+
+
+def _check_literal_items(report: Reporter, *, items: list[JSON], index: int) -> None:
+    """Items of a list are data: a template tag in one would stay literal text, silently."""
+    for position, item in enumerate(items):
+        if _has_tag(item):
+            report.at(
+                ("spec", "tasks", index, "withItems", position),
+                "withItems entries are not rendered, so a {{ ... }} tag here would stay text; "
+                'to fan out over a task\'s result, write withItems: "{{ tasks.NAME.result }}"',
+            )
+
+
+def _has_tag(value: JSON) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, dict):
+        return any(_has_tag(v) for v in value.values())
+    return isinstance(value, list) and any(_has_tag(v) for v in value)
+
+
+def _check_items_source(
+    report: Reporter,
+    *,
+    text: str,
+    index: int,
+    name: str,
+    tasks: Mapping[str, tuple[int, dict[str, JSON]]],
+    defaults: dict[str, JSON],
+) -> None:
+    """A dynamic withItems reads a JSON array its task is sure to have when it starts."""
+    where: Path = ("spec", "tasks", index, "withItems")
+    source = items_source(text)
+    if source is None:
+        report.at(
+            where,
+            'withItems must be a list of items or exactly "{{ tasks.NAME.result }}" '
+            "(one instance per element of that task's JSON array result)",
+        )
+        return
+    if source == name:
+        report.at(where, f"task {name!r} cannot fan out over its own result")
+        return
+    if source not in tasks:
+        report.at(where, f"withItems reads the result of {source!r}, which is not a task")
+        return
+    if source not in as_list(tasks[name][1].get("dependsOn")):
+        report.at(
+            where,
+            f"withItems reads the result of {source!r}, which is not in dependsOn: "
+            f"add {source!r} to dependsOn",
+        )
+    declared = as_dict(tasks[source][1].get("result")) or as_dict(defaults.get("result"))
+    if declared.get("format") != "json":
+        report.at(
+            where,
+            f"withItems reads the result of {source!r}, which must declare "
+            "result: {format: json} (its result must be a JSON array)",
+        )
 
 
 def _named_tasks(report: Reporter, spec: dict[str, JSON]) -> dict[str, tuple[int, dict[str, JSON]]]:
@@ -178,6 +244,8 @@ class _ReferenceContext:
     upstream: set[str]
     params: set[str]
     tasks: Mapping[str, tuple[int, dict[str, JSON]]]
+    dynamic: bool = False
+    """withItems comes from an upstream result: items are known only at run time."""
 
 
 @lru_cache(maxsize=8192)
@@ -221,7 +289,7 @@ def _reference_problem(
                 f"{source}: task {name!r} is not upstream of {context.name!r}, so its result "
                 f"may not exist yet; add {name!r} to dependsOn"
             )
-    if kind == "item":
+    if kind == "item" and not context.dynamic:
         if context.items is None:
             return f"{source}: item is only defined in a task with withItems"
         if name is not None and not all(

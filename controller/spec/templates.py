@@ -60,6 +60,15 @@ class TemplateContext:
     has_item: bool = False
 
 
+_ITEMS_SOURCE = re.compile(rf"^\s*\{{\{{\s*tasks\.(?P<task>{_NAME})\.result\s*\}}\}}\s*$")
+
+
+def items_source(text: str) -> str | None:
+    """NAME when `text` is exactly `{{ tasks.NAME.result }}` (a dynamic withItems), else None."""
+    match = _ITEMS_SOURCE.match(text)
+    return None if match is None else match.group("task")
+
+
 def references(text: str) -> list[Reference]:
     """Every tag in `text`, in order. Raises TemplateError on the first malformed one."""
     found: list[Reference] = []

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import select
 import threading
 from collections.abc import Callable
@@ -31,12 +30,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from controller.spec.model import Backoff
+from controller.base.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "kubedag_requests"
-RECONNECT_BACKOFF = Backoff(delay_seconds=0.5, factor=2.0, max_delay_seconds=30.0)
+RECONNECT_BACKOFF = Backoff(base=0.5, cap=30.0, max_attempts=None, max_elapsed=None)
 MAX_RECONNECTS = 40
 """About 18 minutes of failures in a row at the capped delay before the listener stops."""
 KEEPALIVE_SECONDS = 30.0
@@ -113,7 +112,7 @@ class RequestListener:
                         error,
                     )
                     return
-                pause = RECONNECT_BACKOFF.delay_for(failures) * random.uniform(0.5, 1.0)  # noqa: S311
+                pause = RECONNECT_BACKOFF.delay(failures)
                 log.warning(
                     "the request listener lost its connection (%s); again in %.1fs", error, pause
                 )

@@ -9,7 +9,8 @@ reaches the file system.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
@@ -29,6 +30,21 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An API answer; a body that is an iterator is streamed as it is produced."""
+
+    status: int
+    body: bytes | Iterator[bytes]
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# Gets the method, the request target (path and query), the headers and the body, and
+# answers a Reply, or None when the path is not the API's.
+ApiHandler = Callable[[str, str, Mapping[str, str], bytes], Reply | None]
 
 
 @dataclass(frozen=True)

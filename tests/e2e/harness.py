@@ -50,13 +50,8 @@ def scripted(**annotations: str) -> dict[str, Any]:
 
 
 def task(name: str, *, overrides: Mapping[str, Any] | None = None, **fields: Any) -> Task:
-    return Task(
-        name=name,
-        image="busybox:1.36",
-        command=("true",),
-        pod_overrides=dict(overrides or {}),
-        **fields,
-    )
+    fields.setdefault("command", ("true",))
+    return Task(name=name, image="busybox:1.36", pod_overrides=dict(overrides or {}), **fields)
 
 
 def launched_run(

@@ -29,6 +29,8 @@ class PodAudit:
         self._selector = label_selector
         self.uids: defaultdict[str, set[str]] = defaultdict(set)
         self.seen: list[dict[str, Any]] = []
+        self.specs: dict[str, dict[str, Any]] = {}
+        """The latest spec seen of each pod (pods are deleted once they succeed)."""
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._watch: PodWatch | None = None
@@ -49,6 +51,7 @@ class PodAudit:
         with self._lock:
             self.uids[pod["metadata"]["name"]].add(pod["metadata"]["uid"])
             self.seen.append(pod)
+            self.specs[pod["metadata"]["name"]] = pod["spec"]
 
     def _run(self) -> None:
         try:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,26 +17,14 @@ from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, dag_to_dict
 from controller.store import Store
+from tests.e2e.crashing import SELECTOR, start_controller
 from tests.e2e.harness import scripted, task, wait_for
 from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import without_watch_cache
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
-ROOT = Path(__file__).resolve().parents[2]
 ITEMS = 40
-SELECTOR = "kubedag.io/managed-by=kubedag"
-
-
-def start_controller(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.controller_process"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def queue_run(store: Store) -> int:

@@ -32,6 +32,7 @@ def task(
     command: Sequence[str] = (),
     env: Sequence[dict[str, JSON]] = (),
     result_format: ResultFormat = ResultFormat.TEXT,
+    items_from: str | None = None,
 ) -> Task:
     return Task(
         name=name,
@@ -43,6 +44,7 @@ def task(
         retries=RetryPolicy(limit=retries, backoff=backoff or Backoff()),
         with_items=None if items is None else tuple(items),
         result_format=result_format,
+        items_from=items_from,
     )
 
 
@@ -70,6 +72,7 @@ def row(
     kind: FailureKind | None = None,
     result: str | None = None,
     finished_at: datetime | None = None,
+    value: JSON = None,
 ) -> TaskInstanceView:
     if state is TaskState.FAILED and kind is None:
         kind = FailureKind.TASK
@@ -83,6 +86,7 @@ def row(
         failure_kind=kind,
         result=result,
         finished_at=finished_at,
+        item=value,
     )
 
 

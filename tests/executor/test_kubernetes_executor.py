@@ -15,7 +15,7 @@ from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import ExecutorSettings, KubernetesExecutor
 from controller.executor.podspec import RESULT_FINALIZER, PodConfig
 from controller.logstore import LogKey, LogStore
-from controller.spec.model import Dag
+from controller.spec.model import Dag, Task
 from controller.spec.podpolicy import PodPolicy
 from controller.store import Store, upgrade
 from tests.e2e.harness import StoreSink, launched_run, orders_for, rows_of, scripted, task, wait_for
@@ -259,6 +259,8 @@ def test_a_running_try_whose_pod_vanished_fails_as_lost(
     second = executor_for(api, sqlite_store, namespace, tmp_path)
     second.start(StoreSink(sqlite_store))
     try:
+        # The startup reconcile runs on the watcher's thread: start() does not wait for it.
+        wait_for(lambda: finished(sqlite_store, run_id), what="the startup reconcile")
         row = rows_of(sqlite_store, run_id)["gone/0"]
         assert (row.state, row.failure_kind, row.reason) == (
             TaskState.FAILED,
@@ -267,3 +269,29 @@ def test_a_running_try_whose_pod_vanished_fails_as_lost(
         )
     finally:
         second.stop()
+
+
+def test_a_task_without_checkout_runs_without_the_repository_and_without_a_token(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    # The repository URL leads nowhere: a checkout would fail the try as INFRA.
+    write_result = 'printf done > "$KUBEDAG_RESULT_PATH"'
+    notify = Task(
+        name="notify", image="busybox:1.36", command=("sh", "-c", write_result), checkout=False
+    )
+    dag = Dag(name="no-checkout", tasks=(notify,))
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        pod = wait_for(
+            lambda: pods(api, namespace).get(str(rows[0].pod_name)), what="the pod to exist"
+        )
+        assert not pod.spec.init_containers
+        assert not pod.spec.volumes  # no workspace, and no projected API token either
+        wait_for(lambda: finished(sqlite_store, run_id), what="the try to finish")
+        done = rows_of(sqlite_store, run_id)["notify/0"]
+        assert (done.state, done.result) == (TaskState.SUCCEEDED, "done")
+    finally:
+        executor.stop()

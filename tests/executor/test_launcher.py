@@ -18,10 +18,10 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.backoff import Backoff
 from controller.executor.kubeclient import make_api_client
 from controller.executor.launcher import Launcher, LaunchOutcome, LaunchRequest, LaunchStatus
 from controller.executor.observer import NullObserver
-from controller.executor.ratelimit import Backoff
 
 LABEL = "kubedag.io/test"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -311,3 +312,59 @@ def test_any_identity_gives_a_pod_with_valid_names_and_full_annotations(
     assert annotations["kubedag.io/task"] == task_name
     assert annotations["kubedag.io/run-id"] == str(run_id)
     assert annotations["kubedag.io/controller"] == controller
+
+
+def test_a_pod_that_asks_for_no_identity_gets_no_api_token() -> None:
+    assert pod_for(Task(name="extract", image="x"))["spec"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides"),
+    [
+        (replace(CONFIG, service_account_name="kubedag-worker"), {}),
+        (CONFIG, {"serviceAccountName": "loader"}),
+        (replace(CONFIG, pod_template={"spec": {"serviceAccountName": "from-template"}}), {}),
+        (replace(CONFIG, pod_template={"spec": {"automountServiceAccountToken": True}}), {}),
+    ],
+    ids=["config", "podOverrides", "template-account", "template-automount"],
+)
+def test_a_pod_that_names_an_identity_keeps_what_its_account_or_template_says(
+    config: PodConfig, overrides: dict[str, Any]
+) -> None:
+    spec = pod_for(Task(name="extract", image="x", pod_overrides=overrides), config=config)["spec"]
+    assert spec.get("automountServiceAccountToken") in (None, True)
+    if "automountServiceAccountToken" in (config.pod_template or {}).get("spec", {}):
+        assert spec["automountServiceAccountToken"] is True
+
+
+def test_a_task_without_checkout_gets_no_init_container_volume_or_working_dir() -> None:
+    pod = pod_for(Task(name="notify", image="x", command=("notify",), checkout=False))
+    spec = pod["spec"]
+    assert "initContainers" not in spec
+    assert "volumes" not in spec
+    task_container = container(pod, "task")
+    assert "volumeMounts" not in task_container
+    assert "workingDir" not in task_container
+    assert env_of(pod, "task")["KUBEDAG_REVISION"] == SHA
+
+
+def test_a_task_without_checkout_keeps_the_template_init_containers_and_volumes() -> None:
+    template = {
+        "spec": {
+            "initContainers": [{"name": "warm-cache", "image": "busybox"}],
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+        }
+    }
+    pod = pod_for(
+        Task(name="notify", image="x", checkout=False),
+        config=replace(CONFIG, pod_template=template),
+    )
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["warm-cache"]
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["cache"]
+
+
+def test_a_task_without_checkout_keeps_an_absolute_working_dir_and_refuses_a_relative_one() -> None:
+    absolute = pod_for(Task(name="a", image="x", working_dir="/app", checkout=False))
+    assert container(absolute, "task")["workingDir"] == "/app"
+    with pytest.raises(ValueError, match="workingDir 'jobs' is relative"):
+        pod_for(Task(name="a", image="x", working_dir="jobs", checkout=False))

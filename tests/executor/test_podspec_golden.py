@@ -66,6 +66,21 @@ def _simple() -> dict[str, Any]:
     )
 
 
+def _no_checkout() -> dict[str, Any]:
+    task = Task(
+        name="notify",
+        image="registry.example.com/notifier:1.4",
+        args=("--run", "{{ run.id }}"),
+        checkout=False,
+    )
+    return build_pod(
+        task=task,
+        identity=_identity("notify"),
+        rendered=RenderedCommand(args=("--run", "1042")),
+        config=PodConfig(repo_url=REPO, dags_path="sample-dags"),
+    )
+
+
 def _fan_out() -> dict[str, Any]:
     env = ({"name": "STAGE", "value": "prod"}, {"name": "ITEM", "value": "{{ item }}"})
     task = Task(
@@ -156,6 +171,7 @@ CASES = {
     "fan-out-with-overrides": _fan_out,
     "operator-template-and-credentials": _operator_template,
     "names-at-the-length-limits": _limit_lengths,
+    "without-a-checkout": _no_checkout,
 }
 
 

@@ -1,16 +1,13 @@
-"""The token bucket keeps its rate and burst under threads; the backoff keeps its bounds."""
+"""The token bucket keeps its rate and burst under threads."""
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from controller.executor.ratelimit import Backoff, TokenBucket, make_limiter
+from controller.executor.ratelimit import TokenBucket, make_limiter
 
 
 class FakeClock:
@@ -81,32 +78,3 @@ def test_no_qps_means_no_limiter() -> None:
 def test_nonsense_limits_are_refused(qps: float, burst: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         TokenBucket(qps=qps, burst=burst)
-
-
-@given(attempt=st.integers(min_value=1, max_value=40), seed=st.integers())
-def test_backoff_delay_stays_within_floor_and_cap(attempt: int, seed: int) -> None:
-    backoff = Backoff(base=0.2, factor=2, cap=5)
-    delay = backoff.delay(attempt, rng=random.Random(seed))
-    assert 0.1 <= delay <= 5
-
-
-def test_backoff_grows_exponentially_until_the_cap() -> None:
-    backoff = Backoff(base=1, factor=2, cap=8)
-    ceilings = [max(backoff.delay(n, rng=random.Random(s)) for s in range(200)) for n in (1, 2, 3)]
-    assert ceilings[0] <= 1 < ceilings[1] <= 2 < ceilings[2] <= 4
-
-
-def test_backoff_gives_up_after_max_attempts() -> None:
-    backoff = Backoff(max_attempts=3)
-    assert backoff.next_delay(attempt=2, elapsed=0) is not None
-    assert backoff.next_delay(attempt=3, elapsed=0) is None
-
-
-def test_backoff_gives_up_when_the_pause_would_pass_the_time_bound() -> None:
-    backoff = Backoff(base=1, cap=1, max_elapsed=10)
-    assert backoff.next_delay(attempt=1, elapsed=9.6) is None
-
-
-def test_retry_after_is_a_floor_for_the_pause() -> None:
-    backoff = Backoff(base=0.2, cap=1, max_elapsed=60)
-    assert backoff.next_delay(attempt=1, elapsed=0, retry_after=7) == 7

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gitsync import Backoff, GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
 
 URL = "https://git.example.com/team/dags.git"
 
@@ -54,8 +54,3 @@ def test_https_auth_needs_a_token_or_both_basic_files(tmp_path: Path) -> None:
 def test_a_full_sha_is_a_pinned_ref_and_a_branch_is_not(tmp_path: Path) -> None:
     assert GitSyncConfig(repo_url=URL, root=tmp_path, ref="0123456789" * 4).pinned
     assert not GitSyncConfig(repo_url=URL, root=tmp_path, ref="release-2026").pinned
-
-
-def test_backoff_bounds_are_checked() -> None:
-    with pytest.raises(GitSyncConfigError, match="backoff"):
-        Backoff(base=10.0, cap=1.0)

@@ -7,7 +7,6 @@ import hmac
 import json
 import os
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.gitsync import Backoff, GitSync, GitSyncError, SyncResult
+from controller.base.backoff import Backoff
+from controller.gitsync import GitSync, GitSyncError, SyncResult
 from tests.gitsync.conftest import Remote, make_config
 
 WAIT = 10.0
@@ -135,15 +135,6 @@ def test_the_loop_backs_off_while_failing_and_recovers(
         assert status.last_error is None
     finally:
         sync.stop(timeout=WAIT)
-
-
-def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
-    backoff = Backoff(base=1.0, cap=30.0)
-    rng = random.Random(7)
-    for failures, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (500, 30.0)]:
-        delays = {backoff.delay(failures, rng=rng) for _ in range(20)}
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-        assert len(delays) > 1
 
 
 def test_a_reader_never_sees_a_mixed_tree_while_revisions_switch(

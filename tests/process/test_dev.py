@@ -60,6 +60,7 @@ def test_dev_runs_the_etl_sample_to_success_with_visible_progress(
     assert done.returncode == 0, out + done.stderr
     queued = re.search(r"run (\d+) of etl-orders queued at [0-9a-f]{12}", out)
     assert queued is not None, out
+    assert re.search(r"web UI: http://127\.0\.0\.1:\d+/ui/", out), out
     for task in ("extract", "transform[0]", "transform[1]", "load"):
         assert f"{task} try 1: running" in out or f"{task} try 1: launched" in out
         assert f"{task} try 1: succeeded" in out

@@ -115,6 +115,19 @@ def test_zero_timeout_is_refused() -> None:
     assert where(problem) == (7, 36)
 
 
+@pytest.mark.parametrize("zero", ["0m0s", "0.0s", "0.0"])
+def test_a_timeout_of_zero_written_any_way_is_refused(zero: str) -> None:
+    problem = only_problem(dag(f"  tasks:\n    - {{name: a, image: x, timeout: {zero}}}\n"))
+    assert "longer than 0s" in problem.message
+
+
+def test_a_fractional_timeout_is_rounded_up_to_whole_seconds(tmp_path: Path) -> None:
+    write(tmp_path, "d.yaml", dag("  tasks:\n    - {name: a, image: x, timeout: 1m0.5s}\n"))
+    report = validate_dir(tmp_path)
+    assert report.ok, report.problems
+    assert report.dags[0].dag.tasks[0].timeout_seconds == 61
+
+
 def test_template_reading_an_undeclared_param_points_into_the_string() -> None:
     text = dag(
         "  tasks:\n    - name: a\n      image: x\n      command: [echo, '{{ params.regoin }}']\n"
@@ -294,3 +307,30 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
         "  tasks:\n    - {name: a, image: x, dependsOn: [ghost], imgae: y}\n"
     )
     assert [where(p) for p in problems_of(text)] == [(6, 13), (7, 13), (9, 39), (9, 47)]
+
+
+def test_a_relative_working_dir_without_a_checkout_is_reported_at_the_working_dir() -> None:
+    problem = only_problem(
+        dag("  tasks:\n    - {name: a, image: x, checkout: false, workingDir: jobs}\n")
+    )
+    assert where(problem) == (7, 56)
+    assert "relative to the checkout, but the task has checkout: false" in problem.message
+
+
+def test_a_relative_working_dir_in_the_defaults_is_reported_there_for_a_task_without_checkout() -> (
+    None
+):
+    problem = only_problem(
+        dag(
+            "  defaults: {workingDir: jobs}\n"
+            "  tasks:\n    - {name: a, image: x, checkout: false}\n    - {name: b, image: x}\n"
+        )
+    )
+    assert where(problem) == (6, 26)
+
+
+def test_an_absolute_working_dir_without_a_checkout_is_fine() -> None:
+    assert (
+        problems_of(dag("  tasks:\n    - {name: a, image: x, checkout: false, workingDir: /app}\n"))
+        == []
+    )

@@ -158,6 +158,26 @@ def test_the_resolved_dag_survives_the_snapshot_round_trip(tmp_path: Path) -> No
         assert dag_from_dict(dag_to_dict(loaded.dag)) == loaded.dag
 
 
+def test_a_task_without_checkout_survives_the_snapshot_and_its_default_changes_no_hash(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "a/d.yaml", named("h"))
+    write(
+        tmp_path,
+        "b/d.yaml",
+        named("h").replace("{name: a, image: x}", "{name: a, image: x, checkout: true}"),
+    )
+    write(
+        tmp_path,
+        "c/d.yaml",
+        named("h").replace("{name: a, image: x}", "{name: a, image: x, checkout: false}"),
+    )
+    loaded = [validate_dir(tmp_path / part).dags[0] for part in "abc"]
+    assert [one.dag.tasks[0].checkout for one in loaded] == [True, True, False]
+    assert loaded[0].content_hash == loaded[1].content_hash != loaded[2].content_hash
+    assert dag_from_dict(dag_to_dict(loaded[2].dag)) == loaded[2].dag
+
+
 def test_content_hash_ignores_layout_but_not_meaning(tmp_path: Path) -> None:
     write(tmp_path, "a/d.yaml", named("h"))
     write(

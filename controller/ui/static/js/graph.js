@@ -103,7 +103,7 @@ export function renderGraph(tasks, { runId }) {
       { href, class: `node s-${state}`, "data-task": task.name, "data-state": state, "aria-label": label },
       h("svg:title", {}, label),
       h("svg:rect", { x, y, width: NODE_W, height: NODE_H, rx: 8, class: rule === DEFAULT_RULE ? "" : "rule" }),
-      h("svg:text", { x: x + 10, y: y + 22, class: "name" }, `${stateInfo(state).icon} ${clip(task.name, 20)}${task.fanOut ? " ⑂" : ""}`),
+      h("svg:text", { x: x + 10, y: y + 22, class: "name" }, `${stateInfo(state).icon} ${clip(task.name, 20)}${task.fanOut ? ` ×${task.instances}` : ""}`),
       h("svg:text", { x: x + 10, y: y + 42, class: "sub" }, clip(summary(task), 22) + (rule === DEFAULT_RULE ? "" : ` · ${rule}`)),
     );
   });

@@ -126,7 +126,7 @@ function gridView(data) {
     h(
       "tr",
       { "data-task": task.name },
-      h("th", { scope: "row", class: "task-col" }, task.name, task.fanOut ? h("span", { class: "muted" }, " ⑂") : null),
+      h("th", { scope: "row", class: "task-col" }, task.name, task.fanOut ? h("small", { class: "muted" }, " fan-out") : null),
       runs.map((run) => {
         const counts = (data.cells[run.id] || {})[task.name] || {};
         const state = groupState(counts);
