@@ -17,7 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.config import Config, database_url_for
 from controller.executor.kubeclient import make_api_client
-from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth
+from controller.gitsync.config import is_ssh_url
+from controller.gitsync.credentials import redact_url_userinfo
 from controller.store import NotMigratedError, Store, display_url, upgrade
 
 
@@ -43,14 +45,16 @@ def gitsync_config(config: Config) -> GitSyncConfig:
     git = config.git
     if not git.url:
         raise StartupError("git.url: the DAG repository is not set (--git-url or KUBEDAG_GIT_URL)")
-    root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
-    auth: HttpsAuth | SshAuth | None = None
-    if git.ssh_key_file:
-        auth = SshAuth(
-            key_file=Path(git.ssh_key_file),
-            known_hosts_file=Path(git.known_hosts_file) if git.known_hosts_file else None,
+    if is_ssh_url(git.url) or git.ssh_key_file:
+        raise StartupError(
+            f"git.url: {redact_url_userinfo(git.url)} is reached over SSH, which worker pods "
+            "cannot do: they check out each run's commit with the HTTPS token of "
+            "git.credentialsSecret only, so every task would fail in its checkout. Use the "
+            "repository's https:// URL with git.tokenFile and git.credentialsSecret"
         )
-    elif git.token_file:
+    root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
+    auth: HttpsAuth | None = None
+    if git.token_file:
         auth = HttpsAuth(token_file=Path(git.token_file))
     elif git.username_file and git.password_file:
         auth = HttpsAuth(
@@ -60,8 +64,6 @@ def gitsync_config(config: Config) -> GitSyncConfig:
         ("git.tokenFile", git.token_file),
         ("git.usernameFile", git.username_file),
         ("git.passwordFile", git.password_file),
-        ("git.sshKeyFile", git.ssh_key_file),
-        ("git.knownHostsFile", git.known_hosts_file),
     ):
         if value and not Path(value).is_file():
             raise StartupError(f"{setting}: no such file {value}")
