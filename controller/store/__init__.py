@@ -14,7 +14,7 @@ from controller.store.database import (
     require_migrated,
     upgrade,
 )
-from controller.store.notifications import RequestListener
+from controller.store.notifications import PUSH_CHANNEL, RequestListener
 from controller.store.records import (
     ActionRequestRecord,
     DagRecord,
@@ -29,6 +29,7 @@ from controller.store.statechanges import StateChange
 from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
+    "PUSH_CHANNEL",
     "ActionRequestRecord",
     "DagRecord",
     "DagRunRecord",
