@@ -9,7 +9,8 @@ FROM python:3.12 AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controller ./controller
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the object-store extras, so logStore may be an s3:// or gs:// URL.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[s3,gcs]"
 
 FROM python:3.12-slim
 RUN apt-get update \
