@@ -116,8 +116,10 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         launch_batch: int = LAUNCH_BATCH,
         poll_seconds: float = POLL_SECONDS,
+        on_tries_finished: Callable[[Sequence[TaskInstanceRecord]], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_tries_finished = on_tries_finished
         self._executor = executor
         self._parallelism = parallelism
         self._max_infra_retries = max_infra_retries
@@ -214,6 +216,10 @@ class Engine:
         with self._store.transaction() as uow:
             records = commit_updates(uow, updates, cursor=cursor, now=self._clock())
         self._inbox.put_changes(records)
+        if self._on_tries_finished is not None:
+            finished = [record for record in records if record.state.finished]
+            if finished:
+                self._on_tries_finished(finished)
         return [record.id for record in records]
 
     # -- driving --------------------------------------------------------------------
@@ -437,7 +443,7 @@ class Engine:
 
     def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
         """Write the plans of several runs in one transaction, then act on the outcome."""
-        items = [(run, plan) for run, plan in items if plan.decisions]
+        items = [(run, plan) for run, plan in items if plan.decisions or plan.exhausted]
         if not items:
             return
         try:
