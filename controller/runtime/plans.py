@@ -11,6 +11,7 @@ here is idempotent over the store's unique keys, so deciding again is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -97,6 +98,15 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
                 at=now,
             )
     return Written(created=created, consistent=consistent)
+
+
+def write_plans(
+    uow: UnitOfWork, items: Sequence[tuple[ActiveRun, Plan]], *, now: datetime
+) -> list[tuple[ActiveRun, Plan, Written]]:
+    """Write the plans that decided anything, each with what the store said of it."""
+    return [
+        (run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items if plan.decisions
+    ]
 
 
 def _event(
