@@ -170,6 +170,14 @@ class TaskQueries(SessionBound):
         stmt = select(TaskInstance.state, func.count()).group_by(TaskInstance.state)
         return {TaskState(state).value: int(n) for state, n in self._session.execute(stmt)}
 
+    def oldest_launch(self) -> datetime | None:
+        """When the longest-waiting LAUNCHED try (pod created, not yet running) was claimed."""
+        stmt = select(func.min(TaskInstance.launched_at)).where(
+            TaskInstance.state == TaskState.LAUNCHED
+        )
+        value: datetime | None = self._session.execute(stmt).scalar_one()
+        return value
+
     def cas_task_state(
         self,
         ti_id: int,
