@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from controller.engine.states import RunType
 from tests.ui.browser import Browser
-from tests.ui.site import Site
+from tests.ui.site import Site, api, wait_run
 
 pytestmark = [pytest.mark.cluster]
 
@@ -49,9 +52,10 @@ def test_the_dag_list_shows_each_dags_state_and_why_an_invalid_one_is(
     assert f"the version from {good[:12]} keeps running" in text
 
 
-def trigger_from_the_dag_page(ui: Browser, dag: str) -> int:
+def trigger_from_the_dag_page(ui: Browser, dag: str, *, reload: bool = True) -> int:
     """Trigger a run with the form's params; returns the run the page moved to."""
-    ui.open(f"/dags/{dag}")
+    if reload:
+        ui.open(f"/dags/{dag}")
     ui.click("button[data-action='trigger']")
     ui.confirm()
     route = ui.wait(
@@ -103,3 +107,73 @@ def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
     cell = ui.find(f"tr[data-task='validate-files'] a[data-run='{run_id}']")
     assert cell.get_attribute("data-state") == "failed"
     assert ui.attribute(f"th a[data-run='{run_id}'] .cell", "data-state") == "failed"
+
+
+# Prints a line, then waits until the test has seen it in the browser before the next:
+# a page that buffered the log instead of streaming it would stall the task.
+TALK = """\
+import pathlib, sys, time
+
+gate = pathlib.Path(sys.argv[1])
+for number in range(2):
+    print(f"line {number}", flush=True)
+    deadline = time.monotonic() + 60
+    while not (gate / f"ack-{number}").exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"nobody acknowledged line {number}")
+        time.sleep(0.05)
+print("done", flush=True)
+"""
+
+TALK_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {{name: talk}}
+spec:
+  defaults: {{image: python:3.12-slim}}
+  tasks:
+    - name: talk
+      command: [python3, talk.py, "{gate}"]
+"""
+
+
+def test_a_running_tasks_log_streams_into_the_page(ui: Browser, site: Site, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    site.push({"talk.py": TALK, "talk.yaml": TALK_DAG.format(gate=gate)})
+    run_id = api(site, "POST", "/dags/talk/trigger", {})["id"]
+    ui.open(f"/runs/{run_id}/tasks/talk/0")
+    for number in range(2):
+        ui.wait(lambda n=number: f"line {n}" in ui.text("#log") or None, what=f"line {number}")
+        assert ui.attribute("#log", "data-live") == "true"
+        assert f"line {number + 1}" not in ui.text("#log")
+        (gate / f"ack-{number}").touch()
+    ui.wait(lambda: "done" in ui.text("#log") or None, what="the last line")
+    assert ui.text("#log").splitlines() == ["line 0", "line 1", "done"]
+    assert wait_run(site, run_id) == "succeeded"
+
+
+def test_an_action_without_a_token_is_refused(ui: Browser, site: Site) -> None:
+    ui.open("/dags/etl-orders")
+    assert ui.text("#token-status") == "read-only"
+    assert ui.act("button[data-action='trigger']").startswith("Refused (401)")
+    assert ui.act("button[data-action='pause']").startswith("Refused (401)")
+    with site.controller.store.transaction() as uow:
+        runs = uow.list_runs(dag_name="etl-orders")
+        record = uow.get_dag("etl-orders")
+    assert [run for run in runs if run.run_type is RunType.MANUAL] == []
+    assert record is not None
+    assert not record.paused
+
+
+def test_a_trigger_sends_the_params_typed_as_the_dag_declares(ui: Browser, site: Site) -> None:
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go("/dags/train-model")
+    epochs = ui.find("#param-epochs")
+    epochs.clear()
+    epochs.send_keys("3")
+    run_id = trigger_from_the_dag_page(ui, "train-model", reload=False)
+    assert api(site, "GET", f"/runs/{run_id}")["params"] == {"epochs": 3, "threshold": 0.5}
+    shown = ui.wait(lambda: "epochs" in (text := ui.text("#run-head")) and text, what="params")
+    assert '"epochs":3' in shown
