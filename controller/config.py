@@ -13,7 +13,6 @@ mounted as env), git credentials and the webhook secret are *paths* of mounted f
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,26 +22,20 @@ from typing import Any
 import jsonschema
 import yaml
 
+from controller.base.durations import DurationError, parse_duration
 from controller.spec.podpolicy import PodPolicy
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message lists every problem."""
 
 
-def parse_duration(value: str | float | int, *, field_name: str) -> float:
-    """Seconds from `90`, `1.5`, `30s`, `10m`, `1h30m`."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{field_name}: expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value.strip())
-    if not value.strip() or match is None:
-        raise ConfigError(f"{field_name}: {value!r} is not a duration like 30s, 10m or 1h30m")
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+def duration_setting(value: object, *, field_name: str) -> float:
+    """Seconds in a duration setting (the grammar of :mod:`controller.base.durations`)."""
+    try:
+        return parse_duration(value)
+    except DurationError as error:
+        raise ConfigError(f"{field_name}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -114,6 +107,8 @@ class Config:
     http_port: int = 8080
     # The file holding the bearer token API actions need; None: actions are refused.
     api_token_file: str | None = None
+    # Reads of the API need the token too (writes always do).
+    api_protect_reads: bool = False
     git: GitConfig = field(default_factory=GitConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
@@ -155,7 +150,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "api": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"tokenFile": _OPT_STR},
+            "properties": {"tokenFile": _OPT_STR, "protectReads": {"type": "boolean"}},
         },
         "git": {
             "type": "object",
@@ -344,11 +339,12 @@ def _build(doc: Mapping[str, Any]) -> Config:
         http_bind=http.get("bind", base.http_bind),
         http_port=http.get("port", base.http_port),
         api_token_file=doc.get("api", {}).get("tokenFile"),
+        api_protect_reads=doc.get("api", {}).get("protectReads", False),
         git=GitConfig(
             url=git.get("url"),
             ref=git.get("ref", "main"),
             dags_path=git.get("dagsPath", "."),
-            interval_seconds=parse_duration(git.get("interval", 30), field_name="git.interval"),
+            interval_seconds=duration_setting(git.get("interval", 30), field_name="git.interval"),
             checkout_root=git.get("checkoutRoot"),
             token_file=git.get("tokenFile"),
             username_file=git.get("usernameFile"),
@@ -382,21 +378,21 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         controller_service_account=executor.get(
             "controllerServiceAccount", base.controller_service_account
         ),
-        unschedulable_timeout_seconds=parse_duration(
+        unschedulable_timeout_seconds=duration_setting(
             executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
             field_name="executor.unschedulableTimeout",
         ),
         max_infra_retries=executor.get("maxInfraRetries", base.max_infra_retries),
-        reconcile_interval_seconds=parse_duration(
+        reconcile_interval_seconds=duration_setting(
             executor.get("reconcileInterval", base.reconcile_interval_seconds),
             field_name="executor.reconcileInterval",
         ),
         delete_on_success=cleanup.get("deleteOnSuccess", base.delete_on_success),
         delete_on_failure=cleanup.get("deleteOnFailure", base.delete_on_failure),
-        finished_pod_ttl_seconds=parse_duration(
+        finished_pod_ttl_seconds=duration_setting(
             cleanup.get("ttl", base.finished_pod_ttl_seconds), field_name="executor.cleanup.ttl"
         ),
-        cleanup_max_deferral_seconds=parse_duration(
+        cleanup_max_deferral_seconds=duration_setting(
             cleanup.get("maxDeferral", base.cleanup_max_deferral_seconds),
             field_name="executor.cleanup.maxDeferral",
         ),
@@ -412,15 +408,15 @@ def _leader(leader: Mapping[str, Any]) -> LeaderElectionConfig:
         namespace=leader.get("namespace"),
         lease_name=leader.get("leaseName", base.lease_name),
         identity=leader.get("identity", base.identity),
-        lease_duration_seconds=parse_duration(
+        lease_duration_seconds=duration_setting(
             leader.get("leaseDuration", base.lease_duration_seconds),
             field_name="leaderElection.leaseDuration",
         ),
-        renew_deadline_seconds=parse_duration(
+        renew_deadline_seconds=duration_setting(
             leader.get("renewDeadline", base.renew_deadline_seconds),
             field_name="leaderElection.renewDeadline",
         ),
-        retry_period_seconds=parse_duration(
+        retry_period_seconds=duration_setting(
             leader.get("retryPeriod", base.retry_period_seconds),
             field_name="leaderElection.retryPeriod",
         ),

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.run",
     "controller.cli.logs",
     "controller.cli.plan",
+    "controller.cli.operate",
+    "controller.cli.backfill",
 )
 
 

@@ -17,10 +17,9 @@ from typing import Any
 
 import git
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
 
 from controller.executor.podspec import PodConfig
-from controller.plan.compute import DagSet, History, Plan, compute_plan
+from controller.plan.compute import DagSet, Plan, compute_plan
 from controller.plan.gitsource import (
     GitSourceError,
     commit_report,
@@ -31,10 +30,9 @@ from controller.plan.gitsource import (
     resolve_revision,
     working_tree_report,
 )
-from controller.plan.history import read_history
+from controller.plan.history import HistoryError, history_from
 from controller.plan.output import RENDERERS
 from controller.spec.validate import ValidationReport
-from controller.store import NotMigratedError, Store, display_url
 
 EXIT_ERROR = 1
 PLACEHOLDER_REPO_URL = "https://git.example/dags.git"
@@ -102,27 +100,14 @@ def _pod_config(
     if template is None:
         return config
     data = file_at(repo, revision, template)
-    loaded = None if data is None else yaml.safe_load(data)
-    if loaded is not None and not isinstance(loaded, dict):
-        raise GitSourceError(f"{template} at {revision or 'the working tree'} is not a mapping")
+    where = f"{template} at {revision[:12] if revision else 'the working tree'}"
+    try:
+        loaded = None if data is None else yaml.safe_load(data)
+    except yaml.YAMLError as error:
+        raise GitSourceError(f"{where} is not YAML: {error}") from error
+    if loaded is not None and (not isinstance(loaded, dict) or loaded.get("kind", "Pod") != "Pod"):
+        raise GitSourceError(f"{where} is not a pod template (a Pod manifest)")
     return dataclasses.replace(config, pod_template=loaded)
-
-
-def _history(url: str | None, names: set[str]) -> History | None:
-    if url is None:
-        return None
-    try:
-        store = Store.connect(url)
-    except NotMigratedError as error:
-        raise GitSourceError(str(error)) from error
-    except (SQLAlchemyError, ValueError) as error:
-        raise GitSourceError(f"cannot read {display_url(url)}: {error}") from error
-    try:
-        return read_history(store, names)
-    except SQLAlchemyError as error:
-        raise GitSourceError(f"cannot read {display_url(url)}: {error}") from error
-    finally:
-        store.close()
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -134,7 +119,7 @@ def run_plan(args: argparse.Namespace) -> int:
     try:
         with open_repository(Path(args.repo)) as repo:
             plan = _plan(repo, args, now=now)
-    except GitSourceError as error:
+    except (GitSourceError, HistoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     sys.stdout.write(RENDERERS[args.output](plan))
@@ -163,7 +148,7 @@ def _plan(repo: git.Repo, args: argparse.Namespace, *, now: datetime) -> Plan:
         side(base_report, base),
         side(head_report, head),
         now=now,
-        history=_history(args.database_url, names),
+        history=None if args.database_url is None else history_from(args.database_url, names),
         base_label=args.base or base[:12],
         head_label=args.head or "working tree",
     )

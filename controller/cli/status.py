@@ -38,6 +38,8 @@ class DagStatus:
     last_run_logical_date: str | None
     next_run: str | None
     error: str | None
+    paused_by: str | None = None
+    """Who paused it: "git" (spec.paused) or the operator who ran `kubedag pause`."""
 
 
 def register(subparsers: Any) -> None:
@@ -84,6 +86,7 @@ def collect(store: Store, *, include_deleted: bool, now: datetime) -> list[DagSt
                 last_run_logical_date=None if last is None else last.logical_date.isoformat(),
                 next_run=_next_run(record, now=now),
                 error=record.error,
+                paused_by=record.paused_by if record.paused else None,
             )
         )
     return statuses
@@ -143,7 +146,9 @@ def render_text(statuses: list[DagStatus]) -> str:
         rows.append(
             (
                 status.name,
-                status.state,
+                f"paused by {status.paused_by}"
+                if status.state == "paused" and status.paused_by
+                else status.state,
                 status.schedule or "manual",
                 last,
                 status.next_run or "-",

@@ -9,8 +9,11 @@ job needs nothing more than the exit code.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,26 @@ from controller.spec.schema import schema_text
 from controller.spec.validate import LoadedDag, ValidationReport, validate_paths
 
 SHOWN_FIRE_TIMES = 5
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a whole repository is validated.
+
+    Composing allocates tens of thousands of short-lived, acyclic objects (nodes and
+    marks, freed by reference counting) whose allocation bursts would otherwise set off
+    collections that traverse the valid DAGs kept so far, again and again: about a fifth
+    of the validation time. The collector is process-wide, so only a process that does
+    nothing else may pause it: this command, never the controller, whose other threads
+    would lose their collections meanwhile. Only the collector's timing changes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -87,7 +110,8 @@ def run_validate(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"kubedag validate: {error}", file=sys.stderr)
             return 2
-    report = validate_paths(args.paths, policy=policy)
+    with collector_paused():
+        report = validate_paths(args.paths, policy=policy)
     if args.format == "json":
         document = {
             "ok": report.ok,

@@ -27,6 +27,11 @@ class Startable(Protocol):
     @property
     def logical_date(self) -> datetime: ...
 
+    @property
+    def max_active_runs(self) -> int | None:
+        """A cap of the run's own (a backfill's), beside the DAG's; None for none."""
+        ...
+
 
 TryT = TypeVar("TryT", bound=Launchable)
 RunT = TypeVar("RunT", bound=Startable)
@@ -69,6 +74,16 @@ def admit(
 
 
 def runs_to_start(queued: Sequence[RunT], *, running: int, max_active_runs: int) -> list[RunT]:
-    """The queued runs of one DAG that may start now, oldest logical date first."""
-    room = max(0, max_active_runs - running)
-    return sorted(queued, key=lambda run: run.logical_date)[:room]
+    """The queued runs of one DAG that may start now, oldest logical date first.
+
+    A run with a cap of its own starts only while fewer than that many of the DAG's runs
+    run; it does not hold back a newer run without one.
+    """
+    started: list[RunT] = []
+    for run in sorted(queued, key=lambda run: run.logical_date):
+        cap = max_active_runs
+        if run.max_active_runs is not None:
+            cap = min(cap, run.max_active_runs)
+        if running + len(started) < cap:
+            started.append(run)
+    return started

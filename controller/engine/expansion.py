@@ -64,13 +64,15 @@ def expanded_items(
 
 
 def _never_expanded(view: TaskInstanceView) -> bool:
-    """A row written without expanding: skipped or upstream-failed, or failed expanding.
+    """A row written without expanding: skipped or upstream-failed, or failed expanding,
+    or an operator's clear of one of those.
 
-    Instances of an expansion are only ever created as pending first tries, so they
-    never look like this.
+    Instances of an expansion are created as pending first tries with their item, so
+    they never look like this; a later skip or clear of one (after an operator's retry)
+    carries its item.
     """
-    if view.item_index != 0 or view.try_number != 1:
+    if view.item_index != 0 or view.item is not None:
         return False
-    return view.state in (TaskState.SKIPPED, TaskState.UPSTREAM_FAILED) or (
+    return view.state in (TaskState.SKIPPED, TaskState.UPSTREAM_FAILED, TaskState.CLEARED) or (
         view.failure_kind is FailureKind.EXPANSION
     )

@@ -24,6 +24,11 @@ unique (run, task, item, try), so deciding again is harmless.
 A FAILED try is retried (see `retries`) before its instance counts as failed for trigger
 rules: downstream tasks only ever see an instance's final outcome.
 
+Operators act on finished instances through rows too, so `recover` is all it takes to
+plan after them: a CLEARED row (an operator's retry) makes its instance undecided again,
+with fresh failure budgets, and the trigger rule then decides its next try; a try an
+operator marked FAILED is final, never retried; a CANCELLED try counts as a failure.
+
 A dynamic fan-out (`withItems: "{{ tasks.NAME.result }}"`) counts as one instance until
 its trigger rule lets it run; it is then expanded from NAME's result (see `expansion`)
 and all its first tries go into one Plan, so they are written in one transaction before
@@ -59,7 +64,7 @@ _DECISION_STATES = {
     Decision.SKIP: TaskState.SKIPPED,
     Decision.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED,
 }
-_FAILED_OUTCOMES = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
+_FAILED_OUTCOMES = (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)
 
 
 class _Instance:
@@ -74,6 +79,11 @@ class _Instance:
         self.infra_failures = 0
         self.result: JSON = None
         self.terminal = False  # finished for good: no further try will come
+
+    @property
+    def awaiting(self) -> bool:
+        """No try decided yet: never tried, or cleared by an operator since."""
+        return self.try_number == 0 or self.state is TaskState.CLEARED
 
 
 class RunPlanner:
@@ -121,7 +131,7 @@ class RunPlanner:
         planner._partial = {
             task
             for task, instances in enumerate(planner._instances)
-            if planner._decided[task] and any(i.try_number == 0 for i in instances)
+            if planner._decided[task] and any(i.awaiting for i in instances)
         }
         for position, view in latest.items():
             planner._settle(position, view, now=now, plan=plan)
@@ -218,11 +228,13 @@ class RunPlanner:
             self._expansions[task] = ()
             self._finish_unexpanded(task, TaskState.SKIPPED, plan=plan, message=message)
             return
+        # Tries an unexpanded instance had before an operator cleared it keep counting.
+        earlier = self._instances[task][0].try_number
         self._set_expansion(task, items)
         for item, instance in enumerate(self._instances[task]):
-            instance.try_number = 1
+            instance.try_number = earlier + 1 if item == 0 else 1
             instance.state = TaskState.PENDING
-            plan.create.append(NewTry(spec.name, item, 1, items[item], None))
+            plan.create.append(NewTry(spec.name, item, instance.try_number, items[item], None))
 
     def _finish_unexpanded(
         self,
@@ -234,18 +246,25 @@ class RunPlanner:
         message: str | None = None,
     ) -> None:
         instance = self._instances[task][0]
-        instance.try_number = 1
+        instance.try_number += 1
         name = self._graph.tasks[task].name
-        plan.finish.append(FinishedInstance(name, 0, state, failure_kind=kind, message=message))
+        plan.finish.append(
+            FinishedInstance(
+                name, 0, state, instance.try_number, failure_kind=kind, message=message
+            )
+        )
         self._finish(task, instance, state)
 
     def _load(self, rows: Iterable[TaskInstanceView]) -> dict[tuple[int, int], TaskInstanceView]:
         latest: dict[tuple[int, int], TaskInstanceView] = {}
-        for view in rows:
+        # In try order, so a CLEARED row resets the budgets the tries before it spent.
+        for view in sorted(rows, key=lambda row: (row.task, row.item_index, row.try_number)):
             position = (self._graph.index[view.task], view.item_index)
             instance = self._instances[position[0]][position[1]]
             if view.state is TaskState.FAILED:
                 self._count_failure(instance, view.failure_kind)
+            elif view.state is TaskState.CLEARED:
+                instance.task_failures = instance.infra_failures = 0
             self._decided[position[0]] = True
             if view.try_number > instance.try_number:
                 instance.try_number = view.try_number
@@ -277,7 +296,11 @@ class RunPlanner:
                 self._count_failure(instance, FailureKind.TASK)
                 view = replace(view, state=TaskState.FAILED, failure_kind=FailureKind.TASK)
                 instance.state = state = TaskState.FAILED
-        if state is TaskState.FAILED and self._retry(task, item, view, now=now, plan=plan):
+        if (
+            state is TaskState.FAILED
+            and not view.marked
+            and self._retry(task, item, view, now=now, plan=plan)
+        ):
             return False
         if not state.finished:
             return False
@@ -350,12 +373,13 @@ class RunPlanner:
             self._flags[task] = flags
             for child in graph.downstream[task]:
                 self._summaries[child].raise_flags(raised)
-                if not self._decided[child] and child not in queued:
+                undecided = not self._decided[child] or child in self._partial
+                if undecided and child not in queued:
                     queued.add(child)
                     heapq.heappush(heap, child)
 
     def _decide(self, task: int, *, plan: Plan) -> None:
-        """Apply the trigger rule to the instances of `task` that have no try yet."""
+        """Apply the trigger rule to the instances of `task` awaiting a try."""
         spec = self._graph.tasks[task]
         decision = self._summaries[task].decide(spec.trigger_rule)
         if decision is Decision.WAIT:
@@ -366,15 +390,17 @@ class RunPlanner:
             self._expand(task, plan=plan)
             return
         for item, instance in enumerate(self._instances[task]):
-            if instance.try_number:
+            if not instance.awaiting:
                 continue
-            instance.try_number = 1
+            instance.try_number += 1
             if decision is Decision.RUN:
                 instance.state = TaskState.PENDING
-                plan.create.append(NewTry(spec.name, item, 1, self._item(task, item), None))
+                plan.create.append(
+                    NewTry(spec.name, item, instance.try_number, self._item(task, item), None)
+                )
             else:
                 state = _DECISION_STATES[decision]
-                plan.finish.append(FinishedInstance(spec.name, item, state))
+                plan.finish.append(FinishedInstance(spec.name, item, state, instance.try_number))
                 self._finish(task, instance, state)
 
     def _task_result(self, task: int) -> JSON:

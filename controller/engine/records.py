@@ -41,6 +41,8 @@ class TaskInstanceView:
     result: str | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = None
+    marked: bool = False
+    """An operator set this try's state: a FAILED one is final, never retried."""
     item: JSON = None
     """The instance's item: what a recovered dynamic fan-out reads its expansion from."""
 
@@ -74,15 +76,17 @@ class NewTry:
 
 @dataclass(frozen=True, slots=True)
 class FinishedInstance:
-    """Record this instance, which never got a try, as try 1 in `state` (no pod is made).
+    """Record this instance, which has no try to run, as `try_number` in `state` (no pod).
 
     `state` is SKIPPED or UPSTREAM_FAILED, or FAILED (kind EXPANSION) for a dynamic
-    fan-out whose upstream result is unusable; `message` says why.
+    fan-out whose upstream result is unusable; `message` says why. `try_number` is 1
+    unless an operator cleared earlier tries.
     """
 
     task: str
     item_index: int
     state: TaskState
+    try_number: int = 1
     failure_kind: FailureKind | None = None
     message: str | None = None
 

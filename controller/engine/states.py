@@ -15,10 +15,11 @@ class DagRunState(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped by an operator: its pods deleted, nothing more launched
 
     @property
     def finished(self) -> bool:
-        return self in (DagRunState.SUCCEEDED, DagRunState.FAILED)
+        return self in (DagRunState.SUCCEEDED, DagRunState.FAILED, DagRunState.CANCELLED)
 
 
 class RunType(enum.StrEnum):
@@ -35,6 +36,8 @@ class TaskState(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # its trigger rule can no longer be met, without an upstream failure
     UPSTREAM_FAILED = "upstream_failed"
+    CANCELLED = "cancelled"  # stopped by an operator; counts as a failure, never retried
+    CLEARED = "cleared"  # an operator's retry: no pod; the planner decides the next try afresh
 
     @property
     def finished(self) -> bool:
@@ -47,7 +50,13 @@ class TaskState(enum.StrEnum):
 
 
 FINISHED_TASK_STATES = frozenset(
-    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.UPSTREAM_FAILED}
+    {
+        TaskState.SUCCEEDED,
+        TaskState.FAILED,
+        TaskState.SKIPPED,
+        TaskState.UPSTREAM_FAILED,
+        TaskState.CANCELLED,
+    }
 )
 
 

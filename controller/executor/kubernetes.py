@@ -59,7 +59,7 @@ from controller.executor.reconciler import Reconciler
 from controller.executor.watcher import NamespaceWatcher
 from controller.logstore import LogStore
 from controller.runtime.active import recover_run
-from controller.runtime.seam import LaunchOrder, TaskUpdate, UpdateSink
+from controller.runtime.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.spec.loader import field_name
 from controller.spec.podpolicy import PodPolicy, task_violations
 from controller.store import Store, TaskInstanceRecord
@@ -265,6 +265,14 @@ class KubernetesExecutor:
                 for row in uow.get_task_instances([o.task_instance_id for o in relaunches])
             }
         return [o for o in relaunches if states.get(o.task_instance_id) is not TaskState.LAUNCHED]
+
+    def cancel(self, stops: Sequence[PodStop]) -> None:
+        for stop in stops:
+            self.cleaner.terminate(
+                namespace=stop.namespace or self.settings.pod.namespace,
+                name=stop.pod_name,
+                grace_seconds=stop.grace_seconds,
+            )
 
     def stop(self) -> None:
         self._launcher.close(wait=True)

@@ -8,12 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from controller.engine.states import DagRunState, RunType
 from controller.plan.compute import History, OpenRun
-from controller.store import Store
+from controller.store import NotMigratedError, Store, display_url
 
 OPEN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
 MAX_OPEN_RUNS = 1000
+
+
+class HistoryError(Exception):
+    """The database could not be read; the message names it without its password."""
+
+
+def history_from(url: str, names: Iterable[str]) -> History:
+    """`read_history` from the database at `url`; HistoryError when it cannot be read."""
+    try:
+        store = Store.connect(url)
+    except NotMigratedError as error:
+        raise HistoryError(str(error)) from error
+    except (SQLAlchemyError, ValueError) as error:
+        raise HistoryError(f"cannot read {display_url(url)}: {error}") from error
+    try:
+        return read_history(store, names)
+    except SQLAlchemyError as error:
+        raise HistoryError(f"cannot read {display_url(url)}: {error}") from error
+    finally:
+        store.close()
 
 
 def read_history(store: Store, names: Iterable[str]) -> History:

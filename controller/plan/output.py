@@ -167,7 +167,7 @@ def _catchup_line(catchup: Mapping[str, Any]) -> str:
     count = f"at least {len(dates)}" if catchup["truncated"] else str(len(dates))
     shown = ", ".join(dates[:SHOWN_RUNS]) + (", ..." if len(dates) > SHOWN_RUNS else "")
     assumed = " (assuming the base version ran on schedule)" if catchup["assumedLastRun"] else ""
-    return f"runs created at merge: {count}{assumed}: {shown}"
+    return f"runs created at merge: {count}{assumed}, logical dates {shown}"
 
 
 def _problem(problem: Mapping[str, Any]) -> str:

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # How often the housekeeping loop looks at git-sync's status to count failures.
 _WATCH_INTERVAL = 1.0
+# Every this many of those, it looks whether an operator paused or unpaused a DAG.
+_PAUSE_CHECK_TICKS = 5
 
 
 class Controller:
@@ -123,6 +125,8 @@ class Controller:
                 token=api_token(config),
                 repo_url=git.repo_url,
                 wake=self.leadership.wake,
+                requests_pending=self.leadership.requests_pending,
+                protect_reads=config.api_protect_reads,
             ).handle,
         )
         self.metrics.set_state_counts_source(self._state_counts)
@@ -219,6 +223,7 @@ class Controller:
         return LeaderParts(
             scheduler=scheduler,
             wake=engine.wake,
+            requests_pending=engine.requests_pending,
             start_order=(engine, scheduler),
             stop_order=(engine, scheduler),
         )
@@ -254,11 +259,32 @@ class Controller:
 
     def _housekeeping(self) -> None:
         seen_failures = 0
+        pauses: dict[str, bool] | None = None
+        ticks = 0
         while not self._stopped.wait(_WATCH_INTERVAL):
             failures = self.gitsync.status().consecutive_failures
             if failures > seen_failures:
                 self.metrics.git_sync_errors.inc(failures - seen_failures)
             seen_failures = failures
+            ticks += 1
+            if ticks % _PAUSE_CHECK_TICKS == 0:
+                pauses = self._follow_pauses(pauses)
+
+    def _follow_pauses(self, seen: dict[str, bool] | None) -> dict[str, bool] | None:
+        """Reschedule when a DAG was paused or unpaused outside git (`kubedag pause`).
+
+        A pause needs no job change to take effect (a paused DAG's fire creates nothing),
+        but an unpaused DAG has no job until the scheduler is given the DAGs again.
+        """
+        try:
+            with self.store.transaction() as uow:
+                pauses = uow.pause_states()
+            if seen is not None and pauses != seen:
+                self.leadership.schedule(self._list_dags())
+        except Exception:
+            log.warning("could not look for paused or unpaused DAGs", exc_info=True)
+            return seen
+        return pauses
 
     # -- health and metrics -------------------------------------------------------
 

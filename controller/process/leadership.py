@@ -47,6 +47,8 @@ class LeaderParts:
     scheduler: Scheduling
     wake: Callable[[list[int]], None]
     """Tells the engine that runs were queued, so it need not wait for its next poll."""
+    requests_pending: Callable[[], None]
+    """Tells the engine that an operator's request was queued (cancel, retry, mark)."""
     start_order: tuple[Startable, ...]
     stop_order: tuple[Startable, ...]
 
@@ -125,6 +127,12 @@ class Leadership:
         with self._lock:
             if self._parts is not None:
                 self._parts.wake(run_ids)
+
+    def requests_pending(self) -> None:
+        """An operator's request was queued in this process: apply it now."""
+        with self._lock:
+            if self._parts is not None:
+                self._parts.requests_pending()
 
     def wait_started(self, timeout: float) -> bool:
         """For tests and `kubedag dev`: wait until the term's parts run."""

@@ -11,6 +11,13 @@ due tries within maxActiveTasks and the global parallelism cap, one transaction 
 batch of compare-and-sets from PENDING to LAUNCHED, each with its deterministic pod
 name, before handing the batch to the executor.
 
+Operators' requests (cancel, retry, mark; see `actions`) are applied here too, in the
+loop, because the loop owns the planners they change: looked for on every poll and at
+once when `requests_pending` is called (by the API in this process, or by a database
+notification). Pods of tries an operator ended are stopped only after their new state
+is committed; the request is answered after that, so a crash in between applies it
+again, which only stops the same pods again.
+
 Crashes: every decision is written before it is acted on, and acting on it again is
 harmless. At start (and after a loop error) every RUNNING run is rebuilt from its rows
 with `RunPlanner.recover`, and every LAUNCHED try is handed to the executor again as a
@@ -35,6 +42,7 @@ from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
 from controller.engine.states import DagRunState, TaskState
+from controller.runtime.actions import ActionRefusedError, Applied, apply_request
 from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.inbox import Inbox
 from controller.runtime.launching import (
@@ -55,16 +63,25 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
+from controller.store import (
+    ActionRequestRecord,
+    DagRunRecord,
+    RequestListener,
+    Store,
+    TaskInstanceRecord,
+)
+from controller.store.requests import DONE, REJECTED
 
 log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = 500
 POLL_SECONDS = 2.0
-"""How often queued runs made by another process (`kubedag trigger`) are looked for.
+"""How often queued runs and requests made by another process (`kubedag trigger`,
+`kubedag cancel`) are looked for.
 
 On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
 on SQLite, and a fallback while the listener reconnects."""
+REQUEST_BATCH = 100
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF = Backoff(base=0.4, cap=30.0, max_attempts=None, max_elapsed=None)
 
@@ -118,7 +135,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._last_poll = 0.0
         self.listener: RequestListener | None = None
-        """Wakes the loop when another process queues a run (PostgreSQL only)."""
+        """Wakes the loop when another process queues a run or a request (PostgreSQL only)."""
         self.error: BaseException | None = None
         """Why the loop gave up, after MAX_LOOP_FAILURES failures in a row."""
         self.stats = EngineStats()
@@ -136,11 +153,14 @@ class Engine:
         self._stopping.clear()
         self.error = None
         self._started = True
+        # Requests made while no engine ran come first: a cancelled run's LAUNCHED tries
+        # must not be launched again by the recovery below.
+        self._apply_requests(self._clock())
         relaunch = self._recover_all(self._clock())
         self._executor.start(self)
         hand_out(self._executor, relaunch)
         self._inbox.request_queued_check()
-        self.listener = self._store.listen_for_requests(self.wake)
+        self.listener = self._store.listen_for_requests(self._notified)
         if background:
             self._thread = threading.Thread(target=self._loop, name="kubedag-engine", daemon=True)
             self._thread.start()
@@ -174,6 +194,15 @@ class Engine:
         """Requests wait in the store (runs queued by the scheduler or a trigger): act now."""
         self._inbox.request_queued_check(run_ids)
 
+    def requests_pending(self) -> None:
+        """An operator's request was queued: apply it now rather than at the next poll."""
+        self._inbox.request_actions()
+
+    def _notified(self) -> None:
+        # A notification does not say what waits: a queued run or an operator's request.
+        self._inbox.request_queued_check()
+        self._inbox.request_actions()
+
     # -- the UpdateSink -------------------------------------------------------------
 
     def apply(
@@ -203,6 +232,8 @@ class Engine:
             self._recover(run_id, now=now)
             progressed = True
         poll_due = time.monotonic() - self._last_poll >= self._poll_seconds
+        if batch.check_requests or poll_due:
+            progressed = self._apply_requests(now) or progressed
         if batch.check_queued or poll_due:
             self._last_poll = time.monotonic()
             progressed = self._start_queued(now, woken=batch.woken) or progressed
@@ -263,6 +294,8 @@ class Engine:
     def _start_queued(self, now: datetime, *, woken: frozenset[int]) -> bool:
         with self._store.transaction() as uow:
             started, limits = start_queued_runs(uow, now=now)
+            # A retried run starts with the rows of its earlier tries.
+            rows = {run.id: uow.list_task_instances(run.id) for run in started}
         self._limits.update(limits)
         for run_id in sorted(woken - {run.id for run in started}):
             log.info("run %d stays queued behind maxActiveRuns", run_id, extra={"run": run_id})
@@ -273,7 +306,7 @@ class Engine:
                 run.dag_name,
                 extra={"dag": run.dag_name, "run": run.id},
             )
-        self._write([self._activate(run, [], now=now) for run in started], now=now)
+        self._write([self._activate(run, rows[run.id], now=now) for run in started], now=now)
         return bool(started)
 
     def _activate(
@@ -336,6 +369,51 @@ class Engine:
         self._runs.clear()
         self._pending.clear()
         self._slots.clear()
+
+    # -- operators' requests --------------------------------------------------------
+
+    def _apply_requests(self, now: datetime) -> bool:
+        with self._store.transaction() as uow:
+            pending = uow.pending_requests(limit=REQUEST_BATCH)
+        for request in pending:
+            self._apply_request(request, now=now)
+        return bool(pending)
+
+    def _apply_request(self, request: ActionRequestRecord, *, now: datetime) -> None:
+        where = {"run": request.run_id, "request": request.id, "kind": request.kind}
+        try:
+            with self._store.transaction() as uow:
+                applied = apply_request(uow, request, now=now, graphs=self._graphs)
+                if not applied.stops:
+                    uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
+        except ActionRefusedError as refusal:
+            with self._store.transaction() as uow:
+                if uow.close_request(request.id, state=REJECTED, outcome=str(refusal), at=now):
+                    uow.append_event(
+                        kind="request-rejected",
+                        message=f"{request.kind} request {request.id} by "
+                        f"{request.requested_by} rejected: {refusal}",
+                        dag_name=request.dag_name,
+                        run_id=request.run_id,
+                        at=now,
+                    )
+            log.info("request %d rejected: %s", request.id, refusal, extra=where)
+            return
+        self._act_on(applied)
+        if applied.stops:
+            with self._store.transaction() as uow:
+                uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
+        log.info("request %d applied: %s", request.id, applied.outcome, extra=where)
+
+    def _act_on(self, applied: Applied) -> None:
+        for run_id in applied.forget | applied.rebuild:
+            self._forget_run(run_id)
+        for run_id in applied.rebuild:
+            self._inbox.request_recover(run_id)
+        if applied.stops:
+            self._executor.cancel(applied.stops)
+        if applied.requeued or applied.forget:
+            self._inbox.request_queued_check()
 
     # -- plans ----------------------------------------------------------------------
 

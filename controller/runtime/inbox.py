@@ -25,6 +25,7 @@ class Batch:
     check_queued: bool
     woken: frozenset[int]
     """Run ids named by `wake`, so the engine can say which of them must still wait."""
+    check_requests: bool = False
 
 
 class Inbox:
@@ -35,6 +36,7 @@ class Inbox:
         self._recover_all = False
         self._check_queued = False
         self._woken: set[int] = set()
+        self._check_requests = False
 
     def put_changes(self, records: Sequence[TaskInstanceRecord]) -> None:
         if records:
@@ -58,6 +60,11 @@ class Inbox:
             self._woken.update(run_ids or ())
             self._cond.notify_all()
 
+    def request_actions(self) -> None:
+        with self._cond:
+            self._check_requests = True
+            self._cond.notify_all()
+
     def notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -70,12 +77,14 @@ class Inbox:
                 recover_all=self._recover_all,
                 check_queued=self._check_queued,
                 woken=frozenset(self._woken),
+                check_requests=self._check_requests,
             )
             self._changes = []
             self._recover.clear()
             self._recover_all = False
             self._check_queued = False
             self._woken.clear()
+            self._check_requests = False
         return batch
 
     def empty(self) -> bool:
@@ -90,4 +99,10 @@ class Inbox:
             self._cond.wait(max(0.0, timeout))
 
     def _has_work(self) -> bool:
-        return bool(self._changes or self._recover or self._recover_all or self._check_queued)
+        return bool(
+            self._changes
+            or self._recover
+            or self._recover_all
+            or self._check_queued
+            or self._check_requests
+        )

@@ -11,6 +11,8 @@ executor where the engine can tell the difference:
   behaviour's calls counts real launches.
 - Outcomes arrive through the sink as RUNNING, then SUCCEEDED or FAILED, one `apply`
   call each, from worker threads.
+- A cancelled try's pod is gone: its behaviour may still return, but nothing more is
+  reported for it, as nothing would be for a deleted pod.
 
 A behaviour decides each try's outcome from its LaunchOrder (task name, item, try,
 rendered command); raising an exception fails the try as a task failure.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.engine.states import FailureKind, TaskState
-from controller.runtime.seam import LaunchOrder, TaskUpdate, UpdateSink
+from controller.runtime.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,11 @@ class InProcessExecutor:
         self._sink: UpdateSink | None = None
         self._known: set[str] = set()
         self._unreported: dict[int, list[TaskUpdate]] = {}
+        self._cancelled_ids: set[int] = set()
         self.launches = 0
         """Behaviour calls so far: pods actually created."""
+        self.cancelled: list[PodStop] = []
+        """Every stop asked for, in order."""
 
     def start(self, sink: UpdateSink) -> None:
         with self._lock:
@@ -99,6 +104,11 @@ class InProcessExecutor:
             self.launches += len(fresh)
         for order in fresh:
             self._pool.submit(self._run, order)
+
+    def cancel(self, stops: Sequence[PodStop]) -> None:
+        with self._lock:
+            self.cancelled.extend(stops)
+            self._cancelled_ids.update(stop.task_instance_id for stop in stops)
 
     def stop(self) -> None:
         with self._lock:
@@ -142,6 +152,8 @@ class InProcessExecutor:
         """Deliver to the sink, or keep the outcome for the next engine, as a pod would."""
         key = updates[0].task_instance_id
         with self._lock:
+            if key in self._cancelled_ids:
+                return
             sink = self._sink
             if sink is None:
                 self._unreported.setdefault(key, []).extend(updates)

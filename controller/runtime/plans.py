@@ -47,6 +47,7 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
             task_name=done.task,
             item_index=done.item_index,
             item=run.item(done.task, done.item_index),
+            try_number=done.try_number,
             state=done.state,
             finished_at=now,
             failure_kind=done.failure_kind,
@@ -73,7 +74,7 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
     for done in plan.finish:
         if done.message is not None:
             message = f"{done.task}[{done.item_index}] {done.state.value}: {done.message}"
-            _event(uow, run, f"task-{done.state.value}", message, done.task, 1)
+            _event(uow, run, f"task-{done.state.value}", message, done.task, done.try_number)
     for try_ in plan.create:
         if try_.try_number > 1:
             when = try_.not_before.isoformat() if try_.not_before else "now"

@@ -17,7 +17,10 @@ Ownership of state changes, so that no two parts race on a row:
   A transition that is not allowed from the row's current state (a late or repeated
   watch event, another controller got there first) is dropped, so each event yields at
   most one transition.
-- Everything else (new tries, skips, run states): the engine, from planner decisions.
+- Everything else (new tries, skips, run states): the engine, from planner decisions,
+  and from operators' requests (cancel, retry, mark), which it applies in its own loop.
+  An operator ends a try by writing its finished state first and then asking the
+  executor to `cancel` its pod, so whatever the pod reports afterwards is dropped.
 """
 
 from __future__ import annotations
@@ -76,6 +79,20 @@ class TaskUpdate:
 
 
 @dataclass(frozen=True)
+class PodStop:
+    """Stop the pod of a try an operator ended (cancelled or marked): its row is finished.
+
+    The pod is deleted with `grace_seconds` (None: the pod's own grace period) and its
+    logs are stored before it goes, as for any finished pod.
+    """
+
+    task_instance_id: int
+    pod_name: str
+    namespace: str | None
+    grace_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class CursorUpdate:
     """The watch position to commit with a batch of updates."""
 
@@ -105,6 +122,10 @@ class Executor(Protocol):
         Idempotent by pod name: the engine hands every LAUNCHED try out again when it
         starts (`LaunchOrder.relaunch`), and a pod that exists must be adopted.
         """
+        ...
+
+    def cancel(self, stops: Sequence[PodStop]) -> None:
+        """Stop these pods; returns at once. Stopping a pod that is gone is not an error."""
         ...
 
     def stop(self) -> None:

@@ -109,6 +109,7 @@ def view_of(record: TaskInstanceRecord) -> TaskInstanceView:
         result=record.result,
         finished_at=record.finished_at,
         not_before=record.not_before,
+        marked=record.set_by is not None,
         item=record.item,
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
-from controller.spec.durations import parse_duration
+from controller.base.durations import parse_duration
 from controller.spec.merge import merge_task
 from controller.spec.model import (
     JSON,
@@ -41,12 +42,10 @@ def _retry_policy(limit: int, delay: JSON, factor: JSON, max_delay: JSON) -> Ret
     return RetryPolicy(
         limit=limit,
         backoff=Backoff(
-            delay_seconds=_BACKOFF.delay_seconds if delay is None else float(parse_duration(delay)),
+            delay_seconds=_BACKOFF.delay_seconds if delay is None else parse_duration(delay),
             factor=_BACKOFF.factor if factor is None else float(factor),
             max_delay_seconds=(
-                _BACKOFF.max_delay_seconds
-                if max_delay is None
-                else float(parse_duration(max_delay))
+                _BACKOFF.max_delay_seconds if max_delay is None else parse_duration(max_delay)
             ),
         ),
     )
@@ -75,7 +74,8 @@ def resolve_task(defaults: dict[str, Any], raw: dict[str, Any]) -> Task:
             backoff.get("factor"),
             backoff.get("maxDelay"),
         ),
-        timeout_seconds=parse_duration(task["timeout"]) if "timeout" in task else None,
+        # activeDeadlineSeconds is whole seconds: a fraction is rounded up, never down.
+        timeout_seconds=math.ceil(parse_duration(task["timeout"])) if "timeout" in task else None,
         with_items=tuple(items) if isinstance(items, list) else None,
         items_from=None if items is None or isinstance(items, list) else items_source(items),
         pod_overrides=task.get("podOverrides", {}),

@@ -13,6 +13,7 @@ from datetime import UTC
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from controller.base.durations import DurationError, parse_duration
 from controller.spec.loader import Document, Path
 from controller.spec.merge import merge_field
 from controller.spec.model import JSON, ParamType
@@ -122,8 +123,7 @@ def _check_params(report: Reporter, spec: dict[str, JSON]) -> None:
 
 def _check_task_fields(report: Reporter, where: Path, task: dict[str, JSON]) -> None:
     """Rules on what one task (or the defaults) writes itself."""
-    timeout = task.get("timeout")
-    if timeout in (0, "0s", "0m", "0h", "0d"):
+    if _is_zero_duration(task.get("timeout")):
         report.at((*where, "timeout"), "timeout must be longer than 0s (omit it for none)")
     overrides = task.get("podOverrides")
     if isinstance(overrides, dict) and overrides:
@@ -207,3 +207,13 @@ def _effective(defaults: dict[str, JSON], task: dict[str, JSON], field: str) -> 
     if field not in defaults:
         return task[field]
     return merge_field(field, defaults[field], task[field])
+
+
+def _is_zero_duration(value: JSON) -> bool:
+    """A duration of zero; one that does not parse is the schema's to report."""
+    if value is None:
+        return False
+    try:
+        return parse_duration(value) == 0
+    except DurationError:
+        return False

@@ -32,6 +32,8 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
             _check_items_source(
                 report, text=items, index=index, name=name, tasks=tasks, defaults=defaults
             )
+        elif isinstance(items, list):
+            _check_literal_items(report, items=items, index=index)
         context = _ReferenceContext(
             name=name,
             items=items if isinstance(items, list) else None,
@@ -42,6 +44,25 @@ def check_tasks(report: Reporter, spec: dict[str, JSON]) -> None:
         )
         for text, where in _template_texts(defaults, task, index):
             _check_references(report, text=text, where=where, context=context)
+
+
+def _check_literal_items(report: Reporter, *, items: list[JSON], index: int) -> None:
+    """Items of a list are data: a template tag in one would stay literal text, silently."""
+    for position, item in enumerate(items):
+        if _has_tag(item):
+            report.at(
+                ("spec", "tasks", index, "withItems", position),
+                "withItems entries are not rendered, so a {{ ... }} tag here would stay text; "
+                'to fan out over a task\'s result, write withItems: "{{ tasks.NAME.result }}"',
+            )
+
+
+def _has_tag(value: JSON) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, dict):
+        return any(_has_tag(v) for v in value.values())
+    return isinstance(value, list) and any(_has_tag(v) for v in value)
 
 
 def _check_items_source(

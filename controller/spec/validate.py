@@ -10,12 +10,10 @@ holds both, and only the rule that spans files (unique DAG names) ties them toge
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,26 +92,6 @@ class FileReport:
     loaded: LoadedDag | None = None
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while files are composed and checked.
-
-    Composing allocates tens of thousands of short-lived, acyclic objects (nodes and
-    marks, freed by reference counting), and each allocation burst would otherwise
-    trigger full-heap collections: in a controller process with a large heap, most of
-    the validation time. A whole repository is checked under one pause: the valid
-    DAGs it keeps would otherwise be traversed again by every collection between two
-    files. Only the collector's timing changes; no memory is kept.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def check_file(data: bytes, *, path: str, policy: PodPolicy | None = None) -> FileReport:
     """Every problem of one DAG file's bytes, and the resolved DAG when there are none.
 
@@ -121,8 +99,7 @@ def check_file(data: bytes, *, path: str, policy: PodPolicy | None = None) -> Fi
     the rule that spans files, unique DAG names, is validate_paths' alone. With a
     `policy` (the controller's), the pod fields it refuses are problems too.
     """
-    with _collector_paused():
-        return _check_file(data, path, policy)
+    return _check_file(data, path, policy)
 
 
 def _check_file(data: bytes, path: str, policy: PodPolicy | None) -> FileReport:
@@ -235,8 +212,7 @@ def validate_paths(
     to it. A path that does not exist is a problem of its own. With a `policy` (the
     controller's), the pod fields it refuses are problems too.
     """
-    with _collector_paused():
-        results, checked = _check_files(paths, root, policy)
+    results, checked = _check_files(paths, root, policy)
     _duplicate_names(results)
     problems = sorted({problem for result in results for problem in result.problems})
     return ValidationReport(

@@ -18,6 +18,7 @@ from controller.store.database import (
 )
 from controller.store.notifications import RequestListener
 from controller.store.records import (
+    ActionRequestRecord,
     DagRecord,
     DagRunRecord,
     EventRecord,
@@ -30,6 +31,7 @@ from controller.store.statechanges import StateChange
 from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
+    "ActionRequestRecord",
     "DagRecord",
     "DagRunRecord",
     "EventRecord",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from controller.store.base import SessionBound, rowcount, utcnow
 from controller.store.models import Dag
@@ -31,6 +31,8 @@ def dag_record(row: Dag) -> DagRecord:
         paused=row.paused,
         deleted=row.deleted,
         updated_at=row.updated_at,
+        spec_paused=row.spec_paused,
+        paused_by=row.paused_by,
     )
 
 
@@ -45,12 +47,14 @@ class DagQueries(SessionBound):
         spec: dict[str, Any],
         paused: bool = False,
     ) -> DagRecord:
-        """Record a valid version of a DAG file.
+        """Record a valid version of a DAG file; `paused` is its `spec.paused`.
 
-        `paused` is the initial state of a DAG seen for the first time; later versions
-        leave it alone, because pausing is an operator's decision (`set_dag_paused`).
+        The file's `paused` decides when the DAG is first seen and whenever the file
+        changes it; in between, an operator's `set_dag_paused` stands.
         """
         now = utcnow()
+        git_paused = {"paused": paused, "paused_by": "git" if paused else None}
+        changed = Dag.spec_paused.is_distinct_from(paused)
         values: dict[str, Any] = {
             "path": path,
             "revision": revision,
@@ -64,8 +68,18 @@ class DagQueries(SessionBound):
         }
         stmt = (
             self._insert(Dag)
-            .values(name=name, paused=paused, **values)
-            .on_conflict_do_update(index_elements=[Dag.name], set_=values)
+            .values(name=name, spec_paused=paused, **git_paused, **values)
+            .on_conflict_do_update(
+                index_elements=[Dag.name],
+                set_={
+                    **values,
+                    "spec_paused": paused,
+                    **{
+                        column: case((changed, value), else_=getattr(Dag, column))
+                        for column, value in git_paused.items()
+                    },
+                },
+            )
         )
         self._session.execute(stmt)
         return self._require_dag(name)
@@ -93,9 +107,9 @@ class DagQueries(SessionBound):
         """The file is gone: no more schedules, but the row and its runs stay as history."""
         return self._update_dag(name, deleted=True)
 
-    def set_dag_paused(self, name: str, paused: bool) -> bool:
-        """Returns False when no DAG has that name."""
-        return self._update_dag(name, paused=paused)
+    def set_dag_paused(self, name: str, paused: bool, *, by: str = "git") -> bool:
+        """Pause or unpause, saying who did; False when no DAG has that name."""
+        return self._update_dag(name, paused=paused, paused_by=by if paused else None)
 
     def get_dag(self, name: str) -> DagRecord | None:
         row = self._session.get(Dag, name, populate_existing=True)
@@ -106,6 +120,13 @@ class DagQueries(SessionBound):
         if not include_deleted:
             stmt = stmt.where(Dag.deleted.is_(False))
         return [dag_record(row) for row in self._session.scalars(stmt)]
+
+    def pause_states(self) -> dict[str, bool]:
+        """Whether each DAG is paused, in one small query."""
+        return {
+            name: bool(paused)
+            for name, paused in self._session.execute(select(Dag.name, Dag.paused))
+        }
 
     def _update_dag(self, name: str, **values: Any) -> bool:
         stmt = (

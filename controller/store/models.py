@@ -59,6 +59,10 @@ class Dag(Base):
     valid: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The `spec.paused` of the newest valid version: an operator's pause stands until git
+    # changes this value. `paused_by` says who set `paused` ("git" or the operator).
+    spec_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_by: Mapped[str | None] = mapped_column(String(128))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -68,6 +72,7 @@ class DagRun(Base):
     __table_args__ = (
         UniqueConstraint("dag_name", "logical_date"),
         Index(None, "state"),
+        Index(None, "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -81,6 +86,8 @@ class DagRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A backfill's own cap on its runs running at once, beside the DAG's maxActiveRuns.
+    max_active_runs: Mapped[int | None] = mapped_column(Integer)
 
 
 class TaskInstance(Base):
@@ -109,6 +116,8 @@ class TaskInstance(Base):
     message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who set this try's state by hand (cancel, mark, clear); None when it ran its course.
+    set_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -133,6 +142,7 @@ class Event(Base):
     __table_args__ = (
         Index(None, "dag_name", "id"),
         Index(None, "run_id", "id"),
+        Index(None, "at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -145,3 +155,29 @@ class Event(Base):
     try_number: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(json_column_type())
+
+
+class ActionRequest(Base):
+    """An operator's request (cancel, retry, mark, ...) waiting for the engine that owns runs.
+
+    The CLI and the HTTP API check a request against the run's state and queue it here;
+    the leading controller's engine applies it in its own loop, where the run's planner
+    lives, and records the outcome. So a request made while no controller runs is applied
+    when one starts, and a controller killed mid-way applies it again (each is idempotent).
+    """
+
+    __tablename__ = "action_requests"
+    __table_args__ = (Index(None, "state", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dag_name: Mapped[str | None] = mapped_column(String(63))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    task_name: Mapped[str | None] = mapped_column(String(63))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    options: Mapped[dict[str, Any]] = mapped_column(json_column_type())
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(Text)

@@ -32,6 +32,10 @@ class DagRecord:
     paused: bool
     deleted: bool
     updated_at: datetime
+    spec_paused: bool = False
+    """`spec.paused` of the newest valid version; an operator's pause lasts until it changes."""
+    paused_by: str | None = None
+    """Who paused the DAG: "git", or the operator who ran `kubedag pause`."""
 
     @property
     def schedulable(self) -> bool:
@@ -52,6 +56,8 @@ class DagRunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    max_active_runs: int | None = None
+    """A backfill's own cap on its runs running at once (beside the DAG's)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,13 @@ class NewTaskInstance:
     """Set for an instance recorded already finished (skipped, upstream_failed)."""
     pod_name: str | None = None
     namespace: str | None = None
+    set_by: str | None = None
+    """The operator who set this try's state (a mark, a clear)."""
     failure_kind: FailureKind | None = None
     """With `message`: why an instance recorded FAILED without a pod failed."""
+    reason: str | None = None
     message: str | None = None
+    result: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class TaskInstanceRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    set_by: str | None = None
+    """The operator who set this try's state by hand; None when it ran its course."""
 
 
 @dataclass(frozen=True)
@@ -126,3 +138,22 @@ class NewEvent:
     task_name: str | None = None
     item_index: int | None = None
     try_number: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionRequestRecord:
+    """An operator's request and, once the engine handled it, its outcome."""
+
+    id: int
+    kind: str
+    dag_name: str | None
+    run_id: int | None
+    task_name: str | None
+    item_index: int | None
+    options: dict[str, Any]
+    requested_by: str
+    requested_at: datetime
+    state: str
+    """pending, done or rejected"""
+    handled_at: datetime | None
+    outcome: str | None

@@ -25,13 +25,23 @@ from controller.store.notifications import (
     notify_requests_pending,
     supports_notify,
 )
+from controller.store.requests import RequestQueries
+from controller.store.retention import RetentionQueries
 from controller.store.runs import RunQueries
 from controller.store.statechanges import StateChange, apply_state_changes
 from controller.store.summaries import SummaryQueries
 from controller.store.tasks import TaskQueries
 
 
-class UnitOfWork(DagQueries, RunQueries, TaskQueries, JournalQueries, SummaryQueries):
+class UnitOfWork(
+    DagQueries,
+    RunQueries,
+    TaskQueries,
+    JournalQueries,
+    RequestQueries,
+    SummaryQueries,
+    RetentionQueries,
+):
     """The queries of one transaction; see the mixins for each kind of row."""
 
     def __init__(self, session: Session) -> None:

@@ -28,6 +28,8 @@ class RunFields(TypedDict, total=False):
 
     started_at: datetime | None
     finished_at: datetime | None
+    revision: str
+    spec: dict[str, Any]
 
 
 def run_record(row: DagRun) -> DagRunRecord:
@@ -43,6 +45,7 @@ def run_record(row: DagRun) -> DagRunRecord:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        max_active_runs=row.max_active_runs,
     )
 
 
@@ -57,6 +60,7 @@ class RunQueries(SessionBound):
         spec: dict[str, Any],
         params: dict[str, Any] | None = None,
         state: DagRunState = DagRunState.QUEUED,
+        max_active_runs: int | None = None,
     ) -> tuple[DagRunRecord, bool]:
         """The run of `dag_name` at `logical_date`, and whether this call created it.
 
@@ -75,6 +79,7 @@ class RunQueries(SessionBound):
                 params=params or {},
                 state=state,
                 created_at=utcnow(),
+                max_active_runs=max_active_runs,
             )
             .on_conflict_do_nothing(index_elements=[DagRun.dag_name, DagRun.logical_date])
             .returning(DagRun.id)

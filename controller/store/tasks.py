@@ -42,6 +42,7 @@ class TaskFields(TypedDict, total=False):
     launched_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    set_by: str | None
 
 
 def task_record(row: TaskInstance, dag_name: str) -> TaskInstanceRecord:
@@ -68,6 +69,7 @@ def task_record(row: TaskInstance, dag_name: str) -> TaskInstanceRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         updated_at=row.updated_at,
+        set_by=row.set_by,
     )
 
 
@@ -258,8 +260,11 @@ def _insert_values(instance: NewTaskInstance, now: datetime) -> dict[str, Any]:
         "finished_at": instance.finished_at,
         "pod_name": instance.pod_name,
         "namespace": instance.namespace,
+        "set_by": instance.set_by,
         "failure_kind": instance.failure_kind,
+        "reason": instance.reason,
         "message": instance.message,
+        "result": instance.result,
         "created_at": now,
         "updated_at": now,
     }

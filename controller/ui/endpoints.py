@@ -26,15 +26,19 @@ from urllib.parse import parse_qs, unquote
 import kubernetes.client
 
 from controller.cli.status import collect, dag_state
+from controller.engine.states import DagRunState
 from controller.executor.podlogs import LogFollow, PodGoneError, read_pod_logs
 from controller.executor.podspec import TASK_CONTAINER
 from controller.logstore import LogKey, LogStore
+from controller.operations.pausing import set_paused
+from controller.runtime.actions import ActionRefusedError, NotFoundError
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.model import dag_from_dict
 from controller.spec.params import ParamError
 from controller.store import DagRunRecord, Store, TaskInstanceRecord
-from controller.ui import Reply, views
+from controller.ui import Reply, run_actions, views
 from controller.ui.forge import commit_url
+from controller.ui.run_actions import BadRequestError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,15 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/runs/(?P<run>\d+)/tasks/(?P<task>[^/]+)/(?P<item>\d+)/log"), "_log"),
     ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/trigger"), "_trigger"),
     ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/(?P<verb>pause|unpause)"), "_pause"),
+    ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/backfill"), "_backfill"),
+    ("GET", re.compile(r"/runs"), "_runs"),
+    ("GET", re.compile(r"/requests/(?P<request>\d+)"), "_request"),
+    ("POST", re.compile(r"/runs/(?P<run>\d+)/cancel"), "_cancel"),
+    ("POST", re.compile(r"/runs/(?P<run>\d+)/retry"), "_retry"),
+    ("POST", re.compile(r"/runs/(?P<run>\d+)/tasks/(?P<task>[^/]+)/(?P<item>\d+)/mark"), "_mark"),
 ]
+REQUESTER = "api"
+"""Who asks, in a run's history, when an action comes through the API's token."""
 
 
 class UiEndpoints:
@@ -86,6 +98,8 @@ class UiEndpoints:
         token: str | None,
         repo_url: str | None,
         wake: Callable[[list[int]], None],
+        requests_pending: Callable[[], None] = lambda: None,
+        protect_reads: bool = False,
     ) -> None:
         self._store = store
         self._logs = log_store
@@ -94,6 +108,8 @@ class UiEndpoints:
         self._token = token
         self._repo_url = repo_url
         self._wake = wake
+        self._requests_pending = requests_pending
+        self._protect_reads = protect_reads
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -114,14 +130,19 @@ class UiEndpoints:
             args: dict[str, Any] = {k: unquote(v) for k, v in match.groupdict().items()}
             query = {key: values[-1] for key, values in parse_qs(raw_query).items()}
             try:
-                if verb == "POST":
+                if verb == "POST" or self._protect_reads:
                     self._authorize(headers)
+                if verb == "POST":
                     args["body"] = _body(body)
                 reply: Reply = getattr(self, handler)(query=query, **args)
             except _RefusedError as refused:
                 return _json(refused.status, {"error": str(refused)})
-            except views.NotFoundError as missing:
+            except (views.NotFoundError, NotFoundError) as missing:
                 return _json(404, {"error": str(missing)})
+            except ActionRefusedError as refused:
+                return _json(409, {"error": str(refused)})
+            except BadRequestError as bad:
+                return _json(400, {"error": str(bad)})
             return reply
         if allowed:
             return Reply(405, b'{"error": "method not allowed"}', headers={"Allow": allowed[0]})
@@ -155,6 +176,7 @@ class UiEndpoints:
             "nextRun": status.next_run,
             "error": status.error,
             "paused": status.state == "paused",
+            "pausedBy": status.paused_by,
             "lastRun": None
             if last is None
             else {"id": last.id, "state": str(last.state), "logicalDate": _iso(last.logical_date)},
@@ -199,22 +221,22 @@ class UiEndpoints:
             record = uow.get_run(int(run))
         if record is None:
             raise views.NotFoundError(f"no run with id {run}")
-        return _json(
-            200,
-            {
-                "id": record.id,
-                "dag": record.dag_name,
-                "logicalDate": _iso(record.logical_date),
-                "type": str(record.run_type),
-                "state": str(record.state),
-                "revision": record.revision,
-                "commitUrl": commit_url(self._repo_url, record.revision),
-                "params": record.params,
-                "createdAt": _iso(record.created_at),
-                "startedAt": _iso(record.started_at),
-                "finishedAt": _iso(record.finished_at),
-            },
-        )
+        return _json(200, self._run_json(record))
+
+    def _run_json(self, record: DagRunRecord) -> dict[str, Any]:
+        return {
+            "id": record.id,
+            "dag": record.dag_name,
+            "logicalDate": _iso(record.logical_date),
+            "type": str(record.run_type),
+            "state": str(record.state),
+            "revision": record.revision,
+            "commitUrl": commit_url(self._repo_url, record.revision),
+            "params": record.params,
+            "createdAt": _iso(record.created_at),
+            "startedAt": _iso(record.started_at),
+            "finishedAt": _iso(record.finished_at),
+        }
 
     def _graph(self, *, query: Mapping[str, str], run: str) -> Reply:
         with self._store.transaction() as uow:
@@ -339,10 +361,52 @@ class UiEndpoints:
     def _pause(
         self, *, query: Mapping[str, str], dag: str, verb: str, body: dict[str, Any]
     ) -> Reply:
+        record = set_paused(self._store, dag, paused=verb == "pause", by=REQUESTER)
+        return _json(200, {"dag": dag, "paused": record.paused, "pausedBy": record.paused_by})
+
+    def _cancel(self, *, query: Mapping[str, str], run: str, body: dict[str, Any]) -> Reply:
+        return self._queued(run_actions.cancel(self._store, int(run), body, by=REQUESTER))
+
+    def _retry(self, *, query: Mapping[str, str], run: str, body: dict[str, Any]) -> Reply:
+        return self._queued(run_actions.retry(self._store, int(run), body, by=REQUESTER))
+
+    def _mark(
+        self, *, query: Mapping[str, str], run: str, task: str, item: str, body: dict[str, Any]
+    ) -> Reply:
+        return self._queued(
+            run_actions.mark(self._store, int(run), task, int(item), body, by=REQUESTER)
+        )
+
+    def _backfill(self, *, query: Mapping[str, str], dag: str, body: dict[str, Any]) -> Reply:
+        status, answer = run_actions.backfill(self._store, dag, body, by=REQUESTER)
+        if status == 201:
+            self._wake([run["id"] for run in answer["runs"] if run["created"]])
+        return _json(status, answer)
+
+    def _queued(self, answer: tuple[int, Any]) -> Reply:
+        self._requests_pending()
+        return _json(*answer)
+
+    def _request(self, *, query: Mapping[str, str], request: str) -> Reply:
         with self._store.transaction() as uow:
-            if not uow.set_dag_paused(dag, verb == "pause"):
-                raise views.NotFoundError(f"no DAG named {dag!r}")
-        return _json(200, {"dag": dag, "paused": verb == "pause"})
+            record = uow.get_request(int(request))
+        if record is None:
+            raise views.NotFoundError(f"no request with id {request}")
+        return _json(200, run_actions.request_json(record))
+
+    def _runs(self, *, query: Mapping[str, str]) -> Reply:
+        state = query.get("state")
+        if state is not None and state not in {known.value for known in DagRunState}:
+            known = ", ".join(s.value for s in DagRunState)
+            raise _RefusedError(400, f"state must be one of {known}, not {state!r}")
+        limit = min(_int(query, "limit", DEFAULT_PAGE), views.MAX_PAGE)
+        with self._store.transaction() as uow:
+            records = uow.list_runs(
+                dag_name=query.get("dag"),
+                states=None if state is None else [DagRunState(state)],
+                limit=limit,
+            )
+        return _json(200, {"runs": [self._run_json(record) for record in records]})
 
 
 def _body(raw: bytes) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def test_a_try_is_due_exactly_at_its_retry_time() -> None:
 class _Run:
     run_id: str
     logical_date: datetime
+    max_active_runs: int | None = None
 
 
 def test_max_active_runs_starts_the_oldest_queued_runs_first() -> None:
@@ -71,3 +72,13 @@ def test_max_active_runs_starts_the_oldest_queued_runs_first() -> None:
 def test_max_active_runs_reached_starts_nothing() -> None:
     queued = [_Run("r1", T0)]
     assert runs_to_start(queued, running=2, max_active_runs=1) == []
+
+
+def test_a_backfill_cap_holds_its_runs_back_but_not_a_newer_run_without_one() -> None:
+    queued = [
+        _Run("b1", T0, max_active_runs=1),
+        _Run("b2", T0 + timedelta(days=1), max_active_runs=1),
+        _Run("manual", T0 + timedelta(days=2)),
+    ]
+    started = runs_to_start(queued, running=0, max_active_runs=3)
+    assert [run.run_id for run in started] == ["b1", "manual"]

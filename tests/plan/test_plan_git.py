@@ -320,3 +320,60 @@ def test_with_the_database_open_runs_keep_their_commit_and_catchup_counts_from_t
     assert orders["catchup"]["assumedLastRun"] is False
     _, text = plan(repo, capsys, "--database-url", database_url, output="text")
     assert f"open runs keeping their commit: #{last.id} (running, {base[:12]})" in text
+
+
+def test_a_removed_task(repo: DagRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write(
+        "dags/orders.yaml",
+        dag_text("orders", tasks="    - name: extract\n      command: [python3, extract.py]"),
+    )
+    code, result = plan(repo, capsys)
+    assert code == 2
+    assert dag(result, "orders")["tasks"] == [
+        {"name": "load", "kind": "removed", "settings": [], "podFields": [], "podDiff": ""}
+    ]
+
+
+def test_unpausing_with_catchup_without_the_database_says_the_count_is_unknown(
+    repo: DagRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.write(
+        "dags/reports.yaml", dag_text("reports", schedule='"@hourly"', extra_spec="  paused: true")
+    )
+    repo.commit("pause reports")
+    repo.write(
+        "dags/reports.yaml", dag_text("reports", schedule='"@hourly"', extra_spec="  catchup: true")
+    )
+    code, result = plan(repo, capsys, "HEAD", output="json")
+    assert code == 2
+    reports = dag(result, "reports")
+    assert reports["paused"] == {"before": True, "after": False}
+    assert reports["catchup"]["known"] is False
+    _, text = plan(repo, capsys, "HEAD", output="text")
+    assert "runs created at merge: unknown" in text
+
+
+def test_only_the_dag_folder_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DagRepo(tmp_path / "repo")
+    repo.write("dags/orders.yaml", dag_text("orders"))
+    repo.write("other/broken.yaml", "apiVersion: kubedag.io/v1\nkind: DAG\n")
+    repo.commit("base")
+    repo.write("dags/billing.yaml", dag_text("billing"))
+    code, result = plan(repo, capsys, "--path", "dags")
+    assert code == 2
+    assert [(d["name"], d["kind"], d["path"]) for d in result["dags"]] == [
+        ("billing", "added", "dags/billing.yaml")
+    ]
+    code, result = plan(repo, capsys)  # the whole repository: the broken file counts
+    assert code == 1
+
+
+def test_an_unreadable_database_is_an_error_naming_it_without_its_password(
+    repo: DagRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql+psycopg2://kubedag:s3cret@127.0.0.1:1/none?connect_timeout=2"
+    code = main(["plan", "--repo", str(repo.root), "--database-url", url])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err
+    assert "s3cret" not in err

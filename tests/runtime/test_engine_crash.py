@@ -10,7 +10,7 @@ import pytest
 from controller.engine.states import DagRunState, TaskState
 from controller.runtime.engine import Engine, EngineStoppedError
 from controller.runtime.inprocess import InProcessExecutor, Outcome
-from controller.runtime.seam import CursorUpdate, LaunchOrder, TaskUpdate, UpdateSink
+from controller.runtime.seam import CursorUpdate, LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.runtime.support import Recorder, queue_run, run_state, store_dag, task_rows, wait_for
@@ -75,6 +75,9 @@ class Swallow:
 
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
         self.orders.extend(orders)
+
+    def cancel(self, stops: Sequence[PodStop]) -> None:
+        raise AssertionError(f"nothing was cancelled, yet {stops} were stopped")
 
     def stop(self) -> None:
         self.stopped = True

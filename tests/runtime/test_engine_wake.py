@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from controller.engine.states import DagRunState
+from controller.operations.requests import request_cancel
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor
+from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.manual import trigger_run
+from controller.runtime.seam import LaunchOrder
 from controller.store import Store, create_engine_for, upgrade
 from tests.engine.support import dag, task
 from tests.runtime.support import Recorder, run_state, store_dag, wait_for
@@ -17,6 +20,7 @@ from tests.runtime.support import Recorder, run_state, store_dag, wait_for
 pytestmark = pytest.mark.postgres
 
 PAIR = dag(task("first"), task("second", "first"), name="pair")
+LONG = dag(task("wait"), name="long")
 NO_POLL = 3600.0
 """Longer than any test: a run that starts did not wait for the poll."""
 
@@ -30,7 +34,14 @@ def url(postgres_database_url: str) -> str:
 @pytest.fixture
 def engine(url: str) -> Iterator[Engine]:
     store = Store(create_engine_for(url))
-    executor = InProcessExecutor(Recorder(), workers=4)
+    release = threading.Event()
+
+    def hold_long_runs(order: LaunchOrder) -> Outcome:
+        if order.dag_name == "long":
+            release.wait(30)
+        return Outcome.succeeded()
+
+    executor = InProcessExecutor(Recorder(hold_long_runs), workers=4)
     started = Engine(store, executor, poll_seconds=NO_POLL)
     started.start()
     try:
@@ -38,6 +49,7 @@ def engine(url: str) -> Iterator[Engine]:
         assert started.listener.listening.wait(10)
         yield started
     finally:
+        release.set()
         started.stop()
         executor.close()
         store.close()
@@ -74,3 +86,13 @@ def test_a_stopped_engine_stops_listening(url: str) -> None:
     store.close()
     assert engine.listener is None
     assert not listener.listening.is_set()
+
+
+def test_a_cancel_asked_by_another_process_is_applied_without_a_poll(
+    engine: Engine, other_process: Store
+) -> None:
+    store_dag(other_process, LONG)
+    run = trigger_run(other_process, dag_name="long", params={})
+    wait_for(lambda: run_state(other_process, run.id) is DagRunState.RUNNING)
+    request_cancel(other_process, run.id, by="test")
+    wait_for(lambda: run_state(other_process, run.id) is DagRunState.CANCELLED)

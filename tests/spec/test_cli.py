@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from controller.cli import main
+from controller.cli.validate import collector_paused
 from tests.spec.support import HEADER, write
 
 GOOD = HEADER + "  tasks:\n    - {name: a, image: x}\n    - {name: b, image: x, dependsOn: [a]}\n"
@@ -99,3 +101,15 @@ def test_show_says_when_a_file_is_not_a_dag(
     path = write(tmp_path, "deploy.yaml", "kind: Deployment\n")
     assert main(["show", str(path)]) == 1
     assert "not a DAG file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_validate_command_pauses_the_collector_and_restores_it(enabled: bool) -> None:
+    was_enabled = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from controller.cli import main
 from controller.spec.validate import check_file
 from tests.spec.support import HEADER, only_problem, problems_of, where
 
@@ -78,3 +82,27 @@ def test_a_text_result_cannot_be_fanned_out_over() -> None:
     )
     problem = only_problem(text)
     assert "which must declare result: {format: json}" in problem.message
+
+
+def test_a_template_in_a_list_of_items_is_refused_instead_of_staying_text() -> None:
+    text = dag(
+        '    - {name: each, image: x, dependsOn: [list], withItems: ["{{ tasks.list.result }}"]}\n'
+    )
+    problem = only_problem(text)
+    assert where(problem) == (8, text.splitlines()[7].index('"') + 1)
+    assert problem.field == "spec.tasks[1].withItems[0]"
+    assert 'write withItems: "{{ tasks.NAME.result }}"' in problem.message
+
+
+def test_show_says_a_dynamic_fan_out_has_one_instance_per_element(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = dag(
+        '    - {name: each, image: x, dependsOn: [list], withItems: "{{ tasks.list.result }}"}\n'
+    )
+    path = tmp_path / "d.yaml"
+    path.write_text(text)
+    assert main(["show", str(path)]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["fanOut"]["each"] == ["(one instance per element of tasks.list.result)"]
+    assert shown["tasks"][1]["itemsFrom"] == "list"

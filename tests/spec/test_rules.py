@@ -115,6 +115,19 @@ def test_zero_timeout_is_refused() -> None:
     assert where(problem) == (7, 36)
 
 
+@pytest.mark.parametrize("zero", ["0m0s", "0.0s", "0.0"])
+def test_a_timeout_of_zero_written_any_way_is_refused(zero: str) -> None:
+    problem = only_problem(dag(f"  tasks:\n    - {{name: a, image: x, timeout: {zero}}}\n"))
+    assert "longer than 0s" in problem.message
+
+
+def test_a_fractional_timeout_is_rounded_up_to_whole_seconds(tmp_path: Path) -> None:
+    write(tmp_path, "d.yaml", dag("  tasks:\n    - {name: a, image: x, timeout: 1m0.5s}\n"))
+    report = validate_dir(tmp_path)
+    assert report.ok, report.problems
+    assert report.dags[0].dag.tasks[0].timeout_seconds == 61
+
+
 def test_template_reading_an_undeclared_param_points_into_the_string() -> None:
     text = dag(
         "  tasks:\n    - name: a\n      image: x\n      command: [echo, '{{ params.regoin }}']\n"

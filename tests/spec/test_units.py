@@ -6,15 +6,25 @@ from decimal import Decimal
 
 import pytest
 
-from controller.spec.durations import DurationError, parse_duration
+from controller.base.durations import DurationError, parse_duration
 from controller.spec.quantities import QuantityError, parse_quantity
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2d", 172800), (90, 90)],
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("1h", 3600),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        (90, 90),
+        ("1.5s", 1.5),
+        ("2m0.5s", 120.5),
+        (1.5, 1.5),
+    ],
 )
-def test_durations_parse(text: object, seconds: int) -> None:
+def test_durations_parse(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 

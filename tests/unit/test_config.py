@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, load_config, parse_duration
+from controller.config import ConfigError, duration_setting, load_config
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Task
@@ -87,16 +87,16 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30.0), ("10m", 600.0), ("1h30m", 5400.0), ("1.5s", 1.5), (90, 90.0)],
+    [("30s", 30.0), ("10m", 600.0), ("1h30m", 5400.0), ("1.5s", 1.5), (90, 90.0), ("1d", 86400.0)],
 )
 def test_durations(text: str | int, seconds: float) -> None:
-    assert parse_duration(text, field_name="x") == seconds
+    assert duration_setting(text, field_name="x") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "10 minutes", "1d", "-5s"])
+@pytest.mark.parametrize("text", ["", "10 minutes", "1.5h", "-5s"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError, match="x: "):
-        parse_duration(text, field_name="x")
+        duration_setting(text, field_name="x")
 
 
 def test_pod_settings_reach_the_worker_pods(tmp_path: Path) -> None:
