@@ -172,3 +172,68 @@ def test_a_trigger_sends_the_params_typed_as_the_dag_declares(ui: Browser, site:
     assert api(site, "GET", f"/runs/{run_id}")["params"] == {"epochs": 3, "threshold": 0.5}
     shown = ui.wait(lambda: "epochs" in (text := ui.text("#run-head")) and text, what="params")
     assert '"epochs":3' in shown
+
+
+WAIT_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {{name: {name}}}
+spec:
+  defaults: {{image: python:3.12-slim}}
+  tasks:
+    - name: work
+      command: [python3, -c, "{script}", "{gate}"]
+      retries: {{limit: 0}}
+"""
+# Waits (at most two minutes) for the test to create the gate's `go` file.
+WAITS = (
+    "import pathlib, sys, time; gate = pathlib.Path(sys.argv[1]); "
+    "deadline = time.monotonic() + 120; "
+    "[time.sleep(0.1) for _ in iter(lambda: (gate / 'go').exists() "
+    "or time.monotonic() > deadline, True)]"
+)
+# Fails until the test has created the gate's `fixed` file.
+FAILS_UNTIL_FIXED = (
+    "import pathlib, sys; sys.exit(0 if (pathlib.Path(sys.argv[1]) / 'fixed').exists() else 1)"
+)
+
+
+def test_cancel_from_the_run_page_stops_a_running_run(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    site.push({"waits.yaml": WAIT_DAG.format(name="waits", script=WAITS, gate=tmp_path)})
+    run_id = api(site, "POST", "/dags/waits/trigger", {})["id"]
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: graph_states(ui).get("work") == "running" or None, what="the task to run")
+    assert ui.act("button[data-action='cancel']")
+    ui.wait(lambda: run_state(ui) == "cancelled" or None, what="the run to be cancelled")
+    ui.wait(lambda: graph_states(ui) == {"work": "cancelled"} or None, what="the task cancelled")
+    assert api(site, "GET", f"/runs/{run_id}")["state"] == "cancelled"
+    assert not ui.all("button[data-action='cancel']")
+
+
+def test_retry_from_the_run_page_runs_the_failed_task_again_to_success(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    dag = WAIT_DAG.format(name="fixable", script=FAILS_UNTIL_FIXED, gate=tmp_path)
+    site.push({"fixable.yaml": dag})
+    run_id = api(site, "POST", "/dags/fixable/trigger", {})["id"]
+    assert wait_run(site, run_id) == "failed"
+    (tmp_path / "fixed").touch()
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: run_state(ui) == "failed" or None, what="the failed run")
+    assert ui.act("button[data-action='retry']")
+    ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed", timeout=60)
+    assert graph_states(ui) == {"work": "succeeded"}
+    ui.go(f"/runs/{run_id}/tasks/work/0")
+    rows = ui.wait(lambda: ui.all("#tries tr[data-try]") or None, what="the tries")
+    states = [
+        row.find_element("css selector", ".badge").get_attribute("data-state") for row in rows
+    ]
+    # The first try's failure stays visible; the retry is a later try, not a rewrite.
+    assert (states[0], states[-1]) == ("failed", "succeeded")
+    assert "task failure" in rows[0].text

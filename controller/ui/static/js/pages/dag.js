@@ -107,8 +107,10 @@ function backfillForm(dag, ctx) {
 }
 
 function backfillDone(result, dryRun) {
-  const dates = (result && (result.logicalDates || result.runs || [])) || [];
-  return dryRun ? `Would create ${dates.length} run(s)` : `Backfill created ${dates.length} run(s)`;
+  const runs = (result && result.runs) || [];
+  const dates = runs.length ? ` (${runs[0].logicalDate} … ${runs[runs.length - 1].logicalDate})` : "";
+  if (dryRun) return `A backfill would cover ${runs.length} date(s)${dates}; ${runs.filter((r) => r.id !== null).length} already have a run`;
+  return `Backfill created ${runs.filter((r) => r.created).length} run(s) for ${runs.length} date(s)${dates}`;
 }
 
 function gridView(data) {

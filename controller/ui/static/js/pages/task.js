@@ -110,7 +110,7 @@ function markButtons(latest, ctx, runId, taskName, item) {
   return [
     h("label", { for: "mark-result", class: "sr-only" }, "Result to record"),
     result,
-    h("button", { type: "button", "data-action": "mark-succeeded", onclick: () => ctx.act(`Mark ${taskName} succeeded?`, "Downstream tasks then proceed as if it had succeeded.", () => api.mark(runId, taskName, item, { state: "succeeded", result: result.value || null }), "Marked succeeded") }, "Mark succeeded"),
-    h("button", { type: "button", "data-action": "mark-failed", onclick: () => ctx.act(`Mark ${taskName} failed?`, "Downstream tasks then proceed as if it had failed.", () => api.mark(runId, taskName, item, { state: "failed" }), "Marked failed") }, "Mark failed"),
+    h("button", { type: "button", "data-action": "mark-succeeded", onclick: () => ctx.act(`Mark ${taskName} succeeded?`, "Downstream tasks then proceed as if it had succeeded.", () => api.mark(runId, taskName, item, { state: "succeeded", result: result.value || null }), (r) => r.message) }, "Mark succeeded"),
+    h("button", { type: "button", "data-action": "mark-failed", onclick: () => ctx.act(`Mark ${taskName} failed?`, "Downstream tasks then proceed as if it had failed.", () => api.mark(runId, taskName, item, { state: "failed" }), (r) => r.message) }, "Mark failed"),
   ];
 }
