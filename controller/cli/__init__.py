@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "controller.cli.logs",
     "controller.cli.plan",
     "controller.cli.operate",
+    "controller.cli.backfill",
 )
 
 

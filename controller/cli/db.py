@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from controller.base.durations import DurationError, parse_duration
 from controller.cli.database import add_database_arguments, database_url
-from controller.config import ConfigError
-from controller.store import current_revision, display_url, head_revision
+from controller.config import ConfigError, database_url_for, load_config
+from controller.logstore import LogStore
+from controller.operations.retention import clean
+from controller.store import NotMigratedError, Store, current_revision, display_url, head_revision
 from controller.store import upgrade as upgrade_database
 
 
@@ -46,6 +50,22 @@ def register(subparsers: Any) -> None:
     )
     add_database_arguments(current)
     current.set_defaults(handler=run_current)
+
+    clean = commands.add_parser(
+        "clean",
+        help="delete runs, task rows, events and stored logs older than a duration",
+        description="Delete the runs that finished more than --older-than ago, with their "
+        "task instances, events and stored logs, and older events of no run, in small "
+        "batches (no long locks). Queued and running runs are never touched. The database "
+        "and the log store are the controller's (--config), or as given.",
+    )
+    clean.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="e.g. 90d, 36h (d, h, m, s)"
+    )
+    clean.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    add_database_arguments(clean)
+    clean.add_argument("--log-store", metavar="LOCATION", help="default: as the controller")
+    clean.set_defaults(handler=run_clean)
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
@@ -86,6 +106,38 @@ def run_current(args: argparse.Namespace) -> int:
         f"{display_url(url)}: revision {shown}; this kubedag needs {head}: run `kubedag db upgrade`"
     )
     return 1
+
+
+def run_clean(args: argparse.Namespace) -> int:
+    try:
+        older_than = timedelta(seconds=parse_duration(args.older_than))
+        config = load_config(
+            path=args.config,
+            overrides={"databaseUrl": args.database_url, "logStore": args.log_store},
+        )
+    except (DurationError, ConfigError) as error:
+        print(f"kubedag db clean: {error}", file=sys.stderr)
+        return 2
+    if older_than <= timedelta(0):
+        print("kubedag db clean: --older-than must be more than 0", file=sys.stderr)
+        return 2
+    url = database_url_for(config)
+    try:
+        store = Store.connect(url)
+    except NotMigratedError as error:
+        print(f"kubedag db clean: {error}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, ValueError) as error:
+        return _fail(url, error)
+    try:
+        log_store = None if args.dry_run else LogStore(config.log_store_location)
+        cleaned = clean(store, log_store, older_than=older_than, dry_run=args.dry_run)
+    except SQLAlchemyError as error:
+        return _fail(url, error)
+    finally:
+        store.close()
+    print(f"{'would delete' if args.dry_run else 'deleted'} {cleaned}")
+    return 0
 
 
 def _fail(url: str, error: Exception) -> int:

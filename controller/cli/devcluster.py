@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
-from controller.devcluster.config import DEV_PORT_BASE, default_data_dir, kubernetes_bin_dir
+from controller.devcluster.cluster import PACKAGE_ROOT
+from controller.devcluster.config import (
+    DEV_PORT_BASE,
+    REAL_PORT_BASE,
+    default_data_dir,
+    kubernetes_bin_dir,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -29,17 +35,27 @@ def register(subparsers: Any) -> None:
         "cluster (kind, k3d, minikube, a real one), set KUBECONFIG instead.",
     )
     dev.add_argument(
+        "--node",
+        choices=("agent", "real"),
+        default="agent",
+        help="agent: the node agent runs pods as local processes (fast, the default); "
+        "real: a kubelet with containerd runs them in containers (root only; its own "
+        "cluster, default data dir clusters/real and port base 36443)",
+    )
+    dev.add_argument(
         "--data-dir",
         type=Path,
-        default=default_data_dir("dev"),
-        help="where certificates, etcd data, logs and the kubeconfig live (default: %(default)s)",
+        default=None,
+        help="where certificates, etcd data, logs and the kubeconfig live "
+        f"(default: {default_data_dir('dev')}, or {default_data_dir('real')} with --node=real)",
     )
     dev.add_argument(
         "--port-base",
         type=int,
-        default=DEV_PORT_BASE,
+        default=None,
         help="the apiserver port; etcd, controller-manager, scheduler and the "
-        "node agent use the next five (default: %(default)s)",
+        f"node's kubelet port use the next five (default: {DEV_PORT_BASE}, "
+        f"or {REAL_PORT_BASE} with --node=real)",
     )
     actions = dev.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser(
@@ -60,6 +76,11 @@ def register(subparsers: Any) -> None:
     actions.add_parser(
         "build", help="only build the Kubernetes binaries into the cache (first time: minutes)"
     ).set_defaults(handler=_build)
+    actions.add_parser(
+        "images",
+        help="build the images a real node runs (the controller from the Dockerfile, local "
+        "stand-ins for the public images worker pods use); cached, first time: minutes",
+    ).set_defaults(handler=_images)
     actions.add_parser("down", help="stop the processes `up` started").set_defaults(handler=_down)
     actions.add_parser("status", help="show which components run").set_defaults(handler=_status)
     actions.add_parser(
@@ -120,7 +141,11 @@ def register(subparsers: Any) -> None:
 
 
 def _cluster(args: argparse.Namespace) -> LocalCluster:
-    return LocalCluster(ClusterConfig(data_dir=args.data_dir, port_base=args.port_base))
+    real = args.node == "real"
+    if args.data_dir is None:
+        args.data_dir = default_data_dir("real" if real else "dev")
+    port_base = args.port_base or (REAL_PORT_BASE if real else DEV_PORT_BASE)
+    return LocalCluster(ClusterConfig(data_dir=args.data_dir, port_base=port_base, real_node=real))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -131,7 +156,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"cluster is up: {cluster.config.server_url}")
-    print(f'use it with:   eval "$(kubedag dev-cluster --data-dir {args.data_dir} env)"')
+    node = " --node=real" if args.node == "real" else ""
+    print(f'use it with:   eval "$(kubedag dev-cluster{node} --data-dir {args.data_dir} env)"')
     return 0
 
 
@@ -142,6 +168,19 @@ def _build(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Kubernetes binaries are in {kubernetes_bin_dir()}")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    from controller.devcluster.images import ImageBuilder
+
+    try:
+        archives = ImageBuilder(source_root=PACKAGE_ROOT).ensure()
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for archive in archives:
+        print(archive)
     return 0
 
 

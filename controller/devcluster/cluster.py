@@ -28,8 +28,9 @@ import yaml
 from controller.devcluster import commands, processes
 from controller.devcluster.config import ClusterConfig
 from controller.devcluster.kubeconfig import write_kubeconfig
-from controller.devcluster.pki import Pki, ensure_pki
+from controller.devcluster.pki import REAL_NODE, Pki, ensure_pki
 from controller.devcluster.readiness import ClusterError, wait_until
+from controller.devcluster.realnode import RealNode, write_kubelet_kubeconfig
 
 COMPONENTS: tuple[str, ...] = (
     "etcd",
@@ -59,6 +60,13 @@ class LocalCluster:
         self.config = config
         self._log = log
         self._pki: Pki | None = None
+
+    @property
+    def real_node(self) -> RealNode | None:
+        """The kubelet + containerd node, for a cluster configured with one."""
+        if not self.config.real_node:
+            return None
+        return RealNode(self.config, self.pki, source_root=PACKAGE_ROOT, log=self._log)
 
     @property
     def kubeconfig(self) -> Path:
@@ -102,13 +110,18 @@ class LocalCluster:
             return None
         server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         port = int(server.rsplit(":", 1)[1])
-        return cls(ClusterConfig(data_dir=data_dir, port_base=port), log=log)
+        real = (data_dir / "node" / "containerd").exists()
+        return cls(ClusterConfig(data_dir=data_dir, port_base=port, real_node=real), log=log)
 
     def up(
         self, *, watch_cache: bool = True, with_node_agent: bool = True, timeout: float = 120.0
     ) -> None:
         self.ensure_binaries()
         cfg = self.config
+        node = self.real_node
+        if node is not None:
+            # Before anything starts: not root, or no containerd, should cost nothing.
+            node.check_host()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         tokens = self.pki.tokens()
         write_kubeconfig(
@@ -161,7 +174,22 @@ class LocalCluster:
             timeout=timeout,
             what="the default ServiceAccount token",
         )
-        if with_node_agent:
+        if node is not None:
+            kubelet_kubeconfig = cfg.kubeconfig_for(f"system:node:{REAL_NODE}")
+            write_kubelet_kubeconfig(
+                kubelet_kubeconfig,
+                server=cfg.server_url,
+                ca=self.pki.ca_cert,
+                token=tokens[f"system:node:{REAL_NODE}"],
+            )
+            with self.api_client() as admin:
+                node.up(
+                    admin=admin,
+                    kubelet_kubeconfig=kubelet_kubeconfig,
+                    ensure=self._ensure,
+                    timeout=timeout,
+                )
+        elif with_node_agent:
             self._ensure(
                 NODE_AGENT,
                 commands.node_agent_argv(
@@ -177,6 +205,9 @@ class LocalCluster:
     def down(self) -> list[str]:
         """Stop the components this cluster started, newest first. Returns their names."""
         stopped = []
+        node = self.real_node
+        if node is not None:
+            stopped += node.down()
         for name in (NODE_AGENT, *reversed(COMPONENTS)):
             timeout = STOP_TIMEOUT.get(name, DEFAULT_STOP_TIMEOUT)
             if processes.stop(run_dir=self.config.run_dir, name=name, timeout=timeout):
@@ -184,13 +215,14 @@ class LocalCluster:
         return stopped
 
     def status(self) -> dict[str, int | None]:
-        names = (*COMPONENTS, NODE_AGENT)
+        node = self.real_node
+        names = (*COMPONENTS, *(node.names() if node is not None else (NODE_AGENT,)))
         return {name: processes.running_pid(self.config.run_dir, name) for name in names}
 
     def is_up(self, *, with_node_agent: bool = True) -> bool:
         status = self.status()
         if not with_node_agent:
-            status.pop(NODE_AGENT)
+            status.pop(NODE_AGENT, None)
         return all(pid is not None for pid in status.values()) and self.apiserver_ready()
 
     def stop_node_agent(self) -> bool:

@@ -48,6 +48,9 @@ def apiserver_argv(cfg: ClusterConfig, pki: Pki, *, watch_cache: bool) -> list[s
         # Loopback addresses are rejected as endpoints of the kubernetes Service.
         "--endpoint-reconciler-type=none",
         "--kubelet-preferred-address-types=InternalIP",
+        # A real kubelet admits only clients it can authenticate (no anonymous access).
+        f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+        f"--kubelet-client-key={pki.kubelet_client_key}",
         "--allow-privileged=true",
         # Plain max-in-flight limits: load tests create pods from many threads.
         "--enable-priority-and-fairness=false",
@@ -59,6 +62,9 @@ def apiserver_argv(cfg: ClusterConfig, pki: Pki, *, watch_cache: bool) -> list[s
 
 
 def controller_manager_argv(cfg: ClusterConfig, pki: Pki, *, kubeconfig: Path) -> list[str]:
+    # The node agent keeps its nodes Ready itself; a real kubelet only reports its
+    # conditions, and the node-lifecycle controller removes the not-ready taint.
+    controllers = "*,-nodeipam" if cfg.real_node else "*,-nodeipam,-nodelifecycle"
     return [
         str(cfg.binary("kube-controller-manager")),
         f"--kubeconfig={kubeconfig}",
@@ -73,8 +79,7 @@ def controller_manager_argv(cfg: ClusterConfig, pki: Pki, *, kubeconfig: Path) -
         f"--cluster-signing-cert-file={pki.ca_cert}",
         f"--cluster-signing-key-file={pki.ca_key}",
         "--use-service-account-credentials=true",
-        # No kubelets to watch over: the node agent keeps its nodes Ready itself.
-        "--controllers=*,-nodeipam,-nodelifecycle",
+        f"--controllers={controllers}",
         "--leader-elect=false",
         "--kube-api-qps=200",
         "--kube-api-burst=400",

@@ -15,6 +15,8 @@ from pathlib import Path
 
 DEV_PORT_BASE = 16443
 TEST_PORT_BASE = 26443
+REAL_PORT_BASE = 36443
+"""The cluster with a real kubelet and containerd (`dev-cluster --node=real`)."""
 
 
 def cache_dir() -> Path:
@@ -40,6 +42,8 @@ class ClusterConfig:
     data_dir: Path
     port_base: int = DEV_PORT_BASE
     bin_dir: Path | None = None
+    real_node: bool = False
+    """A real kubelet + containerd node instead of the node agent."""
 
     @property
     def apiserver_port(self) -> int:
@@ -65,6 +69,11 @@ class ClusterConfig:
     def kubelet_port(self) -> int:
         """The node agent's log port (the kubelet port the apiserver proxies logs to)."""
         return self.port_base + 5
+
+    @property
+    def kubelet_healthz_port(self) -> int:
+        """The real kubelet's healthz port, on loopback."""
+        return self.port_base + 6
 
     @property
     def server_url(self) -> str:

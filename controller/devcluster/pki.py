@@ -5,6 +5,8 @@ earlier (and tokens handed to tests) stay valid across restarts. The CA signs th
 apiserver's serving certificate (so clients verify it instead of skipping TLS checks)
 and the node agent's kubelet certificate. Identities are static tokens: simpler than
 client certificates, and a token file is how RBAC tests get a user with no rights.
+The one client certificate is the apiserver's own towards a real kubelet, which accepts
+no anonymous requests and no static tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ VALIDITY = datetime.timedelta(days=3650)
 # and use its token; they can do nothing until bound.
 TEST_USERS: tuple[str, ...] = tuple(f"test-user-{i}" for i in range(5))
 
+REAL_NODE = "kubedag-real-0"
+"""The Node a real kubelet registers as (see devcluster.realnode)."""
+REAL_NODE_IP = "198.51.100.1"
+"""The real node's address: a documentation-range /32 on `lo`, since a kubelet refuses
+a loopback node IP; reachable from this machine only."""
+APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -40,6 +49,8 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity("system:kube-controller-manager", ()),
     Identity("system:kube-scheduler", ()),
     Identity("kubedag-node-agent", ("system:masters",)),
+    # A real kubelet is one node, so it gets the Node authorizer's least privilege.
+    Identity(f"system:node:{REAL_NODE}", ("system:nodes",)),
     *(Identity(user, ()) for user in TEST_USERS),
 )
 
@@ -73,6 +84,23 @@ class Pki:
     @property
     def kubelet_key(self) -> Path:
         return self.root / "kubelet.key"
+
+    @property
+    def real_kubelet_cert(self) -> Path:
+        return self.root / "kubelet-real.crt"
+
+    @property
+    def real_kubelet_key(self) -> Path:
+        return self.root / "kubelet-real.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """The apiserver's client certificate towards kubelets (logs, exec)."""
+        return self.root / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.root / "apiserver-kubelet-client.key"
 
     @property
     def sa_key(self) -> Path:
@@ -128,6 +156,25 @@ def ensure_pki(root: Path) -> Pki:
             dns=["localhost"],
             ips=["127.0.0.1"],
         )
+    if not pki.real_kubelet_cert.exists():
+        _issue(
+            pki,
+            cert_path=pki.real_kubelet_cert,
+            key_path=pki.real_kubelet_key,
+            common_name=f"system:node:{REAL_NODE}",
+            dns=[REAL_NODE, "localhost"],
+            ips=[REAL_NODE_IP, "127.0.0.1"],
+        )
+    if not pki.kubelet_client_cert.exists():
+        _issue(
+            pki,
+            cert_path=pki.kubelet_client_cert,
+            key_path=pki.kubelet_client_key,
+            common_name=APISERVER_KUBELET_CLIENT,
+            dns=[],
+            ips=[],
+            usage=x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
     if not pki.sa_key.exists():
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _write_key(pki.sa_key, sa)
@@ -170,7 +217,14 @@ def _builder(
 
 
 def _issue(
-    pki: Pki, *, cert_path: Path, key_path: Path, common_name: str, dns: list[str], ips: list[str]
+    pki: Pki,
+    *,
+    cert_path: Path,
+    key_path: Path,
+    common_name: str,
+    dns: list[str],
+    ips: list[str],
+    usage: x509.ObjectIdentifier = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> None:
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -178,17 +232,15 @@ def _issue(
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    cert = (
-        _builder(
-            subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
-            issuer=ca_cert.subject,
-            public_key=key.public_key(),
-        )
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    builder = _builder(
+        subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]),
+        issuer=ca_cert.subject,
+        public_key=key.public_key(),
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(
+        ca_key, hashes.SHA256()
     )
     _write_key(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

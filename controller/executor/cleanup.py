@@ -41,16 +41,22 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from kubernetes import client
 
 from controller.base.backoff import Backoff
 from controller.engine.states import TaskState
-from controller.executor.kubeclient import DEFAULT_TIMEOUT, raw_call, read_error
+from controller.executor.kubeclient import (
+    DEFAULT_TIMEOUT,
+    ApiError,
+    ApiUnavailableError,
+    raw_call,
+    retry_call,
+)
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
-from controller.executor.podlogs import ContainerLog, LogUnavailableError, read_pod_logs
+from controller.executor.podlogs import ContainerLog, read_pod_logs
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.logstore import LogKey, LogStore
 from controller.store import TaskInstanceRecord
@@ -70,7 +76,7 @@ DELETED_MEMORY = 10_000
 API_BACKOFF = Backoff(base=0.2, cap=5.0, max_attempts=6, max_elapsed=30.0)
 # How long past its grace period a stopped pod's node gets to report it stopped.
 STOP_MARGIN = timedelta(seconds=10)
-T = TypeVar("T")
+_CHANGED_UNDER_US = frozenset({409, 422})
 
 
 @dataclass(frozen=True)
@@ -194,19 +200,13 @@ class PodCleaner:
             log.warning("pod %s/%s not stopped: the controller is stopping", namespace, name)
 
     def _terminate(self, namespace: str, name: str, grace_seconds: int | None) -> None:
-        def delete() -> None:
-            _discard(
-                raw_call(
-                    self._core.delete_namespaced_pod,
-                    name,
-                    namespace,
-                    body=client.V1DeleteOptions(grace_period_seconds=grace_seconds),
-                    _request_timeout=DEFAULT_TIMEOUT,
-                )
-            )
-
         try:
-            _with_retries(delete, what=f"stopping pod {namespace}/{name}", observer=self._observer)
+            self._delete_pod(
+                namespace=namespace,
+                name=name,
+                options=client.V1DeleteOptions(grace_period_seconds=grace_seconds),
+                what="stopping",
+            )
         except Exception:
             # The row is finished: the next full reconcile hands the pod to cleanup.
             log.exception("stopping pod %s/%s failed", namespace, name)
@@ -271,7 +271,7 @@ class PodCleaner:
                 self._delete(namespace=namespace, name=name, uid=uid)
                 self._remember_deleted(uid)
             self.cleaned += 1
-        except (LogUnavailableError, _GaveUpError) as error:
+        except ApiUnavailableError as error:
             # The finalizer stays, so the next reconcile brings the pod back here.
             self.failures += 1
             log.warning("cleanup of a finished pod postponed: %s", error, extra=where)
@@ -352,53 +352,48 @@ class PodCleaner:
         return items[0] if items else {}
 
     def _delete(self, *, namespace: str, name: str, uid: str) -> None:
+        self._delete_pod(
+            namespace=namespace,
+            name=name,
+            options=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid or None)),
+            what="deleting",
+        )
+
+    def _delete_pod(
+        self, *, namespace: str, name: str, options: client.V1DeleteOptions, what: str
+    ) -> None:
         def delete() -> None:
             _discard(
                 raw_call(
                     self._core.delete_namespaced_pod,
                     name,
                     namespace,
-                    body=client.V1DeleteOptions(
-                        preconditions=client.V1Preconditions(uid=uid or None)
-                    ),
+                    body=options,
                     _request_timeout=DEFAULT_TIMEOUT,
                 )
             )
 
-        _with_retries(delete, what=f"deleting pod {namespace}/{name}", observer=self._observer)
+        _with_retries(delete, what=f"{what} pod {namespace}/{name}", observer=self._observer)
 
 
-class _GaveUpError(Exception):
-    pass
-
-
-def _with_retries(call: Callable[[], T], *, what: str, observer: ExecutorObserver) -> T | None:
-    """``call`` with jittered backoff on transient errors; a 404 (pod gone) is success.
+def _with_retries(call: Callable[[], None], *, what: str, observer: ExecutorObserver) -> None:
+    """``call`` with the API retry; a 404 (pod gone) is success.
 
     A 409/422 (precondition or test op failed: the pod changed under us) is retried,
     since the next attempt reads the pod afresh.
     """
-    started = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return call()
-        except Exception as exc:
-            error = read_error(exc)
-            if error.status == 404:
-                return None
+
+    def count(error: ApiError) -> None:
+        if error.status != 404:
             observer.api_error(error.status)
-            if not error.retryable and error.status not in (409, 422):
-                raise
-            pause = API_BACKOFF.next_delay(
-                attempt=attempt,
-                elapsed=time.monotonic() - started,
-                retry_after=error.retry_after,
-            )
-            if pause is None:
-                raise _GaveUpError(f"{what}: {error.reason}: {error.message}") from exc
-            time.sleep(pause)
+
+    try:
+        retry_call(
+            call, backoff=API_BACKOFF, what=what, also_retry=_CHANGED_UNDER_US, on_error=count
+        )
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:

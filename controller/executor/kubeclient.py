@@ -5,11 +5,14 @@ connection pool holds ``5 * cpu_count`` connections (10 on a 2-core node), so a 
 with 16 workers would open and discard a TLS connection per request; it sets no request
 timeout, so a half-dead connection hangs a thread forever; and urllib3's own silent retries
 would hide failures from the backoff we control. Here the pool is sized for the launcher,
-every call gets an explicit ``(connect, read)`` timeout, TCP keepalive guards long watches,
-and retrying is left to the callers, which back off with jitter and give up with a reason.
+every call gets an explicit ``(connect, read)`` timeout, and TCP keepalive guards long
+watches.
 
 It also holds the one place that decides what an error means: retryable (429, 5xx,
-timeouts, dropped connections) or final, with the API's own ``Status`` message.
+timeouts, dropped connections) or final, with the API's own ``Status`` message; and the
+one way to retry a call: ``retry_call`` for a request and its answer, ``ApiRetry`` for a
+stream that resumes. Both back off through the project's one backoff, honour Retry-After,
+and give up with the call named and the last error told.
 """
 
 from __future__ import annotations
@@ -17,18 +20,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 import urllib3
 from kubernetes import client, config
 
+from controller.base.backoff import Backoff
+
 DEFAULT_POOL_MAXSIZE = 32
 # (connect, read) seconds for ordinary request/response calls.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 def load_configuration(
@@ -140,6 +148,51 @@ def shutdown_response(response: urllib3.BaseHTTPResponse) -> None:
         response.close()
 
 
+class StoppableStream:
+    """A streamed read (a watch, a followed log) that another thread may end at once.
+
+    Closing a response does not wake a reader blocked in recv(), so the response being
+    read is kept here, under a lock, for ``stop()`` to shut its socket down.
+    """
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._response: urllib3.BaseHTTPResponse | None = None
+
+    def stop(self) -> None:
+        """End the iteration promptly; safe to call from any thread, more than once."""
+        self._stopped.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            shutdown_response(response)
+
+    def _lines(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        """The non-empty lines of ``response`` until it ends or ``stop()`` is called.
+
+        The connection goes back to the pool when the body was read to its end, and is
+        closed when it was not: mid-stream it cannot serve another request.
+        """
+        with self._lock:
+            self._response = response
+        if self._stopped.is_set():
+            shutdown_response(response)
+        finished = False
+        try:
+            for line in iter_lines(response):
+                if self._stopped.is_set():
+                    return
+                yield line
+            finished = True
+        finally:
+            with self._lock:
+                self._response = None
+            if not finished:
+                response.close()
+            response.release_conn()
+
+
 def pool_maxsize(api: client.ApiClient) -> int:
     """How many connections ``api`` keeps alive (the urllib3 pool's maxsize)."""
     size = api.configuration.connection_pool_maxsize
@@ -179,6 +232,109 @@ def read_error(exc: BaseException) -> ApiError:
             status=None, reason=type(exc).__name__, message=str(exc) or repr(exc), retryable=True
         )
     raise exc
+
+
+def describe_error(error: ApiError) -> str:
+    """One line for a log or a message: ``HTTP 503 ServiceUnavailable: the message``."""
+    status = f"HTTP {error.status} " if error.status is not None else ""
+    return f"{status}{error.reason}: {error.message}".strip()
+
+
+class ApiUnavailableError(Exception):
+    """A call failed for longer than its backoff allows; carries the last error."""
+
+    def __init__(self, message: str, error: ApiError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class RetryStoppedError(Exception):
+    """The caller's stop event was set while a failed call waited for its next attempt."""
+
+
+class ApiRetry:
+    """The failures in a row of one call, and the pause before its next attempt.
+
+    For loops that cannot hand a single callable to ``retry_call``, such as a stream that
+    resumes where it broke off: they report each failure and each success here, so the
+    counting, the bounds and the message on giving up are the same everywhere.
+    """
+
+    def __init__(
+        self,
+        backoff: Backoff,
+        *,
+        what: str,
+        unavailable: type[ApiUnavailableError] = ApiUnavailableError,
+    ) -> None:
+        self.what = what
+        self.failures = 0
+        self._backoff = backoff
+        self._unavailable = unavailable
+        # Time is counted from the first attempt, and after a success from the next failure.
+        self._since: float | None = time.monotonic()
+
+    def failed(self, error: ApiError) -> float:
+        """Count one failure; the pause before the next attempt.
+
+        Raises ``unavailable`` once the backoff's bounds are spent. A server's Retry-After
+        is a floor for the pause.
+        """
+        self.failures += 1
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elapsed = now - self._since
+        pause = self._backoff.next_delay(
+            attempt=self.failures, elapsed=elapsed, retry_after=error.retry_after
+        )
+        if pause is None:
+            raise self._unavailable(
+                f"gave up {self.what} after {self.failures} attempts in {elapsed:.1f}s; "
+                f"last error: {describe_error(error)}",
+                error,
+            )
+        return pause
+
+    def succeeded(self) -> None:
+        """The call got through: the next failure starts a new count."""
+        self.failures = 0
+        self._since = None
+
+
+def retry_call(
+    call: Callable[[], T],
+    *,
+    backoff: Backoff,
+    what: str,
+    also_retry: frozenset[int] = frozenset(),
+    on_error: Callable[[ApiError], None] | None = None,
+    stop: threading.Event | None = None,
+    unavailable: type[ApiUnavailableError] = ApiUnavailableError,
+) -> T:
+    """``call()``, tried again after transient failures until the backoff's bounds are spent.
+
+    Transient means ``read_error`` says retryable, or the HTTP status is in
+    ``also_retry`` (say 409 for a write whose next attempt reads the object afresh). A
+    final refusal is raised as the client raised it; a bug in ``call`` is raised at once.
+    ``on_error`` sees every failure (to count it); giving up raises ``unavailable``; a set
+    ``stop`` ends the wait with RetryStoppedError.
+    """
+    retry = ApiRetry(backoff, what=what, unavailable=unavailable)
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            error = read_error(exc)
+            if on_error is not None:
+                on_error(error)
+            if not error.retryable and error.status not in also_retry:
+                raise
+            pause = retry.failed(error)
+        if stop is None:
+            time.sleep(pause)
+        elif stop.wait(pause):
+            raise RetryStoppedError(f"{what}: stopped while waiting to retry")
 
 
 def forbidden_message(*, verb: str, resource: str, namespace: str, error: ApiError) -> str:

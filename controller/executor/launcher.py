@@ -24,7 +24,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,10 +35,13 @@ from controller.base.backoff import Backoff
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
+    ApiUnavailableError,
+    RetryStoppedError,
     forbidden_message,
     pool_maxsize,
     post_json,
     read_error,
+    retry_call,
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.ratelimit import make_limiter
@@ -184,57 +186,56 @@ class Launcher:
         return outcome
 
     def _create(self, request: LaunchRequest) -> LaunchOutcome:
-        started = time.monotonic()
-        attempt = 0
-        while True:
+        attempts = 0
+
+        def create() -> None:
+            nonlocal attempts
             if self._stop.is_set() or (
                 self._limiter is not None and not self._limiter.acquire(stop=self._stop)
             ):
-                return self._stopped(request, attempt)
-            attempt += 1
-            try:
-                response = post_json(
-                    self._api,
-                    f"/api/v1/namespaces/{request.namespace}/pods",
-                    request.body,
-                    timeout=self._timeout,
-                )
-            except Exception as exc:
-                error = read_error(exc)
-                # AlreadyExists is how a pod is adopted, reported as its launch outcome.
-                if error.status != 409:
-                    self._observer.api_error(error.status)
-            else:
-                # Read the (unused) body so the connection goes back to the pool.
-                response.drain_conn()
-                response.release_conn()
-                return LaunchOutcome(request, LaunchStatus.CREATED, attempts=attempt)
-
-            final = self._final_outcome(request, error, attempt)
-            if final is not None:
-                return final
-            elapsed = time.monotonic() - started
-            pause = self._backoff.next_delay(
-                attempt=attempt, elapsed=elapsed, retry_after=error.retry_after
+                raise RetryStoppedError(f"creating pod {request.pod_name}: stopped")
+            attempts += 1
+            response = post_json(
+                self._api,
+                f"/api/v1/namespaces/{request.namespace}/pods",
+                request.body,
+                timeout=self._timeout,
             )
-            if pause is None:
-                return LaunchOutcome(
-                    request,
-                    LaunchStatus.GAVE_UP,
-                    message=(
-                        f"gave up creating pod {request.pod_name} after {attempt} attempts "
-                        f"in {elapsed:.1f}s; last error: {_describe(error)}"
-                    ),
-                    http_status=error.status,
-                    attempts=attempt,
-                )
-            log.debug("retrying pod %s in %.2fs: %s", request.pod_name, pause, _describe(error))
-            if self._stop.wait(pause):
-                return self._stopped(request, attempt)
+            # Read the (unused) body so the connection goes back to the pool.
+            response.drain_conn()
+            response.release_conn()
+
+        try:
+            retry_call(
+                create,
+                backoff=self._backoff,
+                what=f"creating pod {request.pod_name}",
+                on_error=self._count_error,
+                stop=self._stop,
+            )
+        except RetryStoppedError:
+            return self._stopped(request, attempts)
+        except ApiUnavailableError as gave_up:
+            return LaunchOutcome(
+                request,
+                LaunchStatus.GAVE_UP,
+                message=str(gave_up),
+                http_status=gave_up.error.status if gave_up.error else None,
+                attempts=attempts,
+            )
+        except client.ApiException as exc:
+            return self._final_outcome(request, read_error(exc), attempts)
+        return LaunchOutcome(request, LaunchStatus.CREATED, attempts=attempts)
+
+    def _count_error(self, error: ApiError) -> None:
+        # AlreadyExists is how a pod is adopted, reported as its launch outcome.
+        if error.status != 409:
+            self._observer.api_error(error.status)
 
     def _final_outcome(
         self, request: LaunchRequest, error: ApiError, attempt: int
-    ) -> LaunchOutcome | None:
+    ) -> LaunchOutcome:
+        """The outcome of a final refusal: AlreadyExists (adopted) or rejected."""
         if error.status == 409:
             return LaunchOutcome(
                 request,
@@ -243,8 +244,6 @@ class Launcher:
                 http_status=409,
                 attempts=attempt,
             )
-        if error.retryable:
-            return None
         message = error.message
         if error.status == 403:
             message = forbidden_message(
@@ -268,8 +267,3 @@ class Launcher:
                 "an earlier attempt may have created it"
             )
         return LaunchOutcome(request, LaunchStatus.GAVE_UP, message=message, attempts=attempts)
-
-
-def _describe(error: ApiError) -> str:
-    status = f"HTTP {error.status} " if error.status is not None else ""
-    return f"{status}{error.reason}: {error.message}".strip()

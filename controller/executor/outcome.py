@@ -34,6 +34,7 @@ INFRA_WAITING_REASONS = frozenset(
     {
         "ImagePullBackOff",
         "ErrImagePull",
+        "ErrImageNeverPull",
         "CreateContainerConfigError",
         "CreateContainerError",
         "InvalidImageName",

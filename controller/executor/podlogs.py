@@ -16,12 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import urllib3
 from kubernetes import client
@@ -30,12 +27,13 @@ from controller.base.backoff import Backoff
 from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
-    ApiError,
+    ApiRetry,
+    ApiUnavailableError,
+    StoppableStream,
     describe_api_exception,
-    iter_lines,
     raw_call,
     read_error,
-    shutdown_response,
+    retry_call,
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
@@ -62,7 +60,7 @@ class ContainerLog:
     error: str | None = None
 
 
-class LogUnavailableError(Exception):
+class LogUnavailableError(ApiUnavailableError):
     """Reading a log failed for longer than the backoff allows."""
 
 
@@ -114,49 +112,45 @@ def _read_one(
     backoff: Backoff,
     observer: ExecutorObserver,
 ) -> ContainerLog:
-    started = time.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            response = raw_call(
-                core.read_namespaced_pod_log,
-                pod,
-                namespace,
-                container=container,
-                # One byte more than we keep tells "cut" apart from "exactly this long".
-                limit_bytes=limit_bytes + 1,
-                _request_timeout=timeout,
-            )
-            try:
-                data = response.data
-            finally:
-                response.release_conn()
-        except Exception as exc:
-            error = read_error(exc)
-            observer.api_error(error.status)
-            if not error.retryable:
-                if error.status == 403:
-                    # Not a pod without a log: no pod's log can be kept until the Role is fixed.
-                    log.warning(
-                        "cannot keep the log of %s/%s: %s",
-                        pod,
-                        container,
-                        describe_api_exception(exc),
-                    )
-                return ContainerLog(container=container, text="", error=error.message)
-            _pause_or_raise(
-                backoff, attempt=attempt, started=started, error=error, what=f"{pod}/{container}"
-            )
-            continue
-        return ContainerLog(
+    def fetch() -> bytes:
+        response = raw_call(
+            core.read_namespaced_pod_log,
+            pod,
+            namespace,
             container=container,
-            text=data[:limit_bytes].decode("utf-8", "replace"),
-            truncated=len(data) > limit_bytes,
+            # One byte more than we keep tells "cut" apart from "exactly this long".
+            limit_bytes=limit_bytes + 1,
+            _request_timeout=timeout,
         )
+        try:
+            return response.data
+        finally:
+            response.release_conn()
+
+    try:
+        data = retry_call(
+            fetch,
+            backoff=backoff,
+            what=f"reading the log of {pod}/{container}",
+            on_error=lambda error: observer.api_error(error.status),
+            unavailable=LogUnavailableError,
+        )
+    except client.ApiException as exc:
+        error = read_error(exc)
+        if error.status == 403:
+            # Not a pod without a log: no pod's log can be kept until the Role is fixed.
+            log.warning(
+                "cannot keep the log of %s/%s: %s", pod, container, describe_api_exception(exc)
+            )
+        return ContainerLog(container=container, text="", error=error.message)
+    return ContainerLog(
+        container=container,
+        text=data[:limit_bytes].decode("utf-8", "replace"),
+        truncated=len(data) > limit_bytes,
+    )
 
 
-class LogFollow:
+class LogFollow(StoppableStream):
     """Iterate a container's log lines as they are written, until the container ends.
 
     ``stop()`` from another thread ends the iteration promptly. When the pod is not found
@@ -174,27 +168,21 @@ class LogFollow:
         connect_timeout: float = DEFAULT_TIMEOUT[0],
         backoff: Backoff = FOLLOW_BACKOFF,
     ) -> None:
+        super().__init__()
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
         self.pod = pod
         self.container = container
         self._timeout = (connect_timeout, idle_timeout)
         self._backoff = backoff
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None
         self._cursor = LineCursor()
 
-    def stop(self) -> None:
-        self._stopped.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            shutdown_response(response)
-
     def __iter__(self) -> Iterator[str]:
-        started = time.monotonic()
-        attempt = 0
+        retry = ApiRetry(
+            self._backoff,
+            what=f"following the log of {self.pod}/{self.container}",
+            unavailable=LogUnavailableError,
+        )
         while not self._stopped.is_set():
             try:
                 yield from self._stream_once()
@@ -212,20 +200,10 @@ class LogFollow:
                 if error.status is not None and not error.retryable and error.status != 400:
                     raise
                 # 400 is "waiting to start": the container will have a log soon.
-                attempt += 1
-                what = f"{self.pod}/{self.container}"
-                pause = self._backoff.next_delay(
-                    attempt=attempt, elapsed=time.monotonic() - started
-                )
-                if pause is None:
-                    raise LogUnavailableError(
-                        f"following the log of {what} failed; last error: {error.message}"
-                    ) from exc
-                if self._stopped.wait(pause):
+                if self._stopped.wait(retry.failed(error)):
                     return
                 continue
-            attempt = 0
-            started = time.monotonic()
+            retry.succeeded()
             if self._container_finished() or self._stopped.wait(RECONNECT_PAUSE):
                 return
 
@@ -240,23 +218,11 @@ class LogFollow:
             **self._resume_from(),
             _request_timeout=self._timeout,
         )
-        with self._lock:
-            self._response = response
-        if self._stopped.is_set():
-            shutdown_response(response)
         self._cursor.begin_stream()
-        try:
-            for raw in iter_lines(response):
-                if self._stopped.is_set():
-                    return
-                line = self._cursor.admit(raw.decode("utf-8", "replace"))
-                if line is not None:
-                    yield line
-        finally:
-            with self._lock:
-                self._response = None
-            response.close()
-            response.release_conn()
+        for raw in self._lines(response):
+            line = self._cursor.admit(raw.decode("utf-8", "replace"))
+            if line is not None:
+                yield line
 
     def _resume_from(self) -> dict[str, int]:
         """After a reconnect, ask again from a little before the last line seen.
@@ -348,16 +314,3 @@ def stamp_key(stamp: str) -> tuple[str, str] | None:
         return None
     whole, _, fraction = stamp[:-1].partition(".")
     return whole, fraction.ljust(9, "0")
-
-
-def _pause_or_raise(
-    backoff: Backoff, *, attempt: int, started: float, error: ApiError, what: str
-) -> None:
-    pause = backoff.next_delay(
-        attempt=attempt, elapsed=time.monotonic() - started, retry_after=error.retry_after
-    )
-    if pause is None:
-        raise LogUnavailableError(
-            f"reading the log of {what} failed {attempt} times; last error: {error.message}"
-        )
-    time.sleep(pause)

@@ -19,7 +19,6 @@ promptly by shutting the open response's socket instead of waiting for the next 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,10 +31,12 @@ from controller.base.backoff import Backoff
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
-    iter_lines,
+    ApiRetry,
+    ApiUnavailableError,
+    StoppableStream,
     raw_call,
     read_error,
-    shutdown_response,
+    retry_call,
 )
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 
@@ -51,18 +52,16 @@ MIN_HEALTHY_STREAM = 1.0
 DEFAULT_PAGE_SIZE = 500
 WATCH_BACKOFF = Backoff(base=0.5, cap=10.0, max_attempts=30, max_elapsed=300.0)
 LIST_BACKOFF = Backoff(base=0.5, cap=10.0, max_attempts=10, max_elapsed=120.0)
+# A snapshot that expired mid-list (410 on a continue token): list again from the start.
+_SNAPSHOT_EXPIRED = frozenset({410})
 
 
 class WatchExpiredError(Exception):
     """The server no longer has history since the cursor: list again, then watch."""
 
 
-class WatchUnavailableError(Exception):
-    """The watch failed for longer than its backoff allows; carries the last error."""
-
-    def __init__(self, message: str, error: ApiError | None = None) -> None:
-        super().__init__(message)
-        self.error = error
+class WatchUnavailableError(ApiUnavailableError):
+    """The watch or list failed for longer than its backoff allows; carries the last error."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class WatchEvent:
     resource_version: str
 
 
-class PodWatch:
+class PodWatch(StoppableStream):
     """Iterate pod events in ``namespace`` matching ``label_selector`` after ``resource_version``.
 
     Not restartable after ``stop()``; make a new one from :attr:`resource_version`.
@@ -94,6 +93,7 @@ class PodWatch:
     ) -> None:
         if not resource_version:
             raise ValueError("a watch needs a resourceVersion to start from; list first")
+        super().__init__()
         self._core = client.CoreV1Api(api)
         self.namespace = namespace
         self.label_selector = label_selector
@@ -102,31 +102,23 @@ class PodWatch:
         self._connect_timeout = connect_timeout
         self._backoff = backoff
         self._observer = observer
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._response: Any = None
-
-    def stop(self) -> None:
-        """End the iteration promptly; safe to call from any thread, more than once."""
-        self._stopped.set()
-        with self._lock:
-            response = self._response
-        if response is not None:
-            shutdown_response(response)
 
     def __iter__(self) -> Iterator[WatchEvent]:
-        failures = 0
-        failing_since = 0.0
+        retry = ApiRetry(
+            self._backoff,
+            what=f"watching pods in {self.namespace!r}",
+            unavailable=WatchUnavailableError,
+        )
         while not self._stopped.is_set():
             opened = time.monotonic()
             delivered = False
             try:
                 for event in self._stream_once():
-                    failures = 0
+                    retry.succeeded()
                     delivered = True
                     yield event
                 if delivered or time.monotonic() - opened >= MIN_HEALTHY_STREAM:
-                    failures = 0
+                    retry.succeeded()
                     continue  # the server ended the watch on its timeout; resume at once
                 # A stream that closes at once with nothing in it would otherwise spin.
                 error = ApiError(
@@ -144,20 +136,7 @@ class PodWatch:
                 self._observer.api_error(error.status)
                 if error.status is not None and not error.retryable:
                     raise
-            if failures == 0:
-                failing_since = time.monotonic()
-            failures += 1
-            pause = self._backoff.next_delay(
-                attempt=failures,
-                elapsed=time.monotonic() - failing_since,
-                retry_after=error.retry_after,
-            )
-            if pause is None:
-                raise WatchUnavailableError(
-                    f"watch of pods in {self.namespace!r} failed {failures} times in a row; "
-                    f"last error: {error.reason}: {error.message}",
-                    error,
-                )
+            pause = retry.failed(error)
             log.warning(
                 "pod watch in %s interrupted (%s: %s); resuming from %s in %.1fs",
                 self.namespace,
@@ -186,27 +165,11 @@ class PodWatch:
             if exc.status == 410:
                 raise WatchExpiredError(read_error(exc).message) from exc
             raise
-        with self._lock:
-            self._response = response
-        if self._stopped.is_set():
-            shutdown_response(response)
-        finished = False
-        try:
-            for line in iter_lines(response):
-                if self._stopped.is_set():
-                    return
-                event = parse_event(orjson.loads(line))
-                if event is not None:
-                    self.resource_version = event.resource_version
-                    yield event
-            finished = True
-        finally:
-            with self._lock:
-                self._response = None
-            if not finished:
-                # Half-read: the connection is mid-stream and cannot serve another request.
-                response.close()
-            response.release_conn()
+        for line in self._lines(response):
+            event = parse_event(orjson.loads(line))
+            if event is not None:
+                self.resource_version = event.resource_version
+                yield event
 
 
 def parse_event(raw: Mapping[str, Any]) -> WatchEvent | None:
@@ -249,35 +212,20 @@ def list_pods(
     fails, the list starts over after a backoff, within the backoff's bounds.
     """
     core = client.CoreV1Api(api)
-    attempt = 0
-    started = time.monotonic()
-    while True:
-        try:
-            return _list_all(
-                core,
-                namespace=namespace,
-                label_selector=label_selector,
-                page_size=page_size,
-                timeout=timeout,
-            )
-        except Exception as exc:
-            error = read_error(exc)
-            observer.api_error(error.status)
-            if error.status is not None and not error.retryable and error.status != 410:
-                raise
-            attempt += 1
-            pause = backoff.next_delay(
-                attempt=attempt,
-                elapsed=time.monotonic() - started,
-                retry_after=error.retry_after,
-            )
-            if pause is None:
-                raise WatchUnavailableError(
-                    f"listing pods in {namespace!r} failed {attempt} times; "
-                    f"last error: {error.reason}: {error.message}",
-                    error,
-                ) from exc
-            time.sleep(pause)
+    return retry_call(
+        lambda: _list_all(
+            core,
+            namespace=namespace,
+            label_selector=label_selector,
+            page_size=page_size,
+            timeout=timeout,
+        ),
+        backoff=backoff,
+        what=f"listing pods in {namespace!r}",
+        also_retry=_SNAPSHOT_EXPIRED,
+        on_error=lambda error: observer.api_error(error.status),
+        unavailable=WatchUnavailableError,
+    )
 
 
 def _list_all(

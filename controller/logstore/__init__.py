@@ -93,6 +93,15 @@ class LogStore:
         found = [posixpath.basename(str(name).rstrip("/")) for name in names]
         return sorted(name[: -len(_SUFFIX)] for name in found if name.endswith(_SUFFIX))
 
+    def delete_run(self, run_id: int) -> bool:
+        """Delete every stored log of one run; False when it had none."""
+        path = self._path(f"run-{run_id}")
+        try:
+            self._fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _path(self, relative: str) -> str:
         return posixpath.join(self._root, relative)
 

@@ -5,10 +5,17 @@ so `kubedag controller` can print one line and exit 2 instead of a traceback fro
 inside git, SQLAlchemy or the Kubernetes client. The trap it avoids is a controller that
 starts, reports ready, and fails minutes later on the first sync or the first launch
 because a token file was missing or the database was never migrated.
+
+Two files are the exception: the git token and the webhook secret. The manifests mount
+them from Secrets marked optional (a public repository needs no token, and the webhook
+is an extra), so a configured path with no file behind it means "not set up": the
+feature is off and a warning says which Secret would turn it on. A file that exists but
+cannot be read, or is empty, is still an error.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import kubernetes.client
@@ -22,9 +29,22 @@ from controller.gitsync.config import is_ssh_url
 from controller.gitsync.credentials import redact_url_userinfo
 from controller.store import NotMigratedError, Store, display_url, upgrade
 
+log = logging.getLogger(__name__)
+
 
 class StartupError(RuntimeError):
     """The controller cannot start; the message says what to change."""
+
+
+def _optional_file(setting: str, path: str | None, *, without: str) -> str | None:
+    """`path` if a file is there; None (with a warning) if nothing is, as with an
+    optional Secret that was not created."""
+    if not path:
+        return None
+    if not Path(path).exists():
+        log.warning("%s: no file at %s, so %s", setting, path, without)
+        return None
+    return path
 
 
 def open_store(config: Config, *, migrate: bool) -> Store:
@@ -54,14 +74,15 @@ def gitsync_config(config: Config) -> GitSyncConfig:
         )
     root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
     auth: HttpsAuth | None = None
-    if git.token_file:
-        auth = HttpsAuth(token_file=Path(git.token_file))
+    if token_file := _optional_file(
+        "git.tokenFile", git.token_file, without="the repository is fetched without a token"
+    ):
+        auth = HttpsAuth(token_file=Path(token_file))
     elif git.username_file and git.password_file:
         auth = HttpsAuth(
             username_file=Path(git.username_file), password_file=Path(git.password_file)
         )
     for setting, value in (
-        ("git.tokenFile", git.token_file),
         ("git.usernameFile", git.username_file),
         ("git.passwordFile", git.password_file),
     ):
@@ -82,8 +103,12 @@ def gitsync_config(config: Config) -> GitSyncConfig:
 
 def webhook_secret(config: Config) -> bytes | None:
     """The shared secret push webhooks are verified with; None turns the route off."""
-    path = config.git.webhook_secret_file
-    if not path:
+    path = _optional_file(
+        "git.webhookSecretFile",
+        config.git.webhook_secret_file,
+        without="the push webhook is off",
+    )
+    if path is None:
         return None
     try:
         secret = Path(path).read_bytes().strip()

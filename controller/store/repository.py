@@ -28,6 +28,7 @@ from controller.store.notifications import (
     supports_notify,
 )
 from controller.store.requests import RequestQueries
+from controller.store.retention import RetentionQueries
 from controller.store.runs import RunQueries
 from controller.store.statechanges import StateChange, apply_state_changes
 from controller.store.summaries import SummaryQueries
@@ -35,7 +36,13 @@ from controller.store.tasks import TaskQueries
 
 
 class UnitOfWork(
-    DagQueries, RunQueries, TaskQueries, JournalQueries, RequestQueries, SummaryQueries
+    DagQueries,
+    RunQueries,
+    TaskQueries,
+    JournalQueries,
+    RequestQueries,
+    SummaryQueries,
+    RetentionQueries,
 ):
     """The queries of one transaction; see the mixins for each kind of row."""
 

@@ -74,6 +74,7 @@ ROUTES: list[Route] = [
     ("GET", re.compile(r"/runs/(?P<run>\d+)/tasks/(?P<task>[^/]+)/(?P<item>\d+)/log"), "_log"),
     ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/trigger"), "_trigger"),
     ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/(?P<verb>pause|unpause)"), "_pause"),
+    ("POST", re.compile(r"/dags/(?P<dag>[^/]+)/backfill"), "_backfill"),
     ("GET", re.compile(r"/runs"), "_runs"),
     ("GET", re.compile(r"/requests/(?P<request>\d+)"), "_request"),
     ("POST", re.compile(r"/runs/(?P<run>\d+)/cancel"), "_cancel"),
@@ -375,6 +376,12 @@ class UiEndpoints:
         return self._queued(
             run_actions.mark(self._store, int(run), task, int(item), body, by=REQUESTER)
         )
+
+    def _backfill(self, *, query: Mapping[str, str], dag: str, body: dict[str, Any]) -> Reply:
+        status, answer = run_actions.backfill(self._store, dag, body, by=REQUESTER)
+        if status == 201:
+            self._wake([run["id"] for run in answer["runs"] if run["created"]])
+        return _json(status, answer)
 
     def _queued(self, answer: tuple[int, Any]) -> Reply:
         self._requests_pending()

@@ -1,4 +1,4 @@
-"""The API's actions on runs: cancel, retry and mark, as the CLI does them.
+"""The API's actions on runs: cancel, retry, mark and backfill, as the CLI does them.
 
 Each reads its options from the JSON body, calls the same operation as `kubedag
 cancel`/`retry`/`mark`, and answers 202 with the queued request (its id to poll at
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.operations.backfill import backfill as create_backfill
 from controller.operations.requests import Queued, request_cancel, request_mark, request_retry
 from controller.store import ActionRequestRecord, Store
 
@@ -107,3 +108,32 @@ def mark(
             result=_optional(body, "result", str),
         )
     )
+
+
+def backfill(store: Store, dag: str, body: dict[str, Any], *, by: str) -> tuple[int, Any]:
+    """201 with the runs of the range (200 for a dry run, which creates none)."""
+    start, end = _optional(body, "from", str), _optional(body, "to", str)
+    if start is None or end is None:
+        raise BadRequestError('from and to are required: dates ("2026-03-01") or ISO times')
+    dry_run = bool(_optional(body, "dryRun", bool))
+    done = create_backfill(
+        store,
+        dag,
+        start=start,
+        end=end,
+        by=by,
+        max_active_runs=_optional(body, "maxActiveRuns", int),
+        dry_run=dry_run,
+    )
+    created = {run.logical_date: run for run in done.created}
+    runs = []
+    for date in done.dates:
+        run = created.get(date) or done.existing.get(date)
+        runs.append(
+            {
+                "logicalDate": date.isoformat(),
+                "id": None if run is None else run.id,
+                "created": date in created,
+            }
+        )
+    return (200 if dry_run else 201), {"dag": dag, "dryRun": dry_run, "runs": runs}

@@ -11,7 +11,7 @@ import yaml
 from controller.devcluster.config import kubernetes_bin_dir
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
-KUSTOMIZATIONS = ("base", "overlays/with-postgres")
+KUSTOMIZATIONS = ("base", "overlays/with-postgres", "overlays/local-real-node")
 
 
 def kubectl() -> str:

@@ -173,6 +173,7 @@ CASES: list[tuple[str, dict[str, Any], bool, OutcomePhase, FailureKind | None, s
         for reason in (
             "ImagePullBackOff",
             "ErrImagePull",
+            "ErrImageNeverPull",
             "CreateContainerConfigError",
             "CreateContainerError",
             "InvalidImageName",

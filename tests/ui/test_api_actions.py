@@ -12,6 +12,7 @@ from controller.engine.states import DagRunState
 from controller.logstore import LogStore
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder
+from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui import Reply
 from controller.ui.endpoints import UiEndpoints
@@ -135,3 +136,28 @@ def test_a_pause_through_the_api_says_who_paused(store: Store, tmp_path: Path) -
     )
     _status, listed = call(api, "GET", "/dags", token=None)
     assert listed["dags"][0]["pausedBy"] == "api"
+
+
+def test_a_backfill_through_the_api_gives_each_date_its_run(store: Store, tmp_path: Path) -> None:
+    daily = Dag(name="daily", tasks=(task("only"),), schedule="0 3 * * *")
+    store_dag(store, daily)
+    woken: list[list[int]] = []
+    api = UiEndpoints(
+        store=store,
+        log_store=LogStore(str(tmp_path / "logs")),
+        api=kubernetes.client.ApiClient(),
+        namespace="default",
+        token=TOKEN,
+        repo_url=None,
+        wake=woken.append,
+    )
+    week = {"from": "2026-03-02", "to": "2026-03-08"}
+    status, dry = call(api, "POST", "/dags/daily/backfill", {**week, "dryRun": True})
+    assert (status, len(dry["runs"]), woken) == (200, 7, [])
+    status, done = call(api, "POST", "/dags/daily/backfill", {**week, "maxActiveRuns": 2})
+    assert status == 201
+    assert woken == [[run["id"] for run in done["runs"]]]
+    status, again = call(api, "POST", "/dags/daily/backfill", week)
+    assert [run["created"] for run in again["runs"]] == [False] * 7
+    assert call(api, "POST", "/dags/daily/backfill", {"from": "2026-03-02"})[0] == 400
+    assert call(api, "POST", "/dags/nope/backfill", week)[0] == 404

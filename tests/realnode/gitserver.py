@@ -1,0 +1,105 @@
+"""A git repository served over smart HTTP by the real `git http-backend`, with a token.
+
+The controller in its pod and the worker pods' init containers reach it as any remote:
+by URL, with the token from the `kubedag-git` Secret sent as HTTP basic auth. A request
+without the token is answered 401, so a test passes only if the token really travelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BACKEND_TIMEOUT = 60.0
+
+
+class GitServer:
+    def __init__(self, *, root: Path, host: str, token: str) -> None:
+        self.root = root
+        self.token = token
+        self.requests: list[tuple[str, int]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server._serve(self)
+
+            def do_POST(self) -> None:
+                server._serve(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._http = ThreadingHTTPServer((host, 0), Handler)
+        self._http.daemon_threads = True
+        self.url_base = f"http://{host}:{self._http.server_address[1]}"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, repository: Path) -> str:
+        return f"{self.url_base}/{repository.relative_to(self.root)}"
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return hmac.compare_digest(password, self.token)
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        if not self._authorized(handler.headers.get("Authorization")):
+            self.requests.append((handler.path, 401))
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Basic realm="kubedag-test"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        env = {
+            "GIT_PROJECT_ROOT": str(self.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": handler.command,
+            "PATH_INFO": parts.path,
+            "QUERY_STRING": parts.query,
+            "CONTENT_TYPE": handler.headers.get("Content-Type") or "",
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": "kubedag",
+            "GIT_PROTOCOL": handler.headers.get("Git-Protocol") or "",
+        }
+        result = subprocess.run(
+            ["git", "http-backend"],
+            input=body,
+            env=env,
+            capture_output=True,
+            check=False,
+            timeout=BACKEND_TIMEOUT,
+        )
+        head, _, payload = result.stdout.partition(b"\r\n\r\n")
+        status = 200
+        headers = []
+        for line in head.decode(errors="replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.strip().split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        self.requests.append((handler.path, status))
+        handler.send_response(status)
+        for name, value in headers:
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)

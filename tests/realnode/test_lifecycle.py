@@ -1,0 +1,127 @@
+"""A run stays on its commit when a push lands mid-run, and a controller pod deleted
+mid-run is replaced by one that adopts the running pods: no task runs twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.engine.states import DagRunState, TaskState
+from controller.runtime.manual import trigger_run
+from tests.realnode.conftest import Deployment
+from tests.realnode.deployment import run_kubectl
+from tests.realnode.runs import finished, synced, task_rows, wait_for
+
+# Setup may bring the node up and deploy kubedag; a cold machine builds images first.
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
+
+PINNED_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {name: pinned}
+spec:
+  defaults: {image: python:3.12-slim}
+  tasks:
+    - name: wait
+      command: [python3, -c, "import time; time.sleep(15)"]
+    - name: read
+      dependsOn: [wait]
+      command:
+        - python3
+        - -c
+        - >-
+          import os;
+          open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write(open('pinned-version.txt').read())
+"""
+CHAIN_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {name: slow-chain}
+spec:
+  defaults: {image: python:3.12-slim}
+  tasks:
+    - name: first
+      command:
+        - python3
+        - -c
+        - >-
+          import os, time; time.sleep(12);
+          open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write('first done')
+    - name: second
+      dependsOn: [first]
+      command: [python3, -c, "print('second sees', '{{ tasks.first.result }}')"]
+"""
+
+
+def dag_revision(deployment: Deployment, name: str) -> str | None:
+    with deployment.store.transaction() as uow:
+        dag = next((d for d in uow.list_dags() if d.name == name), None)
+    return dag.revision if dag else None
+
+
+def running(deployment: Deployment, run_id: int, task: str) -> bool:
+    return any(
+        r.task_name == task and r.state is TaskState.RUNNING
+        for r in task_rows(deployment.store, run_id)
+    )
+
+
+def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> None:
+    folder = deployment.repository.clone / "sample-dags"
+    (folder / "pinned-version.txt").write_text("v1")
+    (folder / "pinned.yaml").write_text(PINNED_DAG)
+    deployment.repository.commit("pinned v1")
+    synced(deployment, {"pinned"})
+    run_id = trigger_run(deployment.store, dag_name="pinned", params={}).id
+    wait_for(
+        deployment,
+        lambda: running(deployment, run_id, "wait"),
+        timeout=90,
+        what="the pinned run's first task to run",
+    )
+    (folder / "pinned-version.txt").write_text("v2")
+    v2 = deployment.repository.commit("pinned v2")
+    wait_for(
+        deployment,
+        lambda: dag_revision(deployment, "pinned") == v2,
+        timeout=60,
+        what="the controller to sync the push",
+    )
+    # The push is synced while the run still waits: `read` has not started yet.
+    assert not any(r.task_name == "read" for r in task_rows(deployment.store, run_id))
+    assert finished(deployment, {"pinned": run_id}, timeout=120) == {
+        "pinned": DagRunState.SUCCEEDED
+    }
+    rows = {r.task_name: r for r in task_rows(deployment.store, run_id)}
+    assert rows["read"].result == "v1"
+
+
+def test_a_deleted_controller_pod_is_replaced_and_no_task_runs_twice(
+    deployment: Deployment,
+) -> None:
+    (deployment.repository.clone / "sample-dags" / "slow-chain.yaml").write_text(CHAIN_DAG)
+    deployment.repository.commit("a slow chain")
+    synced(deployment, {"slow-chain"})
+    run_id = trigger_run(deployment.store, dag_name="slow-chain", params={}).id
+    wait_for(
+        deployment,
+        lambda: running(deployment, run_id, "first"),
+        timeout=90,
+        what="the first task to run",
+    )
+    old = deployment.controller.ready_pod()
+    assert old is not None
+    run_kubectl(deployment.cluster.kubeconfig, "-n", "kubedag", "delete", "pod", old, "--wait=true")
+    replacement = wait_for(
+        deployment,
+        lambda: (name := deployment.controller.ready_pod()) and name != old and name,
+        timeout=120,
+        what="a replacement controller pod to be Ready",
+    )
+    assert replacement != old
+    assert finished(deployment, {"slow-chain": run_id}, timeout=120) == {
+        "slow-chain": DagRunState.SUCCEEDED
+    }
+    rows = task_rows(deployment.store, run_id)
+    assert sorted((r.task_name, r.try_number) for r in rows) == [("first", 1), ("second", 1)]
+    second = next(r for r in rows if r.task_name == "second")
+    assert second.state is TaskState.SUCCEEDED
