@@ -98,6 +98,11 @@ def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
     assert ui.all(".edge.rule[data-to='cleanup']")
     assert not ui.all(".edge.rule[data-to='publish']")
 
+    # From the keyboard alone: Tab to the failed task's node, Enter opens its tries.
+    ui.tab_to(".node[data-task='validate-files']")
+    ui.press_enter()
+    ui.wait(lambda: "task failure" in ui.text("#tries") or None, what="the failed try")
+
     ui.go("/dags/partner-import")
     cell = ui.find(f"tr[data-task='validate-files'] a[data-run='{run_id}']")
     assert cell.get_attribute("data-state") == "failed"
