@@ -115,6 +115,7 @@ def instance_summary(row: TaskInstanceRecord) -> dict[str, Any]:
         "reason": row.reason,
         "message": row.message,
         "result": row.result,
+        "setBy": row.set_by,
         "notBefore": None if row.not_before is None else row.not_before.isoformat(),
         "startedAt": None if row.started_at is None else row.started_at.isoformat(),
         "finishedAt": None if row.finished_at is None else row.finished_at.isoformat(),
