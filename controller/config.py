@@ -23,6 +23,12 @@ import jsonschema
 import yaml
 
 from controller.base.durations import DurationError, parse_duration
+from controller.notifications.settings import SCHEMA as NOTIFICATIONS_SCHEMA
+from controller.notifications.settings import (
+    NotificationSettings,
+    NotificationSettingsError,
+    parse_settings,
+)
 from controller.spec.podpolicy import PodPolicy
 
 
@@ -109,6 +115,10 @@ class Config:
     api_token_file: str | None = None
     # Reads of the API need the token too (writes always do).
     api_protect_reads: bool = False
+    # Finished runs older than this are deleted with their rows and logs; None: never.
+    retention_older_than_seconds: float | None = None
+    retention_interval_seconds: float = 86_400.0
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     git: GitConfig = field(default_factory=GitConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
@@ -203,6 +213,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"olderThan": _DURATION_SCHEMA, "interval": _DURATION_SCHEMA},
+        },
+        "notifications": NOTIFICATIONS_SCHEMA,
         "leaderElection": {
             "type": "object",
             "additionalProperties": False,
@@ -327,6 +343,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
     cleanup = executor.get("cleanup", {})
     leader = doc.get("leaderElection", {})
     http = doc.get("http", {})
+    retention = doc.get("retention", {})
     base = Config()
     config = Config(
         database_url=doc.get("databaseUrl"),
@@ -340,6 +357,14 @@ def _build(doc: Mapping[str, Any]) -> Config:
         http_port=http.get("port", base.http_port),
         api_token_file=doc.get("api", {}).get("tokenFile"),
         api_protect_reads=doc.get("api", {}).get("protectReads", False),
+        retention_older_than_seconds=None
+        if retention.get("olderThan") is None
+        else duration_setting(retention["olderThan"], field_name="retention.olderThan"),
+        retention_interval_seconds=duration_setting(
+            retention.get("interval", base.retention_interval_seconds),
+            field_name="retention.interval",
+        ),
+        notifications=_notifications(doc.get("notifications", {})),
         git=GitConfig(
             url=git.get("url"),
             ref=git.get("ref", "main"),
@@ -399,6 +424,13 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         image_pull_policy=executor.get("imagePullPolicy"),
         security_defaults=executor.get("securityDefaults", base.security_defaults),
     )
+
+
+def _notifications(doc: Mapping[str, Any]) -> NotificationSettings:
+    try:
+        return parse_settings(doc)
+    except NotificationSettingsError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _leader(leader: Mapping[str, Any]) -> LeaderElectionConfig:

@@ -17,6 +17,7 @@ cluster stays up for the next run unless `--stop-cluster`).
 from __future__ import annotations
 
 import argparse
+import secrets
 import subprocess
 import sys
 import threading
@@ -194,6 +195,16 @@ def pin_samples(repo: Path) -> tuple[Path, str]:
     return root, revision
 
 
+def dev_token_file(data_dir: Path) -> Path:
+    """The API token of the dev controller: made once, kept for the next `kubedag dev`."""
+    path = data_dir / "api-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path
+
+
 def dev_config(args: argparse.Namespace, *, repo: Path, revision: str, kubeconfig: Path) -> Config:
     data_dir = Path(args.data_dir)
     return load_config(
@@ -205,6 +216,7 @@ def dev_config(args: argparse.Namespace, *, repo: Path, revision: str, kubeconfi
             "logFormat": "text",
             "http.bind": "127.0.0.1",
             "http.port": args.http_port,
+            "api.tokenFile": str(dev_token_file(data_dir)),
             "git.url": repo.as_uri(),
             "git.ref": revision,
             "git.dagsPath": SAMPLE_DAGS,
@@ -252,7 +264,10 @@ def _with_controller(args: argparse.Namespace, *, config: Config, log_file: Path
         )
         say(f"controller log: {log_file}")
         say(f"metrics: http://127.0.0.1:{controller.http.port}/metrics")
-        say(f"web UI: http://127.0.0.1:{controller.http.port}/ui/")
+        say(
+            f"web UI: http://127.0.0.1:{controller.http.port}/ui/ "
+            f"(its actions take the token in {config.api_token_file})"
+        )
         code = _run_sample(controller, args, config=config)
         if args.keep_running:
             say("the controller and web UI keep running; Ctrl-C stops them")

@@ -15,8 +15,9 @@ an INFRA failure right away, so the planner's bound on infrastructure retries is
 keeps an invalid pod from being tried for ever.
 
 After a restart, LAUNCHED rows whose pod never reached the API are launched again under
-the same name; their orders are rebuilt from the store with the planner, exactly as the
-engine built them (same spec snapshot, same upstream results, so the same pod).
+the same name, once the reconcile has listed the pods and found theirs missing; their
+orders are rebuilt from the store with the planner, exactly as the engine built them
+(same spec snapshot, same upstream results, so the same pod).
 
 What the parts meet on the way (each launch's outcome and latency, watch restarts and
 410s, failed API calls) is told to an `ExecutorObserver`, which the controller turns
@@ -187,7 +188,14 @@ class KubernetesExecutor:
         self.launch_failures = 0
 
     def start(self, sink: UpdateSink) -> None:
-        """Reconcile each namespace with the store, then watch it from the stored cursor."""
+        """Start, per namespace, a watcher that reconciles the namespace, then watches it.
+
+        Returns at once: the startup reconcile lists every pod kubedag runs, which takes
+        seconds with thousands of them, and the engine must not wait for it to launch
+        new work. Pods created meanwhile are safe: a row the pass reads as LAUNCHED while
+        its create is in flight is left alone, and any other relaunch is a create of the
+        same name, adopted if it exists.
+        """
         self._sink = sink
         for namespace in self.settings.watched_namespaces:
             reconciler = Reconciler(
@@ -204,9 +212,6 @@ class KubernetesExecutor:
                 clock=self._clock,
                 observer=self._observer,
             )
-            # The startup pass commits what the pods say without moving the cursor, so
-            # the watch still replays (harmlessly) or hits 410 and re-lists.
-            reconciler.full_pass(resume=False)
             watcher = NamespaceWatcher(
                 self._api,
                 self._store,
@@ -219,6 +224,19 @@ class KubernetesExecutor:
             watcher.start()
 
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
+        """Create the pods of new tries; relaunches are left to the reconcile.
+
+        The engine hands every try LAUNCHED before it started out again (``relaunch``).
+        Creating them all would post one create per live pod (each answered
+        AlreadyExists) ahead of any new try's, after building every pod on the engine's
+        thread: restart work growing with the pods. The reconcile lists the pods first
+        and relaunches only the LAUNCHED tries whose pod is missing: at start, after a
+        410, and every ``reconcile_interval`` (which also covers an engine that
+        recovered from an error without the executor restarting).
+        """
+        self._submit([order for order in orders if not order.relaunch])
+
+    def _submit(self, orders: Sequence[LaunchOrder]) -> None:
         # Launch latency counts from here: building pods and waiting for a launcher
         # worker are part of what a try waits for.
         reached = time.monotonic()
@@ -361,7 +379,7 @@ class KubernetesExecutor:
             return set(self._in_flight)
 
     def _relaunch(self, records: Sequence[TaskInstanceRecord]) -> None:
-        self.launch([replace(order, relaunch=True) for order in self.rebuild_orders(records)])
+        self._submit([replace(order, relaunch=True) for order in self.rebuild_orders(records)])
 
     def rebuild_orders(self, records: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
         """The launch orders of LAUNCHED rows, rendered as the engine rendered them."""

@@ -16,6 +16,11 @@ same nodes, would rather have), while a single event waits no longer than ``ling
 
 When history since the cursor is gone (410, as an error or an ERROR event), the
 namespace is listed and reconciled and the watch resumes from the list's resourceVersion.
+
+The first thing the thread does is a full reconcile of the namespace (what the pods
+say, committed without moving the cursor, so the watch then replays harmlessly or hits
+410 and lists again). It runs here, not in `start`, so that a controller restarting
+beside thousands of live pods launches new work while the list is still being read.
 """
 
 from __future__ import annotations
@@ -113,8 +118,12 @@ class NamespaceWatcher:
 
     def _run(self) -> None:
         failures = 0
+        reconciled = False
         while not self._stopped.is_set():
             try:
+                if not reconciled:
+                    self._reconcile_at_start()
+                    reconciled = True
                 self._watch_from_cursor()
                 failures = 0
             except Exception as error:
@@ -131,6 +140,13 @@ class NamespaceWatcher:
                     exc_info=not isinstance(error, OSError),
                 )
                 self._stopped.wait(pause)
+
+    def _reconcile_at_start(self) -> None:
+        with self._store.transaction() as uow:
+            cursor = uow.get_cursor(self.namespace)
+        if cursor is not None:  # without one, the watch lists and reconciles first anyway
+            self.stats.reconciles += 1
+            self.reconciler.full_pass(resume=False)
 
     def _watch_from_cursor(self) -> None:
         with self._store.transaction() as uow:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from datetime import timedelta
 
 import kubernetes.client
 
@@ -26,10 +27,12 @@ from controller.executor.kubernetes import KubernetesExecutor, settings_from_con
 from controller.gitsync import GitSync, SyncResult
 from controller.logstore import LogStore
 from controller.metrics import Metrics, StateCounts
+from controller.notifications.follower import NotificationFollower
+from controller.operations.retention import RetentionSchedule
 from controller.process.dagsync import DagSync
 from controller.process.http import HttpServer
 from controller.process.leader import LeaderElector
-from controller.process.leadership import LeaderParts, Leadership
+from controller.process.leadership import LeaderParts, Leadership, Startable
 from controller.process.observing import MetricsObserver
 from controller.process.wiring import (
     StartupError,
@@ -217,15 +220,27 @@ class Controller:
             executor,
             parallelism=config.executor.parallelism,
             max_infra_retries=config.executor.max_infra_retries,
+            on_tries_finished=self.metrics.tries_finished,
         )
         scheduler = Scheduler(self.store, on_runs_created=engine.wake)
+        follower = NotificationFollower(self.store, config.notifications, metrics=self.metrics)
+        housekeeping: tuple[Startable, ...] = (follower,)
+        if config.retention_older_than_seconds is not None:
+            housekeeping += (
+                RetentionSchedule(
+                    self.store,
+                    self.log_store,
+                    older_than=timedelta(seconds=config.retention_older_than_seconds),
+                    interval_seconds=config.retention_interval_seconds,
+                ),
+            )
         # The engine launches, so it stops first; the scheduler only queues runs.
         return LeaderParts(
             scheduler=scheduler,
             wake=engine.wake,
             requests_pending=engine.requests_pending,
-            start_order=(engine, scheduler),
-            stop_order=(engine, scheduler),
+            start_order=(engine, scheduler, *housekeeping),
+            stop_order=(engine, scheduler, *housekeeping),
         )
 
     def _catch_up(self) -> None:
@@ -309,8 +324,11 @@ class Controller:
 
     def _state_counts(self) -> StateCounts:
         with self.store.transaction() as uow:
+            oldest = uow.oldest_launch()
             return StateCounts(
-                runs=uow.count_runs_by_state(), tasks=uow.count_task_instances_by_state()
+                runs=uow.count_runs_by_state(),
+                tasks=uow.count_task_instances_by_state(),
+                oldest_pending_since=None if oldest is None else oldest.timestamp(),
             )
 
     def _git_last_success(self) -> float | None:

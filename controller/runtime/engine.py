@@ -53,7 +53,7 @@ from controller.runtime.launching import (
     take_within_caps,
 )
 from controller.runtime.pending import PendingQueue, PendingTry
-from controller.runtime.plans import write_plan
+from controller.runtime.plans import Written, write_plans
 from controller.runtime.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
 from controller.runtime.slots import ActiveSlots
 from controller.runtime.starting import (
@@ -116,8 +116,10 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         launch_batch: int = LAUNCH_BATCH,
         poll_seconds: float = POLL_SECONDS,
+        on_tries_finished: Callable[[Sequence[TaskInstanceRecord]], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_tries_finished = on_tries_finished
         self._executor = executor
         self._parallelism = parallelism
         self._max_infra_retries = max_infra_retries
@@ -214,6 +216,10 @@ class Engine:
         with self._store.transaction() as uow:
             records = commit_updates(uow, updates, cursor=cursor, now=self._clock())
         self._inbox.put_changes(records)
+        if self._on_tries_finished is not None:
+            finished = [record for record in records if record.state.finished]
+            if finished:
+                self._on_tries_finished(finished)
         return [record.id for record in records]
 
     # -- driving --------------------------------------------------------------------
@@ -292,11 +298,23 @@ class Engine:
     # -- runs -----------------------------------------------------------------------
 
     def _start_queued(self, now: datetime, *, woken: frozenset[int]) -> bool:
-        with self._store.transaction() as uow:
-            started, limits = start_queued_runs(uow, now=now)
-            # A retried run starts with the rows of its earlier tries.
-            rows = {run.id: uow.list_task_instances(run.id) for run in started}
-        self._limits.update(limits)
+        # Starting runs and writing their first tries is one transaction: a commit less
+        # between a trigger and its first pod, and no run is RUNNING without its rows.
+        started: list[DagRunRecord] = []
+        try:
+            with self._store.transaction() as uow:
+                started, limits = start_queued_runs(uow, now=now)
+                self._limits.update(limits)
+                # A retried run starts with the rows of its earlier tries.
+                items = [
+                    self._activate(run, uow.list_task_instances(run.id), now=now) for run in started
+                ]
+                written = write_plans(uow, items, now=now)
+        except Exception:
+            # Rolled back: the runs are still queued, and their planners go.
+            for run in started:
+                self._forget_run(run.id)
+            raise
         for run_id in sorted(woken - {run.id for run in started}):
             log.info("run %d stays queued behind maxActiveRuns", run_id, extra={"run": run_id})
         for run in started:
@@ -306,7 +324,7 @@ class Engine:
                 run.dag_name,
                 extra={"dag": run.dag_name, "run": run.id},
             )
-        self._write([self._activate(run, rows[run.id], now=now) for run in started], now=now)
+        self._absorb(written, now=now)
         return bool(started)
 
     def _activate(
@@ -437,17 +455,21 @@ class Engine:
 
     def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
         """Write the plans of several runs in one transaction, then act on the outcome."""
-        items = [(run, plan) for run, plan in items if plan.decisions]
+        items = [(run, plan) for run, plan in items if plan.decisions or plan.exhausted]
         if not items:
             return
         try:
             with self._store.transaction() as uow:
-                written = [(run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items]
+                written = write_plans(uow, items, now=now)
         except Exception:
             for run, _ in items:
                 self._forget_run(run.run_id)
                 self._inbox.request_recover(run.run_id)
             raise
+        self._absorb(written, now=now)
+
+    def _absorb(self, written: list[tuple[ActiveRun, Plan, Written]], *, now: datetime) -> None:
+        """Act on what writing the plans found: new pending tries, stale planners, ends."""
         for run, plan, outcome in written:
             self.stats.decisions += plan.decisions
             run.remember(outcome.created)

@@ -11,6 +11,7 @@ here is idempotent over the store's unique keys, so deciding again is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +76,9 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
         if done.message is not None:
             message = f"{done.task}[{done.item_index}] {done.state.value}: {done.message}"
             _event(uow, run, f"task-{done.state.value}", message, done.task, done.try_number)
+    for key in plan.exhausted:
+        message = f"{key.task}[{key.item_index}] failed with no retry left"
+        _event(uow, run, "task-retries-exhausted", message, key.task, 0, item_index=key.item_index)
     for try_ in plan.create:
         if try_.try_number > 1:
             when = try_.not_before.isoformat() if try_.not_before else "now"
@@ -96,8 +100,24 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
     return Written(created=created, consistent=consistent)
 
 
+def write_plans(
+    uow: UnitOfWork, items: Sequence[tuple[ActiveRun, Plan]], *, now: datetime
+) -> list[tuple[ActiveRun, Plan, Written]]:
+    """Write the plans that decided anything, each with what the store said of it."""
+    return [
+        (run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items if plan.decisions
+    ]
+
+
 def _event(
-    uow: UnitOfWork, run: ActiveRun, kind: str, message: str, task: str, try_number: int
+    uow: UnitOfWork,
+    run: ActiveRun,
+    kind: str,
+    message: str,
+    task: str,
+    try_number: int,
+    *,
+    item_index: int | None = None,
 ) -> None:
     uow.append_event(
         kind=kind,
@@ -105,5 +125,6 @@ def _event(
         dag_name=run.dag_name,
         run_id=run.run_id,
         task_name=task,
-        try_number=try_number,
+        item_index=item_index,
+        try_number=try_number or None,
     )

@@ -117,6 +117,13 @@ class Browser:
         )
         self.click("#confirm-yes")
 
+    def act(self, css: str) -> str:
+        """Click an action's button, confirm it, and return the message it ends with."""
+        self.driver.execute_script("document.getElementById('flash').replaceChildren()")
+        self.click(css)
+        self.confirm()
+        return self.flash()
+
     def flash(self) -> str:
         return self.wait(lambda: self.text("#flash .flash") or None, what="a message")
 

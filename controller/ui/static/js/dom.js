@@ -35,6 +35,7 @@ export const STATES = {
   upstream_failed: { icon: "⚠", label: "upstream failed" },
   skipped: { icon: "↷", label: "skipped" },
   cancelled: { icon: "⊘", label: "cancelled" },
+  cleared: { icon: "↺", label: "cleared for retry" },
   active: { icon: "●", label: "active" },
   paused: { icon: "❚❚", label: "paused" },
   invalid: { icon: "⚠", label: "invalid" },

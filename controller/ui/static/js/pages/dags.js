@@ -19,7 +19,7 @@ function view(dags, ctx) {
       "tr",
       { "data-dag": dag.name },
       h("th", { scope: "row" }, h("a", { href: `#/dags/${encodeURIComponent(dag.name)}` }, dag.name)),
-      h("td", {}, badge(dag.state)),
+      h("td", {}, badge(dag.state), dag.pausedBy && dag.state === "paused" ? h("small", { class: "muted" }, ` by ${dag.pausedBy}`) : null),
       h("td", {}, dag.schedule ? h("code", {}, dag.schedule) : h("span", { class: "muted" }, "manual")),
       h("td", {}, lastRun(dag.lastRun)),
       h("td", {}, time(dag.nextRun)),

@@ -69,10 +69,10 @@ function header(run, ctx, refresh) {
       "div",
       { class: "actions" },
       open
-        ? h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: () => ctx.act(`Cancel run ${run.id}?`, "Running pods are deleted (their logs are kept) and nothing new starts.", () => api.cancel(run.id), `Cancel of run ${run.id} requested`).then((r) => r && refresh()) }, "Cancel run")
+        ? h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: () => ctx.act(`Cancel run ${run.id}?`, "Running pods are deleted (their logs are kept) and nothing new starts.", () => api.cancel(run.id), (r) => r.message).then((r) => r && refresh()) }, "Cancel run")
         : null,
       failed
-        ? h("button", { type: "button", "data-action": "retry", onclick: () => ctx.act(`Retry the failed tasks of run ${run.id}?`, "Failed and upstream-failed task instances run again, on the run's own commit.", () => api.retry(run.id), `Retry of run ${run.id} requested`).then((r) => r && refresh()) }, "Retry failed")
+        ? h("button", { type: "button", "data-action": "retry", onclick: () => ctx.act(`Retry the failed tasks of run ${run.id}?`, "Failed and upstream-failed task instances run again, on the run's own commit.", () => api.retry(run.id), (r) => r.message).then((r) => r && refresh()) }, "Retry failed")
         : null,
     ),
   ];
