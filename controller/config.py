@@ -79,6 +79,8 @@ class ExecutorConfig:
     allowed_secrets: tuple[str, ...] = ()
     controller_service_account: str = "kubedag-controller"
     unschedulable_timeout_seconds: float = 300.0
+    # A pod whose task has not started this long after its creation fails; 0: no limit.
+    pending_timeout_seconds: float = 900.0
     max_infra_retries: int = 3
     reconcile_interval_seconds: float = 60.0
     delete_on_success: bool = True
@@ -209,6 +211,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "allowedSecrets": {"type": "array", "items": _STR},
                 "controllerServiceAccount": _STR,
                 "unschedulableTimeout": _DURATION_SCHEMA,
+                "pendingTimeout": _DURATION_SCHEMA,
                 "maxInfraRetries": {"type": "integer", "minimum": 0},
                 "reconcileInterval": _DURATION_SCHEMA,
                 "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never", None]},
@@ -418,6 +421,10 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         unschedulable_timeout_seconds=duration_setting(
             executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
             field_name="executor.unschedulableTimeout",
+        ),
+        pending_timeout_seconds=duration_setting(
+            executor.get("pendingTimeout", base.pending_timeout_seconds),
+            field_name="executor.pendingTimeout",
         ),
         max_infra_retries=executor.get("maxInfraRetries", base.max_infra_retries),
         reconcile_interval_seconds=duration_setting(

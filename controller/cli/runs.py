@@ -193,7 +193,9 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _detail(task: TaskInstanceRecord) -> str:
-    if task.state.value == "failed":
+    if task.set_by is not None and task.state.value != "succeeded":
+        text = task.message or f"{task.state.value} by {task.set_by}"
+    elif task.state.value == "failed":
         kind = f"{task.failure_kind.value} failure" if task.failure_kind else "failure"
         text = ": ".join(part for part in (kind, task.reason, task.message) if part)
     elif task.result is not None:
@@ -245,6 +247,7 @@ def _task_json(task: TaskInstanceRecord) -> dict[str, Any]:
         "reason": task.reason,
         "message": task.message,
         "result": task.result,
+        "setBy": task.set_by,
         "notBefore": _iso(task.not_before),
         "launchedAt": _iso(task.launched_at),
         "startedAt": _iso(task.started_at),

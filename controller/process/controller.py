@@ -301,7 +301,9 @@ class Controller:
 
     def _housekeeping(self) -> None:
         seen_failures = 0
-        pauses: dict[str, bool] | None = None
+        # Empty, so the first look hands the scheduler the DAGs once whatever it finds: a
+        # pause made while this replica started is not taken for the way things were.
+        pauses: dict[str, bool] = {}
         ticks = 0
         while not self._stopped.wait(_WATCH_INTERVAL):
             failures = self.gitsync.status().consecutive_failures
@@ -312,7 +314,7 @@ class Controller:
             if ticks % _PAUSE_CHECK_TICKS == 0:
                 pauses = self._follow_pauses(pauses)
 
-    def _follow_pauses(self, seen: dict[str, bool] | None) -> dict[str, bool] | None:
+    def _follow_pauses(self, seen: dict[str, bool]) -> dict[str, bool]:
         """Reschedule when a DAG was paused or unpaused outside git (`kubedag pause`).
 
         A pause needs no job change to take effect (a paused DAG's fire creates nothing),
@@ -321,7 +323,7 @@ class Controller:
         try:
             with self.store.transaction() as uow:
                 pauses = uow.pause_states()
-            if seen is not None and pauses != seen:
+            if pauses != seen:
                 self.leadership.schedule(self._list_dags())
         except Exception:
             log.warning("could not look for paused or unpaused DAGs", exc_info=True)

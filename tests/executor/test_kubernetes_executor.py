@@ -295,3 +295,27 @@ def test_a_task_without_checkout_runs_without_the_repository_and_without_a_token
         assert (done.state, done.result) == (TaskState.SUCCEEDED, "done")
     finally:
         executor.stop()
+
+
+def test_a_pod_stuck_before_its_task_starts_fails_its_try_and_goes(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(name="stuck", tasks=(task("hung", overrides=scripted(**{"init-duration": "120"})),))
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(
+        api, sqlite_store, namespace, tmp_path, pending_timeout=3.0, reconcile_interval=1.0
+    )
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="the stuck try to fail")
+        row = rows_of(sqlite_store, run_id)["hung/0"]
+        assert (row.state, row.failure_kind, row.reason) == (
+            TaskState.FAILED,
+            FailureKind.INFRA,
+            "PendingTimeout",
+        )
+        assert "the git-checkout init container is still running" in (row.message or "")
+        wait_for(lambda: not pods(api, namespace), what="the stuck pod to be deleted")
+    finally:
+        executor.stop()

@@ -360,3 +360,42 @@ def test_a_bare_pod_without_status_is_pending() -> None:
     assert classify({"metadata": {"name": "x"}}, now=NOW, unschedulable_timeout=60) == PodOutcome(
         phase=OutcomePhase.PENDING
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "cause"),
+    [
+        (
+            pod(init=CHECKED_OUT, main=waiting("ContainerCreating", "mounting volume data")),
+            "container task waiting: ContainerCreating (mounting volume data)",
+        ),
+        (
+            pod(init={"state": {"running": {"startedAt": T0}}}, main=waiting("PodInitializing")),
+            "the git-checkout init container is still running",
+        ),
+        (pod(), "no node has reported on it"),
+    ],
+    ids=["volume", "hung checkout", "silent node"],
+)
+def test_a_pod_pending_past_the_pending_timeout_fails_as_infra_naming_the_cause(
+    body: dict[str, Any], cause: str
+) -> None:
+    outcome = classify(body, now=NOW, unschedulable_timeout=600, pending_timeout=60)
+    assert (outcome.phase, outcome.kind, outcome.reason) == (
+        OutcomePhase.FAILED,
+        FailureKind.INFRA,
+        "PendingTimeout",
+    )
+    assert outcome.message == f"pending for 120s (limit 60s): {cause}"
+
+
+def test_a_pod_within_the_pending_timeout_or_started_is_not_failed_by_it() -> None:
+    waiting_pod = pod(init=CHECKED_OUT, main=waiting("ContainerCreating"))
+    assert classify(waiting_pod, now=NOW, unschedulable_timeout=600, pending_timeout=300).phase is (
+        OutcomePhase.PENDING
+    )
+    assert classify(waiting_pod, now=NOW, unschedulable_timeout=600).phase is OutcomePhase.PENDING
+    started = pod(phase="Running", init=CHECKED_OUT, main=RUNNING_MAIN)
+    assert classify(started, now=NOW, unschedulable_timeout=600, pending_timeout=1).phase is (
+        OutcomePhase.RUNNING
+    )

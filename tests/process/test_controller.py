@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from controller.devcluster import LocalCluster
+from controller.operations.pausing import set_paused
 from controller.process.controller import Controller
-from controller.store import DagRecord
+from controller.store import DagRecord, Store
 from tests.fixtures.cluster import ExternalCluster
 from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import (
@@ -238,3 +239,30 @@ def test_a_push_webhook_to_the_standby_makes_the_leader_sync_at_once(
     finally:
         for each in reversed(replicas):
             each.stop()
+
+
+def test_a_dag_paused_and_unpaused_outside_git_leaves_and_regains_its_schedule(
+    controller: Controller, remote: Remote
+) -> None:
+    added = remote.commit({"dags/nightly.yaml": dag_yaml("nightly")})
+    wait_dag(controller, "nightly", revision=added)
+    scheduled(controller, ["nightly"])
+    other_process = Store.connect(str(controller.config.database_url))
+    try:
+        set_paused(other_process, "nightly", paused=True, by="cli:alice@laptop")
+        wait_for(
+            lambda: controller.leadership.scheduled_dags() == [],
+            timeout=15,
+            what="the paused DAG's job to go",
+        )
+        # A commit that leaves spec.paused alone leaves the DAG paused.
+        touched = remote.commit({"dags/nightly.yaml": dag_yaml("nightly", schedule="0 5 * * *")})
+        assert wait_dag(controller, "nightly", revision=touched).paused
+        set_paused(other_process, "nightly", paused=False, by="cli:alice@laptop")
+        wait_for(
+            lambda: controller.leadership.scheduled_dags() == ["nightly"],
+            timeout=15,
+            what="the unpaused DAG's job to come back",
+        )
+    finally:
+        other_process.close()
