@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck cluster-binaries browser venv clean real-node-images
+.PHONY: run test lint typecheck cluster-binaries browser screenshots venv clean real-node-images
 
 # A fresh Debian has python3 but not always its venv module or git.
 $(STAMP): pyproject.toml
@@ -37,6 +37,10 @@ typecheck: $(STAMP)
 # first time, with progress); later runs reuse the cache.
 cluster-binaries: $(STAMP)
 	$(BIN)/kubedag dev-cluster build
+
+## screenshots: a picture of each web UI page, from a controller running the sample DAGs
+screenshots: $(STAMP) cluster-binaries browser
+	KUBEDAG_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/ui/test_screenshots.py
 
 # The UI's browser tests drive Debian's Chromium; nothing is downloaded at test time.
 browser:

@@ -23,6 +23,12 @@ import jsonschema
 import yaml
 
 from controller.base.durations import DurationError, parse_duration
+from controller.notifications.settings import SCHEMA as NOTIFICATIONS_SCHEMA
+from controller.notifications.settings import (
+    NotificationSettings,
+    NotificationSettingsError,
+    parse_settings,
+)
 from controller.spec.podpolicy import PodPolicy
 
 
@@ -73,6 +79,8 @@ class ExecutorConfig:
     allowed_secrets: tuple[str, ...] = ()
     controller_service_account: str = "kubedag-controller"
     unschedulable_timeout_seconds: float = 300.0
+    # A pod whose task has not started this long after its creation fails; 0: no limit.
+    pending_timeout_seconds: float = 900.0
     max_infra_retries: int = 3
     reconcile_interval_seconds: float = 60.0
     delete_on_success: bool = True
@@ -109,6 +117,10 @@ class Config:
     api_token_file: str | None = None
     # Reads of the API need the token too (writes always do).
     api_protect_reads: bool = False
+    # Finished runs older than this are deleted with their rows and logs; None: never.
+    retention_older_than_seconds: float | None = None
+    retention_interval_seconds: float = 86_400.0
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     git: GitConfig = field(default_factory=GitConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
@@ -116,6 +128,18 @@ class Config:
     @property
     def log_store_location(self) -> str:
         return self.log_store or str(Path(self.data_dir) / "logs")
+
+
+def database_url_for(config: Config) -> str:
+    """The configured database, else the embedded SQLite file in the data directory.
+
+    The one resolution every command uses: `--database-url`, else
+    $KUBEDAG_DATABASE_URL, else the config file's databaseUrl, else kubedag.db in the
+    data directory (`dataDir`, $KUBEDAG_DATA_DIR).
+    """
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
 
 
 def pod_policy(config: Config) -> PodPolicy:
@@ -187,6 +211,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "allowedSecrets": {"type": "array", "items": _STR},
                 "controllerServiceAccount": _STR,
                 "unschedulableTimeout": _DURATION_SCHEMA,
+                "pendingTimeout": _DURATION_SCHEMA,
                 "maxInfraRetries": {"type": "integer", "minimum": 0},
                 "reconcileInterval": _DURATION_SCHEMA,
                 "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never", None]},
@@ -203,6 +228,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"olderThan": _DURATION_SCHEMA, "interval": _DURATION_SCHEMA},
+        },
+        "notifications": NOTIFICATIONS_SCHEMA,
         "leaderElection": {
             "type": "object",
             "additionalProperties": False,
@@ -327,6 +358,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
     cleanup = executor.get("cleanup", {})
     leader = doc.get("leaderElection", {})
     http = doc.get("http", {})
+    retention = doc.get("retention", {})
     base = Config()
     config = Config(
         database_url=doc.get("databaseUrl"),
@@ -340,6 +372,14 @@ def _build(doc: Mapping[str, Any]) -> Config:
         http_port=http.get("port", base.http_port),
         api_token_file=doc.get("api", {}).get("tokenFile"),
         api_protect_reads=doc.get("api", {}).get("protectReads", False),
+        retention_older_than_seconds=None
+        if retention.get("olderThan") is None
+        else duration_setting(retention["olderThan"], field_name="retention.olderThan"),
+        retention_interval_seconds=duration_setting(
+            retention.get("interval", base.retention_interval_seconds),
+            field_name="retention.interval",
+        ),
+        notifications=_notifications(doc.get("notifications", {})),
         git=GitConfig(
             url=git.get("url"),
             ref=git.get("ref", "main"),
@@ -382,6 +422,10 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
             executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
             field_name="executor.unschedulableTimeout",
         ),
+        pending_timeout_seconds=duration_setting(
+            executor.get("pendingTimeout", base.pending_timeout_seconds),
+            field_name="executor.pendingTimeout",
+        ),
         max_infra_retries=executor.get("maxInfraRetries", base.max_infra_retries),
         reconcile_interval_seconds=duration_setting(
             executor.get("reconcileInterval", base.reconcile_interval_seconds),
@@ -399,6 +443,13 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         image_pull_policy=executor.get("imagePullPolicy"),
         security_defaults=executor.get("securityDefaults", base.security_defaults),
     )
+
+
+def _notifications(doc: Mapping[str, Any]) -> NotificationSettings:
+    try:
+        return parse_settings(doc)
+    except NotificationSettingsError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _leader(leader: Mapping[str, Any]) -> LeaderElectionConfig:

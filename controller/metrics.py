@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from controller import __version__
 from controller.engine.states import DagRunState, TaskState
+from controller.store.records import DagRunRecord, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,33 @@ LAUNCH_LATENCY_BUCKETS: tuple[float, ...] = (
 )
 
 
+# Task tries and runs take from seconds to a day; alerting cares about the order of size.
+DURATION_BUCKETS: tuple[float, ...] = (
+    1.0,
+    5.0,
+    15.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    43200.0,
+    86400.0,
+)
+
+
 @dataclass(frozen=True)
 class StateCounts:
     """How many DagRuns and TaskInstances are in each state, as the database says now."""
 
     runs: Mapping[str, int] = field(default_factory=dict)
     tasks: Mapping[str, int] = field(default_factory=dict)
+    oldest_pending_since: float | None = None
+    """Unix time the oldest pod still waiting to start was created (None: none waits)."""
 
 
 StateCountsSource = Callable[[], StateCounts]
@@ -122,6 +144,34 @@ class Metrics:
             "1 while this replica holds the leader lease, else 0.",
             registry=r,
         )
+        # Labelled by DAG (bounded by the repository) and outcome, never by run: alerting
+        # on "this DAG fails" or "this DAG got slow" without a series per run.
+        self.run_outcomes = Counter(
+            "kubedag_dag_runs_finished",
+            "Runs that ended, by DAG and state (succeeded, failed, cancelled).",
+            ["dag", "state"],
+            registry=r,
+        )
+        self.run_duration = Histogram(
+            "kubedag_dag_run_duration_seconds",
+            "From a run's start to its end, by DAG and state.",
+            ["dag", "state"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.try_outcomes = Counter(
+            "kubedag_task_tries_finished",
+            "Task tries that ended, by DAG and state (succeeded, failed).",
+            ["dag", "state"],
+            registry=r,
+        )
+        self.try_duration = Histogram(
+            "kubedag_task_try_duration_seconds",
+            "From a try's start (its main container running) to its end, by DAG and state.",
+            ["dag", "state"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.build_info = Info("kubedag_build", "Version of the running controller.", registry=r)
         self.build_info.info({"version": version, "python": platform.python_version()})
         self._scrape_time = _ScrapeTimeCollector()
@@ -134,6 +184,25 @@ class Metrics:
     def set_git_last_success_source(self, source: LastSuccessSource) -> None:
         """Wire the callable asked at every scrape for the time of the last good sync."""
         self._scrape_time.git_last_success = source
+
+    def run_finished(self, run: DagRunRecord) -> None:
+        """Count a run that ended, and how long it ran."""
+        state = run.state.value
+        self.run_outcomes.labels(dag=run.dag_name, state=state).inc()
+        if run.started_at is not None and run.finished_at is not None:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+            self.run_duration.labels(dag=run.dag_name, state=state).observe(max(0.0, seconds))
+
+    def tries_finished(self, records: Iterable[TaskInstanceRecord]) -> None:
+        """Count task tries that ended, and how long each ran."""
+        for record in records:
+            if not record.state.finished:
+                continue
+            labels = {"dag": record.dag_name, "state": record.state.value}
+            self.try_outcomes.labels(**labels).inc()
+            if record.started_at is not None and record.finished_at is not None:
+                seconds = (record.finished_at - record.started_at).total_seconds()
+                self.try_duration.labels(**labels).observe(max(0.0, seconds))
 
     def record_api_error(self, status: int | None) -> None:
         """Count one failed Kubernetes API call; None means no HTTP answer came back."""
@@ -201,6 +270,12 @@ class _ScrapeTimeCollector(Collector):
             "Task instances (one per try) in each state.",
             known=[s.value for s in TaskState],
             counts=counts.tasks,
+        )
+        since = counts.oldest_pending_since
+        yield GaugeMetricFamily(
+            "kubedag_oldest_pending_pod_seconds",
+            "Seconds the oldest pod still waiting to start has waited (0 when none waits).",
+            value=0.0 if since is None else max(0.0, time.time() - since),
         )
 
     def _collect_git_sync_age(self) -> Iterator[Metric]:

@@ -19,6 +19,7 @@ to a Containerfile or to the controller's source builds anew and nothing else do
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -109,7 +110,13 @@ class ImageBuilder:
         self.archives = self.root / "archives"
 
     def ensure(self) -> list[Path]:
+        """Under a lock: test sessions of several checkouts build into one cache."""
         self.archives.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._ensure()
+
+    def _ensure(self) -> list[Path]:
         dockerfile = self.source_root / "Dockerfile"
         if not dockerfile.exists():
             raise ClusterError(

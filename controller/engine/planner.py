@@ -161,6 +161,8 @@ class RunPlanner:
             self._decided[task] = True
             if self._settle((task, view.item_index), view, now=now, plan=plan):
                 touched.append(task)
+                if instance.state is TaskState.FAILED and not view.marked:
+                    plan.exhausted.append(InstanceKey(view.task, view.item_index))
         self._sweep(touched, plan=plan)
         self._conclude(plan)
         return plan

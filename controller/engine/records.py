@@ -114,6 +114,8 @@ class Plan:
     reject: list[RejectedResult] = field(default_factory=list)
     run_state: DagRunState | None = None
     """SUCCEEDED or FAILED once every instance is finished; None while the run goes on."""
+    exhausted: list[InstanceKey] = field(default_factory=list)
+    """Instances whose try just failed with no retry left (news, not a decision to write)."""
 
     @property
     def decisions(self) -> int:

@@ -37,7 +37,6 @@ REVISION_ANNOTATION = LABEL_PREFIX + "revision"
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 """The label selector that finds every worker pod kubedag created."""
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _NOT_DNS = re.compile(r"[^a-z0-9]+")
 _NOT_LABEL_VALUE = re.compile(r"[^-A-Za-z0-9_.]+")
@@ -48,10 +47,6 @@ def short_hash(*parts: object) -> str:
     canonical = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8")).digest()
     return base64.b32encode(digest).decode("ascii").lower()[:HASH_LENGTH]
-
-
-def is_dns_label(value: str) -> bool:
-    return len(value) <= MAX_LENGTH and _DNS_LABEL.match(value) is not None
 
 
 def is_label_value(value: str) -> bool:

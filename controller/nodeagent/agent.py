@@ -123,11 +123,6 @@ class NodeAgent:
     def lose_node(self, name: str, *, outcome: str = "failed") -> None:
         self.keeper.lose(name, outcome=outcome)
 
-    @property
-    def pod_count(self) -> int:
-        with self._records_lock:
-            return len(self._records)
-
     # -- watches ---------------------------------------------------------------------
 
     def _watch_forever(

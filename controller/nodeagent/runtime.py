@@ -11,9 +11,8 @@ from controller.nodeagent.podstate import JSON, PodRecord
 from controller.nodeagent.timers import Timers
 from controller.nodeagent.writer import StatusWriter
 
-# Exit codes of containers the agent stops: SIGTERM honoured, or SIGKILL.
+# The exit code of a container the agent stopped, that honoured SIGTERM.
 EXIT_SIGTERM = 143
-EXIT_SIGKILL = 137
 
 
 @dataclass

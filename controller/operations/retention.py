@@ -11,6 +11,7 @@ harmless), never rows whose logs are gone.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -86,3 +87,48 @@ def clean(
             break
     log.info("retention deleted %s", cleaned)
     return cleaned
+
+
+class RetentionSchedule:
+    """Runs `clean` every `interval_seconds` on a thread of its own, while started.
+
+    The leader runs it, so two replicas do not clean at once; a clean that fails (the
+    database away) is logged and tried again at the next interval.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        log_store: LogStore,
+        *,
+        older_than: timedelta,
+        interval_seconds: float,
+        first_delay_seconds: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._log_store = log_store
+        self._older_than = older_than
+        self._interval = interval_seconds
+        self._first_delay = first_delay_seconds
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="kubedag-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+    def _loop(self) -> None:
+        delay = self._first_delay
+        while not self._stopping.wait(delay):
+            delay = self._interval
+            try:
+                clean(self._store, self._log_store, older_than=self._older_than)
+            except Exception:
+                log.exception("retention failed; trying again in %.0fs", self._interval)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from http import HTTPStatus
 
 import kubernetes.client
 
@@ -26,10 +28,12 @@ from controller.executor.kubernetes import KubernetesExecutor, settings_from_con
 from controller.gitsync import GitSync, SyncResult
 from controller.logstore import LogStore
 from controller.metrics import Metrics, StateCounts
+from controller.notifications.follower import NotificationFollower
+from controller.operations.retention import RetentionSchedule
 from controller.process.dagsync import DagSync
 from controller.process.http import HttpServer
 from controller.process.leader import LeaderElector
-from controller.process.leadership import LeaderParts, Leadership
+from controller.process.leadership import LeaderParts, Leadership, Startable
 from controller.process.observing import MetricsObserver
 from controller.process.wiring import (
     StartupError,
@@ -42,7 +46,7 @@ from controller.process.wiring import (
 )
 from controller.runtime.engine import Engine
 from controller.runtime.scheduler import Scheduler
-from controller.store import DagRecord, Store
+from controller.store import PUSH_CHANNEL, DagRecord, RequestListener, Store
 from controller.ui.endpoints import UiEndpoints
 
 log = logging.getLogger(__name__)
@@ -115,7 +119,7 @@ class Controller:
             webhook=(
                 None
                 if secret is None
-                else lambda headers, body: self.gitsync.handle_webhook(headers, body, secret=secret)
+                else lambda headers, body: self._webhook(headers, body, secret=secret)
             ),
             api=UiEndpoints(
                 store=self.store,
@@ -135,10 +139,14 @@ class Controller:
         self._latest_lock = threading.Lock()
         self._stopped = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self._push_listener: RequestListener | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._push_listener = self.store.listen_for_requests(
+            self._push_elsewhere, channel=PUSH_CHANNEL
+        )
         self.http.start()
         self.gitsync.start()
         self._housekeeper = threading.Thread(
@@ -170,6 +178,8 @@ class Controller:
         if self._housekeeper is not None:
             self._housekeeper.join(_WATCH_INTERVAL * 2)
         self.http.stop()
+        if self._push_listener is not None:
+            self._push_listener.stop()
         self.store.close()
         log.info("controller stopped; worker pods keep running and are adopted on restart")
 
@@ -217,15 +227,27 @@ class Controller:
             executor,
             parallelism=config.executor.parallelism,
             max_infra_retries=config.executor.max_infra_retries,
+            on_tries_finished=self.metrics.tries_finished,
         )
         scheduler = Scheduler(self.store, on_runs_created=engine.wake)
+        follower = NotificationFollower(self.store, config.notifications, metrics=self.metrics)
+        housekeeping: tuple[Startable, ...] = (follower,)
+        if config.retention_older_than_seconds is not None:
+            housekeeping += (
+                RetentionSchedule(
+                    self.store,
+                    self.log_store,
+                    older_than=timedelta(seconds=config.retention_older_than_seconds),
+                    interval_seconds=config.retention_interval_seconds,
+                ),
+            )
         # The engine launches, so it stops first; the scheduler only queues runs.
         return LeaderParts(
             scheduler=scheduler,
             wake=engine.wake,
             requests_pending=engine.requests_pending,
-            start_order=(engine, scheduler),
-            stop_order=(engine, scheduler),
+            start_order=(engine, scheduler, *housekeeping),
+            stop_order=(engine, scheduler, *housekeeping),
         )
 
     def _catch_up(self) -> None:
@@ -236,6 +258,26 @@ class Controller:
             self.dagsync.apply_revision(revision=latest.revision, dags_dir=latest.dags_dir)
 
     # -- git and DAG sync ---------------------------------------------------------
+
+    def _webhook(
+        self, headers: Mapping[str, str], body: bytes, *, secret: bytes
+    ) -> tuple[int, str]:
+        """A push webhook: this replica syncs, and a standby passes it on to the leader.
+
+        The Service sends webhooks to every replica; a standby's own sync is only kept
+        for when it leads, so without the notification the leader would wait for its
+        next interval.
+        """
+        status, message = self.gitsync.handle_webhook(headers, body, secret=secret)
+        if status == HTTPStatus.ACCEPTED and not self.leadership.leading:
+            with self.store.transaction() as uow:
+                uow.notify_git_push()
+        return status, message
+
+    def _push_elsewhere(self) -> None:
+        """A push webhook reached another replica (or the listener just connected)."""
+        if self.leadership.leading:
+            self.gitsync.trigger()
 
     def _on_revision(self, result: SyncResult) -> None:
         with self._latest_lock:
@@ -259,7 +301,9 @@ class Controller:
 
     def _housekeeping(self) -> None:
         seen_failures = 0
-        pauses: dict[str, bool] | None = None
+        # Empty, so the first look hands the scheduler the DAGs once whatever it finds: a
+        # pause made while this replica started is not taken for the way things were.
+        pauses: dict[str, bool] = {}
         ticks = 0
         while not self._stopped.wait(_WATCH_INTERVAL):
             failures = self.gitsync.status().consecutive_failures
@@ -270,7 +314,7 @@ class Controller:
             if ticks % _PAUSE_CHECK_TICKS == 0:
                 pauses = self._follow_pauses(pauses)
 
-    def _follow_pauses(self, seen: dict[str, bool] | None) -> dict[str, bool] | None:
+    def _follow_pauses(self, seen: dict[str, bool]) -> dict[str, bool]:
         """Reschedule when a DAG was paused or unpaused outside git (`kubedag pause`).
 
         A pause needs no job change to take effect (a paused DAG's fire creates nothing),
@@ -279,7 +323,7 @@ class Controller:
         try:
             with self.store.transaction() as uow:
                 pauses = uow.pause_states()
-            if seen is not None and pauses != seen:
+            if pauses != seen:
                 self.leadership.schedule(self._list_dags())
         except Exception:
             log.warning("could not look for paused or unpaused DAGs", exc_info=True)
@@ -309,8 +353,11 @@ class Controller:
 
     def _state_counts(self) -> StateCounts:
         with self.store.transaction() as uow:
+            oldest = uow.oldest_launch()
             return StateCounts(
-                runs=uow.count_runs_by_state(), tasks=uow.count_task_instances_by_state()
+                runs=uow.count_runs_by_state(),
+                tasks=uow.count_task_instances_by_state(),
+                oldest_pending_since=None if oldest is None else oldest.timestamp(),
             )
 
     def _git_last_success(self) -> float | None:

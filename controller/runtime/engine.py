@@ -42,8 +42,9 @@ from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
 from controller.engine.states import DagRunState, TaskState
-from controller.runtime.actions import ActionRefusedError, Applied, apply_request
+from controller.runtime.actions import Applied
 from controller.runtime.active import ActiveRun, recover_run
+from controller.runtime.applying import apply_pending
 from controller.runtime.inbox import Inbox
 from controller.runtime.launching import (
     build_orders,
@@ -63,14 +64,7 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import (
-    ActionRequestRecord,
-    DagRunRecord,
-    RequestListener,
-    Store,
-    TaskInstanceRecord,
-)
-from controller.store.requests import DONE, REJECTED
+from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +75,6 @@ POLL_SECONDS = 2.0
 
 On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
 on SQLite, and a fallback while the listener reconnects."""
-REQUEST_BATCH = 100
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF = Backoff(base=0.4, cap=30.0, max_attempts=None, max_elapsed=None)
 
@@ -116,8 +109,10 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         launch_batch: int = LAUNCH_BATCH,
         poll_seconds: float = POLL_SECONDS,
+        on_tries_finished: Callable[[Sequence[TaskInstanceRecord]], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_tries_finished = on_tries_finished
         self._executor = executor
         self._parallelism = parallelism
         self._max_infra_retries = max_infra_retries
@@ -214,6 +209,10 @@ class Engine:
         with self._store.transaction() as uow:
             records = commit_updates(uow, updates, cursor=cursor, now=self._clock())
         self._inbox.put_changes(records)
+        if self._on_tries_finished is not None:
+            finished = [record for record in records if record.state.finished]
+            if finished:
+                self._on_tries_finished(finished)
         return [record.id for record in records]
 
     # -- driving --------------------------------------------------------------------
@@ -339,7 +338,7 @@ class Engine:
             if row.state is TaskState.PENDING:
                 self._pending.add(run.pending_try(row), now=now)
             elif row.state.active:
-                self._slots.hold(row.id, dag_name=row.dag_name, run_id=row.run_id)
+                self._slots.hold(row.id, run_id=row.run_id)
         return run, plan
 
     def _recover_all(self, now: datetime) -> list[LaunchOrder]:
@@ -385,37 +384,7 @@ class Engine:
     # -- operators' requests --------------------------------------------------------
 
     def _apply_requests(self, now: datetime) -> bool:
-        with self._store.transaction() as uow:
-            pending = uow.pending_requests(limit=REQUEST_BATCH)
-        for request in pending:
-            self._apply_request(request, now=now)
-        return bool(pending)
-
-    def _apply_request(self, request: ActionRequestRecord, *, now: datetime) -> None:
-        where = {"run": request.run_id, "request": request.id, "kind": request.kind}
-        try:
-            with self._store.transaction() as uow:
-                applied = apply_request(uow, request, now=now, graphs=self._graphs)
-                if not applied.stops:
-                    uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
-        except ActionRefusedError as refusal:
-            with self._store.transaction() as uow:
-                if uow.close_request(request.id, state=REJECTED, outcome=str(refusal), at=now):
-                    uow.append_event(
-                        kind="request-rejected",
-                        message=f"{request.kind} request {request.id} by "
-                        f"{request.requested_by} rejected: {refusal}",
-                        dag_name=request.dag_name,
-                        run_id=request.run_id,
-                        at=now,
-                    )
-            log.info("request %d rejected: %s", request.id, refusal, extra=where)
-            return
-        self._act_on(applied)
-        if applied.stops:
-            with self._store.transaction() as uow:
-                uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
-        log.info("request %d applied: %s", request.id, applied.outcome, extra=where)
+        return apply_pending(self._store, now=now, graphs=self._graphs, act=self._act_on)
 
     def _act_on(self, applied: Applied) -> None:
         for run_id in applied.forget | applied.rebuild:
@@ -449,7 +418,7 @@ class Engine:
 
     def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
         """Write the plans of several runs in one transaction, then act on the outcome."""
-        items = [(run, plan) for run, plan in items if plan.decisions]
+        items = [(run, plan) for run, plan in items if plan.decisions or plan.exhausted]
         if not items:
             return
         try:
@@ -513,5 +482,5 @@ class Engine:
             self._inbox.request_recover(run_id)
         self.stats.launched += len(claimed)
         for order in claimed:
-            self._slots.hold(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
+            self._slots.hold(order.task_instance_id, run_id=order.run_id)
         hand_out(self._executor, claimed)

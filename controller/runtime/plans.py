@@ -76,6 +76,9 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
         if done.message is not None:
             message = f"{done.task}[{done.item_index}] {done.state.value}: {done.message}"
             _event(uow, run, f"task-{done.state.value}", message, done.task, done.try_number)
+    for key in plan.exhausted:
+        message = f"{key.task}[{key.item_index}] failed with no retry left"
+        _event(uow, run, "task-retries-exhausted", message, key.task, 0, item_index=key.item_index)
     for try_ in plan.create:
         if try_.try_number > 1:
             when = try_.not_before.isoformat() if try_.not_before else "now"
@@ -107,7 +110,14 @@ def write_plans(
 
 
 def _event(
-    uow: UnitOfWork, run: ActiveRun, kind: str, message: str, task: str, try_number: int
+    uow: UnitOfWork,
+    run: ActiveRun,
+    kind: str,
+    message: str,
+    task: str,
+    try_number: int,
+    *,
+    item_index: int | None = None,
 ) -> None:
     uow.append_event(
         kind=kind,
@@ -115,5 +125,6 @@ def _event(
         dag_name=run.dag_name,
         run_id=run.run_id,
         task_name=task,
-        try_number=try_number,
+        item_index=item_index,
+        try_number=try_number or None,
     )

@@ -14,16 +14,11 @@ DNS1123_SUBDOMAIN_MAX = 253
 RESERVED_LABEL_PREFIX = "kubedag.io/"
 """Labels kubedag sets on its pods (and selects them by); a DAG may not set them."""
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-
-def is_dns1123_label(name: str) -> bool:
-    return len(name) <= DNS1123_LABEL_MAX and _DNS1123_LABEL.match(name) is not None
 
 
 def label_key_problem(key: str) -> str | None:

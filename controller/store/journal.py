@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from controller.store.base import SessionBound, utcnow
 from controller.store.models import Event, WatchCursor
@@ -108,6 +108,10 @@ class JournalQueries(SessionBound):
                     for event in events
                 ],
             )
+
+    def last_event_id(self) -> int:
+        """The newest event's id, 0 when there is none: where a follower starts."""
+        return int(self._session.execute(select(func.max(Event.id))).scalar_one() or 0)
 
     def list_events(
         self,

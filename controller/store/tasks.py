@@ -15,7 +15,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Result, Row, Select, func, or_, select, update
+from sqlalchemy import Result, Row, Select, func, select, update
 
 from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
@@ -24,7 +24,6 @@ from controller.store.records import NewTaskInstance, TaskInstanceRecord
 
 # Rows per INSERT: well under SQLite's limit on bound variables per statement.
 INSERT_BATCH = 500
-ACTIVE_TASK_STATES = [state for state in TaskState if state.active]
 
 
 class TaskFields(TypedDict, total=False):
@@ -122,18 +121,9 @@ class TaskQueries(SessionBound):
             created_ids.extend(self._session.execute(stmt).scalars())
         return self._by_ids(created_ids)
 
-    def get_task_instance(self, ti_id: int) -> TaskInstanceRecord | None:
-        row = self._session.execute(_with_dag_name().where(TaskInstance.id == ti_id)).first()
-        return None if row is None else task_record(row, row.dag_name)
-
     def get_task_instances(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
         """The instances with these ids (unknown ids are left out), by id, in few queries."""
         return self._by_ids(sorted(set(ids)))
-
-    def find_task_instance_by_pod(self, pod_name: str) -> TaskInstanceRecord | None:
-        stmt = _with_dag_name().where(TaskInstance.pod_name == pod_name)
-        row = self._session.execute(stmt).first()
-        return None if row is None else task_record(row, row.dag_name)
 
     def find_task_instances_by_pods(self, pod_names: Collection[str]) -> list[TaskInstanceRecord]:
         """The instances whose pod has one of these names, in few queries (one per chunk)."""
@@ -166,20 +156,6 @@ class TaskQueries(SessionBound):
         )
         return _records(self._session.execute(stmt))
 
-    def due_pending(self, now: datetime, limit: int = 100) -> list[TaskInstanceRecord]:
-        """Pending instances of running runs whose retry time (if any) has come, oldest first.
-
-        Instances of a run that is not running (queued, or already finished) are not
-        due: a failed run launches nothing more.
-        """
-        stmt = (
-            _pending()
-            .where(or_(TaskInstance.not_before.is_(None), TaskInstance.not_before <= now))
-            .order_by(TaskInstance.id)
-            .limit(limit)
-        )
-        return _records(self._session.execute(stmt))
-
     def list_pending(
         self, *, dag_name: str | None = None, limit: int = 1000
     ) -> list[TaskInstanceRecord]:
@@ -193,36 +169,18 @@ class TaskQueries(SessionBound):
             stmt = stmt.where(DagRun.dag_name == dag_name)
         return _records(self._session.execute(stmt))
 
-    def active_tasks_by_dag(self) -> dict[str, int]:
-        """Launched or running instances per DAG name, for caps across DAGs in one query."""
-        stmt = (
-            select(DagRun.dag_name, func.count())
-            .select_from(TaskInstance)
-            .join(DagRun, DagRun.id == TaskInstance.run_id)
-            .where(TaskInstance.state.in_(ACTIVE_TASK_STATES))
-            .group_by(DagRun.dag_name)
-        )
-        return {name: int(count) for name, count in self._session.execute(stmt)}
-
     def count_task_instances_by_state(self) -> dict[str, int]:
         """How many task instances (tries) are in each state, for the metrics endpoint."""
         stmt = select(TaskInstance.state, func.count()).group_by(TaskInstance.state)
         return {TaskState(state).value: int(n) for state, n in self._session.execute(stmt)}
 
-    def count_active_tasks(self, *, dag_name: str | None = None, run_id: int | None = None) -> int:
-        """Launched or running instances: what maxActiveTasks and parallelism limit."""
-        stmt = (
-            select(func.count())
-            .select_from(TaskInstance)
-            .where(TaskInstance.state.in_(ACTIVE_TASK_STATES))
+    def oldest_launch(self) -> datetime | None:
+        """When the longest-waiting LAUNCHED try (pod created, not yet running) was claimed."""
+        stmt = select(func.min(TaskInstance.launched_at)).where(
+            TaskInstance.state == TaskState.LAUNCHED
         )
-        if dag_name is not None:
-            stmt = stmt.join(DagRun, DagRun.id == TaskInstance.run_id).where(
-                DagRun.dag_name == dag_name
-            )
-        if run_id is not None:
-            stmt = stmt.where(TaskInstance.run_id == run_id)
-        return int(self._session.execute(stmt).scalar_one())
+        value: datetime | None = self._session.execute(stmt).scalar_one()
+        return value
 
     def cas_task_state(
         self,

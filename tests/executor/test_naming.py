@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 
 from controller.executor.naming import (
     MAX_LENGTH,
-    is_dns_label,
     is_label_value,
     label_value,
     pod_name,
 )
+from tests.executor.kube_names import DNS_LABEL, is_dns_label
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 dag_names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True)

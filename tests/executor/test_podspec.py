@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.executor.gitcheckout import CHECKOUT_SCRIPT
-from controller.executor.naming import is_dns_label, is_label_value
+from controller.executor.naming import is_label_value
 from controller.executor.podspec import (
     PodConfig,
     PodIdentity,
@@ -19,6 +19,7 @@ from controller.executor.podspec import (
     build_pod,
 )
 from controller.spec.model import Task
+from tests.executor.kube_names import is_dns_label
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CONFIG = PodConfig(repo_url="https://git.example.com/data/dags.git", dags_path="sample-dags")

@@ -38,7 +38,7 @@ def test_state_and_cursor_commit_together(store: Store, run: DagRunRecord) -> No
         assert uow.cas_task_state(ti_id, expected=TaskState.PENDING, new=TaskState.RUNNING)
         uow.set_cursor("jobs", "101")
     with store.transaction() as uow:
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
         assert uow.get_cursor("jobs") == "101"
     assert record is not None
     assert record.state is TaskState.RUNNING
@@ -61,7 +61,7 @@ def test_a_crash_inside_the_transaction_rolls_back_state_and_cursor(
     with pytest.raises(WatchCrashedError):
         apply_event_then_crash()
     with store.transaction() as uow:
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
         assert uow.get_cursor("jobs") == "100"
         assert uow.list_events(run_id=run.id) == []
     assert record is not None

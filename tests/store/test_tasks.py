@@ -61,7 +61,7 @@ def test_a_task_instance_round_trips_with_every_field(store: Store, run: DagRunR
             started_at=NOW + timedelta(seconds=1),
             finished_at=NOW + timedelta(seconds=2),
         )
-        record = uow.get_task_instance(created.id)
+        (record,) = uow.get_task_instances([created.id])
     assert created.state is TaskState.PENDING
     assert created.not_before == retry_at
     assert record is not None
@@ -93,7 +93,7 @@ def test_an_instance_without_items_has_item_index_zero_and_no_item(
 ) -> None:
     ti_id = add_one(store, run)
     with store.transaction() as uow:
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
     assert record is not None
     assert (record.item_index, record.item, record.try_number) == (0, None, 1)
     assert record.failure_kind is None
@@ -137,8 +137,8 @@ def test_two_instances_cannot_share_a_pod_name(store: Store, run: DagRunRecord) 
 def test_an_instance_is_found_by_its_pod_name(store: Store, run: DagRunRecord) -> None:
     ti_id = add_one(store, run, pod_name="pod-a")
     with store.transaction() as uow:
-        found = uow.find_task_instance_by_pod("pod-a")
-        assert uow.find_task_instance_by_pod("pod-b") is None
+        (found,) = uow.find_task_instances_by_pods(["pod-a"])
+        assert uow.find_task_instances_by_pods(["pod-b"]) == []
     assert found is not None
     assert found.id == ti_id
 
@@ -158,7 +158,7 @@ def test_cas_fails_from_an_unexpected_state(store: Store, run: DagRunRecord) -> 
         assert uow.cas_task_state(
             ti_id, expected=[TaskState.PENDING, TaskState.LAUNCHED], new=TaskState.LAUNCHED
         )
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
     assert record is not None
     assert record.state is TaskState.LAUNCHED
 
@@ -190,7 +190,7 @@ def test_a_second_writer_waiting_on_the_first_loses_once_it_commits(
     writer.join(timeout=30)
     assert outcome == [False]
     with store.transaction() as uow:
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
     assert record is not None
     assert record.state is TaskState.LAUNCHED
 
@@ -209,42 +209,17 @@ def test_of_racing_writers_exactly_one_wins(store: Store, run: DagRunRecord) -> 
         wins = [future.result(timeout=60) for future in [pool.submit(racer, t) for t in targets]]
     assert sum(wins) == 1
     with store.transaction() as uow:
-        record = uow.get_task_instance(ti_id)
+        (record,) = uow.get_task_instances([ti_id])
     assert record is not None
     assert record.state is targets[wins.index(True)]
 
 
-def test_due_pending_returns_instances_whose_time_has_come(store: Store, run: DagRunRecord) -> None:
-    start(store, run)
-    ready = add_one(store, run)
-    due = add_one(store, run, try_number=2, not_before=NOW - timedelta(seconds=1))
-    add_one(store, run, try_number=3, not_before=NOW + timedelta(seconds=1))
-    launched = add_one(store, run, try_number=4)
-    with store.transaction() as uow:
-        uow.cas_task_state(launched, expected=TaskState.PENDING, new=TaskState.LAUNCHED)
-    with store.transaction() as uow:
-        assert [ti.id for ti in uow.due_pending(NOW)] == [ready, due]
-        assert [ti.id for ti in uow.due_pending(NOW, limit=1)] == [ready]
-
-
-def test_instances_of_a_run_that_is_not_running_are_not_due(
-    store: Store, run: DagRunRecord
-) -> None:
-    add_one(store, run)
-    with store.transaction() as uow:
-        assert uow.due_pending(NOW) == []
-
-
-def test_active_instances_are_counted_per_dag_and_run(store: Store, run: DagRunRecord) -> None:
+def test_active_instances_are_listed_by_state(store: Store, run: DagRunRecord) -> None:
     ids = [add_one(store, run, try_number=n) for n in (1, 2, 3)]
     with store.transaction() as uow:
         uow.cas_task_state(ids[0], expected=TaskState.PENDING, new=TaskState.LAUNCHED)
         uow.cas_task_state(ids[1], expected=TaskState.PENDING, new=TaskState.RUNNING)
     with store.transaction() as uow:
-        assert uow.count_active_tasks() == 2
-        assert uow.count_active_tasks(dag_name="daily-sales") == 2
-        assert uow.count_active_tasks(dag_name="hourly") == 0
-        assert uow.count_active_tasks(run_id=run.id) == 2
         owned = uow.list_task_instances_in_states([TaskState.LAUNCHED, TaskState.RUNNING])
     assert [ti.id for ti in owned] == ids[:2]
 
@@ -278,18 +253,6 @@ def test_pending_instances_are_listed_oldest_run_first_due_or_not(
         ]
         assert [ti.id for ti in uow.list_pending()] == [earlier_first, later_retry, other_dag]
         assert [ti.id for ti in uow.list_pending(limit=1)] == [earlier_first]
-
-
-def test_active_instances_are_counted_for_every_dag_at_once(
-    store: Store, run: DagRunRecord
-) -> None:
-    hourly = second_run(store, dag_name="hourly", logical_date=LOGICAL_DATE)
-    daily_ids = [add_one(store, run, try_number=n) for n in (1, 2)]
-    hourly_id = add_one(store, hourly)
-    with store.transaction() as uow:
-        for ti_id in [*daily_ids, hourly_id]:
-            uow.cas_task_state(ti_id, expected=TaskState.PENDING, new=TaskState.RUNNING)
-        assert uow.active_tasks_by_dag() == {"daily-sales": 2, "hourly": 1}
 
 
 def test_an_instance_can_be_recorded_already_finished(store: Store, run: DagRunRecord) -> None:

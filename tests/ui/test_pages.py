@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from controller.engine.states import RunType
+from controller.store import DagRunRecord
 from tests.ui.browser import Browser
-from tests.ui.site import Site
+from tests.ui.site import Site, api, wait_run
 
 pytestmark = [pytest.mark.cluster]
 
@@ -33,13 +37,8 @@ def test_the_dag_list_shows_each_dags_state_and_why_an_invalid_one_is(
         )
         for row in ui.all("tr[data-dag]")
     }
-    assert states == {
-        "customer-backfill": "active",
-        "etl-orders": "active",
-        "hourly-report": "active",
-        "partner-import": "active",
-        "train-model": "active",
-    }
+    assert states == {record.name: "active" for record in site.dags()}
+    assert {"etl-orders", "partner-import", "train-model"} <= set(states)
     good = site.dags()[0].revision
     site.push({"etl-orders.yaml": BROKEN})
     problem = ui.find("[data-invalid='etl-orders']")
@@ -49,9 +48,10 @@ def test_the_dag_list_shows_each_dags_state_and_why_an_invalid_one_is(
     assert f"the version from {good[:12]} keeps running" in text
 
 
-def trigger_from_the_dag_page(ui: Browser, dag: str) -> int:
+def trigger_from_the_dag_page(ui: Browser, dag: str, *, reload: bool = True) -> int:
     """Trigger a run with the form's params; returns the run the page moved to."""
-    ui.open(f"/dags/{dag}")
+    if reload:
+        ui.open(f"/dags/{dag}")
     ui.click("button[data-action='trigger']")
     ui.confirm()
     route = ui.wait(
@@ -99,7 +99,192 @@ def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
     assert ui.all(".edge.rule[data-to='cleanup']")
     assert not ui.all(".edge.rule[data-to='publish']")
 
+    # From the keyboard alone: Tab to the failed task's node, Enter opens its tries.
+    ui.tab_to(".node[data-task='validate-files']")
+    ui.press_enter()
+    ui.wait(lambda: "task failure" in ui.text("#tries") or None, what="the failed try")
+
     ui.go("/dags/partner-import")
     cell = ui.find(f"tr[data-task='validate-files'] a[data-run='{run_id}']")
     assert cell.get_attribute("data-state") == "failed"
     assert ui.attribute(f"th a[data-run='{run_id}'] .cell", "data-state") == "failed"
+
+
+# Prints a line, then waits until the test has seen it in the browser before the next:
+# a page that buffered the log instead of streaming it would stall the task.
+TALK = """\
+import pathlib, sys, time
+
+gate = pathlib.Path(sys.argv[1])
+for number in range(2):
+    print(f"line {number}", flush=True)
+    deadline = time.monotonic() + 60
+    while not (gate / f"ack-{number}").exists():
+        if time.monotonic() > deadline:
+            sys.exit(f"nobody acknowledged line {number}")
+        time.sleep(0.05)
+print("done", flush=True)
+"""
+
+TALK_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {{name: talk}}
+spec:
+  defaults: {{image: python:3.12-slim}}
+  tasks:
+    - name: talk
+      command: [python3, talk.py, "{gate}"]
+"""
+
+
+def test_a_running_tasks_log_streams_into_the_page(ui: Browser, site: Site, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    site.push({"talk.py": TALK, "talk.yaml": TALK_DAG.format(gate=gate)})
+    run_id = api(site, "POST", "/dags/talk/trigger", {})["id"]
+    ui.open(f"/runs/{run_id}/tasks/talk/0")
+    for number in range(2):
+        ui.wait(lambda n=number: f"line {n}" in ui.text("#log") or None, what=f"line {number}")
+        assert ui.attribute("#log", "data-live") == "true"
+        assert f"line {number + 1}" not in ui.text("#log")
+        (gate / f"ack-{number}").touch()
+    ui.wait(lambda: "done" in ui.text("#log") or None, what="the last line")
+    assert ui.text("#log").splitlines() == ["line 0", "line 1", "done"]
+    assert wait_run(site, run_id) == "succeeded"
+
+
+def test_an_action_without_a_token_is_refused(ui: Browser, site: Site) -> None:
+    ui.open("/dags/etl-orders")
+    assert ui.text("#token-status") == "read-only"
+    assert ui.act("button[data-action='trigger']").startswith("Refused (401)")
+    assert ui.act("button[data-action='pause']").startswith("Refused (401)")
+    with site.controller.store.transaction() as uow:
+        runs = uow.list_runs(dag_name="etl-orders")
+        record = uow.get_dag("etl-orders")
+    assert [run for run in runs if run.run_type is RunType.MANUAL] == []
+    assert record is not None
+    assert not record.paused
+
+
+def test_a_trigger_sends_the_params_typed_as_the_dag_declares(ui: Browser, site: Site) -> None:
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go("/dags/train-model")
+    epochs = ui.find("#param-epochs")
+    epochs.clear()
+    epochs.send_keys("3")
+    run_id = trigger_from_the_dag_page(ui, "train-model", reload=False)
+    assert api(site, "GET", f"/runs/{run_id}")["params"] == {"epochs": 3, "threshold": 0.5}
+    shown = ui.wait(lambda: "epochs" in (text := ui.text("#run-head")) and text, what="params")
+    assert '"epochs":3' in shown
+
+
+WAIT_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {{name: {name}}}
+spec:
+  defaults: {{image: python:3.12-slim}}
+  tasks:
+    - name: work
+      command: [python3, -c, "{script}", "{gate}"]
+      retries: {{limit: 0}}
+"""
+# Waits (at most two minutes) for the test to create the gate's `go` file.
+WAITS = (
+    "import pathlib, sys, time; gate = pathlib.Path(sys.argv[1]); "
+    "deadline = time.monotonic() + 120; "
+    "[time.sleep(0.1) for _ in iter(lambda: (gate / 'go').exists() "
+    "or time.monotonic() > deadline, True)]"
+)
+# Fails until the test has created the gate's `fixed` file.
+FAILS_UNTIL_FIXED = (
+    "import pathlib, sys; sys.exit(0 if (pathlib.Path(sys.argv[1]) / 'fixed').exists() else 1)"
+)
+
+
+def test_cancel_from_the_run_page_stops_a_running_run(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    site.push({"waits.yaml": WAIT_DAG.format(name="waits", script=WAITS, gate=tmp_path)})
+    run_id = api(site, "POST", "/dags/waits/trigger", {})["id"]
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: graph_states(ui).get("work") == "running" or None, what="the task to run")
+    assert ui.act("button[data-action='cancel']")
+    ui.wait(lambda: run_state(ui) == "cancelled" or None, what="the run to be cancelled")
+    ui.wait(lambda: graph_states(ui) == {"work": "cancelled"} or None, what="the task cancelled")
+    assert api(site, "GET", f"/runs/{run_id}")["state"] == "cancelled"
+    assert not ui.all("button[data-action='cancel']")
+
+
+def test_retry_from_the_run_page_runs_the_failed_task_again_to_success(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    dag = WAIT_DAG.format(name="fixable", script=FAILS_UNTIL_FIXED, gate=tmp_path)
+    site.push({"fixable.yaml": dag})
+    run_id = api(site, "POST", "/dags/fixable/trigger", {})["id"]
+    assert wait_run(site, run_id) == "failed"
+    (tmp_path / "fixed").touch()
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: run_state(ui) == "failed" or None, what="the failed run")
+    assert ui.act("button[data-action='retry']")
+    ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed", timeout=60)
+    assert graph_states(ui) == {"work": "succeeded"}
+    ui.go(f"/runs/{run_id}/tasks/work/0")
+    rows = ui.wait(lambda: ui.all("#tries tr[data-try]") or None, what="the tries")
+    states = [
+        row.find_element("css selector", ".badge").get_attribute("data-state") for row in rows
+    ]
+    # The first try's failure stays visible; the retry is a later try, not a rewrite.
+    assert (states[0], states[-1]) == ("failed", "succeeded")
+    assert "task failure" in rows[0].text
+
+
+def test_a_backfill_from_the_dag_page_lists_the_dates_then_creates_their_runs(
+    ui: Browser, site: Site
+) -> None:
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go("/dags/etl-orders")
+    ui.find("#backfill-form")
+    ui.driver.execute_script(
+        "document.getElementById('backfill-from').value = '2026-03-01T00:00';"
+        "document.getElementById('backfill-to').value = '2026-03-03T23:59';"
+    )
+    assert ui.act("button[data-action='backfill']").startswith("A backfill would cover 3 date")
+    assert backfills(site) == []
+    ui.click("#backfill-dry")
+    assert ui.act("button[data-action='backfill']").startswith("Backfill created 3 run(s)")
+    dates = [run.logical_date.date().isoformat() for run in backfills(site)]
+    assert sorted(dates) == ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+
+def backfills(site: Site) -> list[DagRunRecord]:
+    with site.controller.store.transaction() as uow:
+        runs = uow.list_runs(dag_name="etl-orders")
+    return [run for run in runs if run.run_type is RunType.BACKFILL]
+
+
+def test_marking_a_failed_task_succeeded_from_its_page_finishes_the_run(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    dag = WAIT_DAG.format(name="fixable", script=FAILS_UNTIL_FIXED, gate=tmp_path)
+    site.push({"fixable.yaml": dag})
+    run_id = api(site, "POST", "/dags/fixable/trigger", {})["id"]
+    assert wait_run(site, run_id) == "failed"
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}/tasks/work/0")
+    ui.find("#mark-result").send_keys("checked by hand")
+    assert ui.act("button[data-action='mark-succeeded']")
+    marked = ui.wait(
+        lambda: "checked by hand" in (text := ui.text("#tries")) and text, what="the marked result"
+    )
+    assert "set by api" in marked
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed")

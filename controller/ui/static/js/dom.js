@@ -35,6 +35,7 @@ export const STATES = {
   upstream_failed: { icon: "⚠", label: "upstream failed" },
   skipped: { icon: "↷", label: "skipped" },
   cancelled: { icon: "⊘", label: "cancelled" },
+  cleared: { icon: "↺", label: "cleared for retry" },
   active: { icon: "●", label: "active" },
   paused: { icon: "❚❚", label: "paused" },
   invalid: { icon: "⚠", label: "invalid" },
@@ -107,4 +108,14 @@ export function replace(el, ...children) {
 // The query part of the hash route (#/runs/7?task=load), as URLSearchParams.
 export function hashQuery() {
   return new URLSearchParams(location.hash.split("?")[1] || "");
+}
+
+// Polling pages call this before re-rendering a part: when the data behind it has not
+// changed, the part is left alone, so focus, a half-typed field and scroll positions
+// survive every refresh.
+export function unchanged(el, data) {
+  const key = JSON.stringify(data);
+  if (el.dataset.rendered === key) return true;
+  el.dataset.rendered = key;
+  return false;
 }

@@ -14,7 +14,7 @@ const GAP_Y = 22;
 const PAD = 12;
 const SWEEPS = 4;
 const DEFAULT_RULE = "allSuccess";
-const PRECEDENCE = ["failed", "upstream_failed", "running", "launched", "pending", "queued", "cancelled", "skipped", "succeeded"];
+const PRECEDENCE = ["failed", "upstream_failed", "running", "launched", "pending", "cleared", "queued", "cancelled", "skipped", "succeeded"];
 
 export function layout(tasks) {
   const byName = new Map(tasks.map((task) => [task.name, task]));

@@ -2,7 +2,7 @@
 // runs as a grid of runs × tasks, a page of runs at a time (the server paginates).
 
 import { api } from "../api.js";
-import { badge, h, replace, stateInfo, time } from "../dom.js";
+import { badge, h, replace, stateInfo, time, unchanged } from "../dom.js";
 import { groupState } from "../graph.js";
 import { paramsForm, readParams } from "../params.js";
 import { pauseButton } from "./dags.js";
@@ -13,13 +13,19 @@ export async function render(main, [name], ctx) {
   const head = h("div", { id: "dag-head" });
   const grid = h("div", { id: "grid" });
   const pager = h("nav", { class: "pager", "aria-label": "Runs pages" });
-  replace(main, h("p", { class: "crumbs" }, h("a", { href: "#/" }, "DAGs"), " / ", name), h("h1", {}, name), head, h("h2", {}, "Runs"), grid, pager);
+  const forms = h("div", { class: "forms" });
+  replace(main, h("p", { class: "crumbs" }, h("a", { href: "#/" }, "DAGs"), " / ", name), h("h1", {}, name), head, h("h2", {}, "Runs"), grid, pager, forms);
 
   let before = null;
   const history = [];
-  const dagView = async () => replace(head, ...header(await api.dag(name, ctx.signal), ctx));
+  const dagView = async () => {
+    const dag = await api.dag(name, ctx.signal);
+    replace(head, ...header(dag, ctx));
+    if (!forms.childElementCount) replace(forms, triggerForm(dag, ctx), backfillForm(dag, ctx));
+  };
   const refresh = async () => {
     const data = await api.grid(name, { limit: PAGE, before }, ctx.signal);
+    if (unchanged(grid, data)) return;
     replace(grid, gridView(data));
     replace(
       pager,
@@ -33,8 +39,6 @@ export async function render(main, [name], ctx) {
 }
 
 function header(dag, ctx) {
-  const params = dag.params || {};
-  const form = paramsForm(params);
   const facts = h(
     "dl",
     { class: "facts" },
@@ -44,7 +48,17 @@ function header(dag, ctx) {
     h("dt", {}, "File"), h("dd", {}, h("code", {}, dag.path || "–")),
     dag.description ? [h("dt", {}, "About"), h("dd", {}, dag.description)] : null,
   );
-  const trigger = h(
+  return [
+    facts,
+    h("div", { class: "actions" }, pauseButton(dag, ctx, () => ctx.refreshDag())),
+    dag.state === "invalid" && dag.error ? h("pre", { class: "errors" }, dag.error) : null,
+  ];
+}
+
+function triggerForm(dag, ctx) {
+  const params = dag.params || {};
+  const form = paramsForm(params);
+  return h(
     "form",
     {
       class: "action-form",
@@ -67,13 +81,6 @@ function header(dag, ctx) {
     form,
     h("button", { type: "submit", class: "primary", "data-action": "trigger" }, "Trigger"),
   );
-  const backfill = backfillForm(dag, ctx);
-  return [
-    facts,
-    h("div", { class: "actions" }, pauseButton(dag, ctx, () => ctx.refreshDag())),
-    dag.state === "invalid" && dag.error ? h("pre", { class: "errors" }, dag.error) : null,
-    h("div", { class: "forms" }, trigger, backfill),
-  ];
 }
 
 function backfillForm(dag, ctx) {
@@ -101,8 +108,10 @@ function backfillForm(dag, ctx) {
 }
 
 function backfillDone(result, dryRun) {
-  const dates = (result && (result.logicalDates || result.runs || [])) || [];
-  return dryRun ? `Would create ${dates.length} run(s)` : `Backfill created ${dates.length} run(s)`;
+  const runs = (result && result.runs) || [];
+  const dates = runs.length ? ` (${runs[0].logicalDate} … ${runs[runs.length - 1].logicalDate})` : "";
+  if (dryRun) return `A backfill would cover ${runs.length} date(s)${dates}; ${runs.filter((r) => r.id !== null).length} already have a run`;
+  return `Backfill created ${runs.filter((r) => r.created).length} run(s) for ${runs.length} date(s)${dates}`;
 }
 
 function gridView(data) {

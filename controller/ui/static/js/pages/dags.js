@@ -1,14 +1,14 @@
 // The DAG list: state, schedule, last and next run, and why an invalid DAG is invalid.
 
 import { api } from "../api.js";
-import { badge, h, replace, shortRevision, table, time } from "../dom.js";
+import { badge, h, replace, shortRevision, table, time, unchanged } from "../dom.js";
 
 export async function render(main, _params, ctx) {
   const body = h("div", { id: "dag-list" });
   replace(main, h("h1", {}, "DAGs"), body);
   await ctx.every(2000, async () => {
     const data = await api.dags(ctx.signal);
-    replace(body, ...view(data.dags, ctx));
+    if (!unchanged(body, data)) replace(body, ...view(data.dags, ctx));
   });
 }
 
@@ -19,7 +19,7 @@ function view(dags, ctx) {
       "tr",
       { "data-dag": dag.name },
       h("th", { scope: "row" }, h("a", { href: `#/dags/${encodeURIComponent(dag.name)}` }, dag.name)),
-      h("td", {}, badge(dag.state)),
+      h("td", {}, badge(dag.state), dag.pausedBy && dag.state === "paused" ? h("small", { class: "muted" }, ` by ${dag.pausedBy}`) : null),
       h("td", {}, dag.schedule ? h("code", {}, dag.schedule) : h("span", { class: "muted" }, "manual")),
       h("td", {}, lastRun(dag.lastRun)),
       h("td", {}, time(dag.nextRun)),

@@ -3,7 +3,7 @@
 // and marking it succeeded or failed.
 
 import { api } from "../api.js";
-import { badge, duration, h, replace, table, time } from "../dom.js";
+import { badge, duration, h, replace, table, time, unchanged } from "../dom.js";
 import { detail } from "./run.js";
 
 const POLL_MS = 1000;
@@ -28,15 +28,18 @@ export async function render(main, [runId, taskName, item], ctx) {
   );
 
   let chosen = null; // try number the user picked; null follows the latest
-  let streaming = null; // {key, abort}
+  let streaming = null; // {key, abort, ended}
   const startLog = (ti) => {
     const live = !FINISHED.has(ti.state);
     const key = `${ti.try}:${live}:${Boolean(ti.pod)}`;
-    if (streaming && streaming.key === key) return;
+    // A follow that ended while the try still runs began before its pod could be read
+    // (or was cut): follow again, from the start of the log, in place of what it showed.
+    if (streaming && streaming.key === key && !(live && streaming.ended)) return;
     if (streaming) streaming.abort.abort();
     const abort = new AbortController();
     ctx.signal.addEventListener("abort", () => abort.abort());
-    streaming = { key, abort };
+    const current = { key, abort, ended: false };
+    streaming = current;
     replace(logTitle, `Log of try ${ti.try}`);
     log.textContent = "";
     if (!ti.pod && live) {
@@ -56,7 +59,9 @@ export async function render(main, [runId, taskName, item], ctx) {
         },
       })
       .then(() => {
-        if (!abort.signal.aborted) logStatus.textContent = live ? "the container ended" : "complete";
+        current.ended = true;
+        if (abort.signal.aborted) return;
+        logStatus.textContent = live ? "the log stream ended" : "complete";
         log.dataset.live = "false";
       })
       .catch((error) => {
@@ -75,8 +80,13 @@ export async function render(main, [runId, taskName, item], ctx) {
     }
     const latest = all[all.length - 1];
     const current = all.find((ti) => ti.try === chosen) || latest;
-    replace(tries, triesView(all, current, (number) => { chosen = number; startLog(all.find((ti) => ti.try === number)); }));
-    replace(actions, ...markButtons(latest, ctx, runId, taskName, item));
+    const choose = (number) => {
+      chosen = number;
+      tries.dataset.rendered = ""; // show the new choice at once
+      startLog(all.find((ti) => ti.try === number));
+    };
+    if (!unchanged(tries, [all, current.try])) replace(tries, triesView(all, current, choose));
+    if (!unchanged(actions, latest.state)) replace(actions, ...markButtons(latest, ctx, runId, taskName, item));
     startLog(current);
   });
 }
@@ -105,7 +115,7 @@ function markButtons(latest, ctx, runId, taskName, item) {
   return [
     h("label", { for: "mark-result", class: "sr-only" }, "Result to record"),
     result,
-    h("button", { type: "button", "data-action": "mark-succeeded", onclick: () => ctx.act(`Mark ${taskName} succeeded?`, "Downstream tasks then proceed as if it had succeeded.", () => api.mark(runId, taskName, item, { state: "succeeded", result: result.value || null }), "Marked succeeded") }, "Mark succeeded"),
-    h("button", { type: "button", "data-action": "mark-failed", onclick: () => ctx.act(`Mark ${taskName} failed?`, "Downstream tasks then proceed as if it had failed.", () => api.mark(runId, taskName, item, { state: "failed" }), "Marked failed") }, "Mark failed"),
+    h("button", { type: "button", "data-action": "mark-succeeded", onclick: () => ctx.act(`Mark ${taskName} succeeded?`, "Downstream tasks then proceed as if it had succeeded.", () => api.mark(runId, taskName, item, { state: "succeeded", result: result.value || null }), (r) => r.message) }, "Mark succeeded"),
+    h("button", { type: "button", "data-action": "mark-failed", onclick: () => ctx.act(`Mark ${taskName} failed?`, "Downstream tasks then proceed as if it had failed.", () => api.mark(runId, taskName, item, { state: "failed" }), (r) => r.message) }, "Mark failed"),
   ];
 }
