@@ -282,6 +282,9 @@ def test_marking_a_failed_task_succeeded_from_its_page_finishes_the_run(
     ui.go(f"/runs/{run_id}/tasks/work/0")
     ui.find("#mark-result").send_keys("checked by hand")
     assert ui.act("button[data-action='mark-succeeded']")
-    ui.wait(lambda: "checked by hand" in ui.text("#tries") or None, what="the marked result")
+    marked = ui.wait(
+        lambda: "checked by hand" in (text := ui.text("#tries")) and text, what="the marked result"
+    )
+    assert "set by api" in marked
     ui.go(f"/runs/{run_id}")
     ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed")

@@ -111,13 +111,14 @@ function instanceView(run, page, filter, offset, go) {
 }
 
 export function detail(ti) {
+  const by = ti.setBy ? ` (set by ${ti.setBy})` : "";
   if (ti.state === "failed") {
     const kind = ti.failureKind === "infra" ? "infrastructure failure" : ti.failureKind === "task" ? "task failure" : "failure";
-    return [kind, ti.reason ? `: ${ti.reason}` : "", ti.message ? ` — ${ti.message}` : ""].join("");
+    return [kind, ti.reason ? `: ${ti.reason}` : "", ti.message ? ` — ${ti.message}` : "", by].join("");
   }
-  if (ti.result !== null && ti.result !== undefined) return `result ${ti.result}`;
+  if (ti.result !== null && ti.result !== undefined) return `result ${ti.result}${by}`;
   if (ti.state === "pending" && ti.notBefore) return `retry at ${ti.notBefore}`;
-  return "";
+  return by.trim();
 }
 
 function eventView(events) {
