@@ -24,8 +24,9 @@ from controller.runtime.scheduler import Scheduler
 from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui.endpoints import UiEndpoints
-from tests.e2e.crashing import SELECTOR, PodAudit, start_controller
+from tests.e2e.crashing import SELECTOR, start_controller
 from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.podaudit import PodAudit
 from tests.e2e.repo import Repository
 from tests.runtime.support import store_dag
 
@@ -66,7 +67,7 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
     env = {**controller_env, "KUBEDAG_TEST_UNTIL_PODS_GONE": "1"}
     log = tmp_path / "controller.log"
     with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-        audit = PodAudit(api, namespace)
+        audit = PodAudit(api, namespace, label_selector=SELECTOR)
         try:
             first = start_controller(env, log)
             wait_for(
