@@ -21,7 +21,7 @@ removed and the namespace deleted.
 
 Usage: ``python -m benchmarks.bench_restart [--live 5000] [--rounds 3] [--expire]
 [--shared]``. Runs a local cluster of its own (``~/.cache/kubedag/clusters/bench-restart``,
-ports from 46443), started if not running and stopped afterwards; ``--shared`` uses the
+ports from 28443), started if not running and stopped afterwards; ``--shared`` uses the
 shared test cluster instead.
 """
 
@@ -57,7 +57,7 @@ from controller.store import Store
 
 NO_SCHEDULER = "kubedag-bench-nobody"
 OWN_CLUSTER = "bench-restart"
-OWN_PORT_BASE = 46443
+OWN_PORT_BASE = 28443  # below the ephemeral port range, as in benchmarks.clusters
 """A cluster of the benchmark's own: nobody restarts its apiserver mid-measurement, and
 turning its watch cache off (--expire) restarts nobody else's watches."""
 LABEL = "kubedag.io/bench-restart"

@@ -17,7 +17,7 @@ random gap as long as the poll, so they do not fall in step with it.
 Usage: ``python -m benchmarks.bench_trigger [--triggers 50] [--backend postgresql
 --backend sqlite]``. PostgreSQL: a throwaway database on the server of
 $KUBEDAG_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
-Runs a local cluster of its own (``benchmarks.clusters``; ports from 46643), so that no
+Runs a local cluster of its own (``benchmarks.clusters``; ports from 28643), so that no
 other session's fault test restarts its apiserver under the measurement.
 """
 
