@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from benchmarks.random_dags import layered_dag
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.seam import LaunchOrder

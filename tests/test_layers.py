@@ -46,17 +46,17 @@ CONFINED = {
 """Third-party clients and the only parts that may import them."""
 
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    ("controller.runtime.launching", "controller.executor.naming"),
+    ("controller.runtime.launching", "controller.base.naming"),
     ("controller.executor.kubernetes", "controller.runtime.active"),
     ("controller.executor.kubernetes", "controller.runtime.seam"),
     ("controller.executor.reconciler", "controller.runtime.seam"),
-    ("controller.store.models", "controller.engine.states"),
-    ("controller.store.records", "controller.engine.states"),
-    ("controller.store.runs", "controller.engine.states"),
-    ("controller.store.statechanges", "controller.engine.states"),
-    ("controller.store.summaries", "controller.engine.states"),
-    ("controller.store.tasks", "controller.engine.states"),
-    ("controller.store.retention", "controller.engine.states"),
+    ("controller.store.models", "controller.base.states"),
+    ("controller.store.records", "controller.base.states"),
+    ("controller.store.runs", "controller.base.states"),
+    ("controller.store.statechanges", "controller.base.states"),
+    ("controller.store.summaries", "controller.base.states"),
+    ("controller.store.tasks", "controller.base.states"),
+    ("controller.store.retention", "controller.base.states"),
     ("controller.ui.endpoints", "controller.cli.status"),
     ("controller.cli.backfill", "sqlalchemy.exc"),
     ("controller.cli.db", "sqlalchemy.exc"),
@@ -167,10 +167,10 @@ def test_every_known_exception_still_exists() -> None:
 @pytest.mark.parametrize(
     ("importer", "imported"),
     [
-        ("controller.runtime.launching", "controller.executor.naming"),
+        ("controller.runtime.launching", "controller.base.naming"),
         ("controller.executor.kubernetes", "controller.runtime.active"),
         ("controller.executor.reconciler", "controller.runtime.seam"),
-        ("controller.store.models", "controller.engine.states"),
+        ("controller.store.models", "controller.base.states"),
         ("controller.cli.runs", "sqlalchemy.exc"),
         ("controller.process.wiring", "sqlalchemy.exc"),
         ("controller.process.lease", "kubernetes"),

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.base.states import DagRunState, RunType
 from controller.config import Config, ConfigError, load_config
-from controller.engine.states import DagRunState, RunType
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync.localrepo import PinError, pinned_revision

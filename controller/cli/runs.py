@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from controller.base.states import DagRunState
 from controller.cli.db import DATABASE_URL_HELP
-from controller.engine.states import DagRunState
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.params import ParamError
 from controller.store import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from controller.engine.states import FailureKind
+from controller.base.states import FailureKind
 from controller.spec.model import Backoff, RetryPolicy
 
 DEFAULT_MAX_INFRA_RETRIES = 3

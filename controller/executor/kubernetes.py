@@ -38,11 +38,11 @@ from typing import Any
 
 from kubernetes import client
 
+from controller.base import naming
+from controller.base.states import FailureKind, TaskState
 from controller.config import Config, pod_policy
 from controller.engine.graph import GraphCache
 from controller.engine.records import InstanceKey
-from controller.engine.states import FailureKind, TaskState
-from controller.executor import naming
 from controller.executor.cleanup import DEFAULT_MAX_DEFERRAL, CleanupPolicy, PodCleaner
 from controller.executor.launcher import (
     DEFAULT_BURST,

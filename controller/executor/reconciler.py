@@ -31,7 +31,7 @@ from typing import Any
 
 from kubernetes import client
 
-from controller.engine.states import FailureKind, TaskState
+from controller.base.states import FailureKind, TaskState
 from controller.executor.cleanup import PodCleaner
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.outcome import OutcomePhase, classify

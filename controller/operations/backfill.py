@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.runtime.actions import ActionRefusedError, NotFoundError
 from controller.runtime.cron import fire_times
 from controller.spec.model import Dag, dag_from_dict

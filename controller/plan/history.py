@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.plan.compute import History, OpenRun
 from controller.store import NotMigratedError, Store, display_url
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.clearing import (
     InstanceRef,
     downstream_to_clear,
@@ -32,7 +33,6 @@ from controller.engine.clearing import (
 )
 from controller.engine.graph import GraphCache, RunGraph
 from controller.engine.rendering import ResultError, parse_result
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.runtime.active import spec_digest
 from controller.runtime.seam import PodStop
 from controller.spec.model import dag_from_dict

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.base.backoff import Backoff
+from controller.base.states import DagRunState, TaskState
 from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
-from controller.engine.states import DagRunState, TaskState
 from controller.runtime.actions import ActionRefusedError, Applied, apply_request
 from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.inbox import Inbox

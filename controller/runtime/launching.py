@@ -14,9 +14,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from controller.base.naming import pod_name
+from controller.base.states import FailureKind, TaskState
 from controller.engine.records import InstanceKey
-from controller.engine.states import FailureKind, TaskState
-from controller.executor.naming import pod_name
 from controller.runtime.active import ActiveRun
 from controller.runtime.pending import PendingQueue, PendingTry
 from controller.runtime.seam import Executor, LaunchOrder

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.spec.model import dag_from_dict
 from controller.spec.params import resolve_params
 from controller.store import DagRunRecord, Store

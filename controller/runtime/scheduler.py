@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.runtime.cron import DEFAULT_MAX_CATCHUP, due_runs
 from controller.spec.model import Dag, dag_from_dict
 from controller.spec.params import resolve_params

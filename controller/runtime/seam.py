@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.rendering import RenderedTask
-from controller.engine.states import FailureKind, TaskState
 from controller.spec.model import Task
 
 

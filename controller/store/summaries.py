@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, and_, func, or_, select
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.store.base import SessionBound
 from controller.store.models import DagRun, TaskInstance
 from controller.store.records import DagRunRecord, TaskInstanceRecord

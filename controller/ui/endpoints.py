@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, unquote
 
 import kubernetes.client
 
+from controller.base.states import DagRunState
 from controller.cli.status import collect, dag_state
-from controller.engine.states import DagRunState
 from controller.executor.podlogs import LogFollow, PodGoneError, read_pod_logs
 from controller.executor.podspec import TASK_CONTAINER
 from controller.logstore import LogKey, LogStore

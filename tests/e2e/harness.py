@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.base import naming
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.engine.rendering import RenderedTask
-from controller.engine.states import DagRunState, RunType, TaskState
-from controller.executor import naming
 from controller.runtime.seam import CursorUpdate, LaunchOrder, TaskUpdate
 from controller.runtime.updates import commit_updates
 from controller.spec.model import Dag, Task, dag_to_dict

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from controller.base.states import FailureKind, RunType, TaskState
 from controller.engine.graph import build_graph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity, TaskInstanceView
-from controller.engine.states import FailureKind, RunType, TaskState
 from controller.spec.model import (
     JSON,
     Backoff,

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.retries import INFRA_BACKOFF, retry_at
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.spec.model import Backoff, RetryPolicy
 from tests.engine.support import T0, created, dag, finished, row, start, task
 

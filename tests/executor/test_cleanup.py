@@ -11,7 +11,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.logstore import LogStore

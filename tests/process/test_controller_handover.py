@@ -25,8 +25,8 @@ import pytest
 import urllib3
 import yaml
 
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, RunType, TaskState
 from controller.store import DagRecord, Store, upgrade
 from tests.fixtures.cluster import ExternalCluster
 from tests.gitsync.conftest import Remote, make_remote

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import Behaviour, InProcessExecutor, Outcome
 from controller.runtime.seam import LaunchOrder

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
+from controller.base.states import DagRunState
 from controller.cli import main
-from controller.engine.states import DagRunState
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType
 from controller.runtime.inprocess import Outcome
 from controller.spec.model import Dag, Param, ParamType
 from controller.store import Store

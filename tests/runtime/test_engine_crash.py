@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.runtime.engine import Engine, EngineStoppedError
 from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.seam import CursorUpdate, LaunchOrder, PodStop, TaskUpdate, UpdateSink

@@ -6,7 +6,7 @@ import json
 import threading
 from dataclasses import replace
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.seam import LaunchOrder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder
 from controller.store import Store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Backoff, ResultFormat

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder
 from controller.spec.model import TriggerRule

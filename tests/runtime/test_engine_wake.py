@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.operations.requests import request_cancel
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.operations.requests import (
     ActionRefusedError,
     NotFoundError,

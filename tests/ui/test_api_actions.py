@@ -8,7 +8,7 @@ from typing import Any
 
 import kubernetes.client
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.logstore import LogStore
 from controller.runtime.inprocess import Outcome
 from controller.runtime.seam import LaunchOrder
