@@ -48,8 +48,8 @@ CONFINED = {
 KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
     ("controller.runtime.launching", "controller.base.naming"),
     ("controller.executor.kubernetes", "controller.runtime.active"),
-    ("controller.executor.kubernetes", "controller.runtime.seam"),
-    ("controller.executor.reconciler", "controller.runtime.seam"),
+    ("controller.executor.kubernetes", "controller.engine.seam"),
+    ("controller.executor.reconciler", "controller.engine.seam"),
     ("controller.store.models", "controller.base.states"),
     ("controller.store.records", "controller.base.states"),
     ("controller.store.runs", "controller.base.states"),
@@ -169,7 +169,7 @@ def test_every_known_exception_still_exists() -> None:
     [
         ("controller.runtime.launching", "controller.base.naming"),
         ("controller.executor.kubernetes", "controller.runtime.active"),
-        ("controller.executor.reconciler", "controller.runtime.seam"),
+        ("controller.executor.reconciler", "controller.engine.seam"),
         ("controller.store.models", "controller.base.states"),
         ("controller.cli.runs", "sqlalchemy.exc"),
         ("controller.process.wiring", "sqlalchemy.exc"),

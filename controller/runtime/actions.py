@@ -33,8 +33,8 @@ from controller.engine.clearing import (
 )
 from controller.engine.graph import GraphCache, RunGraph
 from controller.engine.rendering import ResultError, parse_result
+from controller.engine.seam import PodStop
 from controller.runtime.active import spec_digest
-from controller.runtime.seam import PodStop
 from controller.spec.model import dag_from_dict
 from controller.store import (
     ActionRequestRecord,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.base.states import FailureKind, TaskState
-from controller.runtime.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
+from controller.engine.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 
 log = logging.getLogger(__name__)
 

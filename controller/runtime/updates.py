@@ -16,7 +16,7 @@ from datetime import datetime
 
 from controller.base.states import FailureKind, TaskState
 from controller.engine.records import TaskInstanceView
-from controller.runtime.seam import CursorUpdate, TaskUpdate
+from controller.engine.seam import CursorUpdate, TaskUpdate
 from controller.store import NewEvent, StateChange, TaskInstanceRecord, UnitOfWork
 from controller.store.tasks import TaskFields
 

@@ -11,13 +11,13 @@ import pytest
 
 from controller.base.backoff import Backoff
 from controller.config import ConfigError, load_config
+from controller.engine.seam import LaunchOrder
 from controller.metrics import Metrics
 from controller.notifications.delivery import DeliveryError, deliver
 from controller.notifications.follower import NotificationFollower
 from controller.notifications.settings import NotificationSettings, Route
 from controller.operations.requests import request_cancel
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Backoff as SpecBackoff
 from controller.store import Store
 from tests.engine.support import dag, task

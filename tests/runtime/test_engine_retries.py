@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from controller.base.states import DagRunState, FailureKind, TaskState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Backoff, ResultFormat
 from controller.store import Store
 from tests.engine.support import dag, task

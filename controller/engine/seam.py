@@ -110,6 +110,14 @@ class UpdateSink(Protocol):
         """
         ...
 
+    def relaunch_orders(self, task_instance_ids: Sequence[int]) -> list[LaunchOrder]:
+        """The orders of those tries that are still LAUNCHED, to create their missing pods.
+
+        Built as the engine built them first (same pod name, same rendering), by the one
+        builder of launch orders, so an executor never renders a try itself.
+        """
+        ...
+
 
 class Executor(Protocol):
     def start(self, sink: UpdateSink) -> None:
