@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.cli.db import DATABASE_URL_HELP
 from controller.operations.pausing import set_paused
 from controller.operations.requests import (
@@ -30,6 +28,7 @@ from controller.operations.requests import (
     wait_for,
 )
 from controller.store import NotMigratedError, Store, display_url, resolve_database_url
+from controller.store.errors import DatabaseError, describe_database_error
 
 DEFAULT_WAIT_SECONDS = 60.0
 
@@ -177,7 +176,7 @@ def run_pause(args: argparse.Namespace) -> int:
             record = set_paused(store, args.dag, paused=args.paused, by=cli_requester())
     except (ActionRefusedError, NotMigratedError) as error:
         return _fail(command, str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail(command, args, error)
     print(f"DAG {record.name} {'paused' if record.paused else 'unpaused'}")
     return 0
@@ -190,7 +189,7 @@ def run_events(args: argparse.Namespace) -> int:
             events = uow.list_events(run_id=args.run_id, limit=args.limit)
     except NotMigratedError as error:
         return _fail("events", str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail("events", args, error)
     if run is None:
         return _fail("events", f"no run with id {args.run_id}; `kubedag runs` lists them")
@@ -228,7 +227,7 @@ def _act(command: str, args: argparse.Namespace, act: Callable[[Store, str], Que
         return _fail(command, str(error))
     except TimeoutError as error:
         return _fail(command, str(error), code=1)
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail(command, args, error)
     if args.output == "json":
         shown: dict[str, Any] = {"message": queued.message, "request": None}
@@ -265,7 +264,7 @@ def _fail(command: str, message: str, *, code: int = 2) -> int:
     return code
 
 
-def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+def _database_fail(command: str, args: argparse.Namespace, error: DatabaseError) -> int:
+    detail = describe_database_error(error)
     url = display_url(resolve_database_url(args.database_url))
     return _fail(command, f"cannot use the database {url}: {detail}")

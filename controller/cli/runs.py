@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.base.states import DagRunState
 from controller.cli.db import DATABASE_URL_HELP
 from controller.runtime.manual import TriggerError, trigger_run
@@ -35,6 +33,7 @@ from controller.store import (
     display_url,
     resolve_database_url,
 )
+from controller.store.errors import DatabaseError, describe_database_error
 
 
 class UsageError(ValueError):
@@ -98,7 +97,7 @@ def run_trigger(args: argparse.Namespace) -> int:
         return _fail("trigger", "; ".join(error.problems))
     except (TriggerError, UsageError, NotMigratedError) as error:
         return _fail("trigger", str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail("trigger", args, error)
     if args.output == "json":
         print(json.dumps(_run_json(run), indent=2))
@@ -116,7 +115,7 @@ def run_runs(args: argparse.Namespace) -> int:
             runs = uow.list_runs(dag_name=args.dag, states=states, limit=args.limit)
     except NotMigratedError as error:
         return _fail("runs", str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail("runs", args, error)
     if args.output == "json":
         print(json.dumps([_run_json(run) for run in runs], indent=2))
@@ -146,7 +145,7 @@ def run_tasks(args: argparse.Namespace) -> int:
             tasks = uow.list_task_instances(args.run_id)
     except NotMigratedError as error:
         return _fail("tasks", str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _database_fail("tasks", args, error)
     if run is None:
         return _fail("tasks", f"no run with id {args.run_id}; `kubedag runs` lists them")
@@ -268,7 +267,7 @@ def _fail(command: str, message: str) -> int:
     return 2
 
 
-def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+def _database_fail(command: str, args: argparse.Namespace, error: DatabaseError) -> int:
+    detail = describe_database_error(error)
     url = display_url(resolve_database_url(args.database_url))
     return _fail(command, f"cannot use the database {url}: {detail}")

@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.config import ConfigError, load_config
 from controller.process.wiring import database_url_for
 from controller.spec.model import dag_from_dict
 from controller.spec.schedule import ScheduleError, next_fire_times
 from controller.store import DagRecord, NotMigratedError, Store, display_url
+from controller.store.errors import DatabaseError
 
 
 @dataclass(frozen=True)
@@ -115,12 +114,12 @@ def run_status(args: argparse.Namespace) -> int:
     except NotMigratedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         print(f"error: cannot read {display_url(url)}: {error}", file=sys.stderr)
         return 1
     try:
         statuses = collect(store, include_deleted=args.all, now=datetime.now(UTC))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         print(f"error: cannot read {display_url(url)}: {error}", file=sys.stderr)
         return 1
     finally:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import kubernetes.client
 import kubernetes.config
-from sqlalchemy.exc import SQLAlchemyError
 
 from controller.config import Config
 from controller.executor.kubeclient import make_api_client
 from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
 from controller.store import NotMigratedError, Store, display_url, upgrade
+from controller.store.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def open_store(config: Config, *, migrate: bool) -> Store:
     except NotMigratedError as error:
         hint = "" if migrate else " (or start the controller with --migrate)"
         raise StartupError(f"{error}{hint}") from error
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         raise StartupError(f"cannot open the database {display_url(url)}: {error}") from error
 
 
