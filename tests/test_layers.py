@@ -71,7 +71,7 @@ KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
     ("controller.process.leader", "kubernetes"),
     ("controller.process.leader", "kubernetes.client.exceptions"),
     ("controller.process.leader", "urllib3"),
-    ("controller.process.lease", "kubernetes"),
+    ("controller.executor.lease", "kubernetes"),
     ("controller.process.wiring", "kubernetes.client"),
     ("controller.process.wiring", "kubernetes.config"),
 }
@@ -173,7 +173,7 @@ def test_every_known_exception_still_exists() -> None:
         ("controller.store.models", "controller.base.states"),
         ("controller.cli.runs", "sqlalchemy.exc"),
         ("controller.process.wiring", "sqlalchemy.exc"),
-        ("controller.process.lease", "kubernetes"),
+        ("controller.executor.lease", "kubernetes"),
         ("controller.cli.logs", "kubernetes.client"),
         ("controller.spec.model", "controller.store"),
     ],

@@ -15,10 +15,8 @@ import argparse
 import sys
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from controller.config import ConfigError, load_config
-from controller.executor.kubeclient import make_api_client, read_error
+from controller.executor.kubeclient import ApiClient, make_api_client, read_error
 from controller.executor.podlogs import (
     LogFollow,
     LogUnavailableError,

@@ -18,11 +18,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import kubernetes.client
-import kubernetes.config
-
 from controller.config import Config
-from controller.executor.kubeclient import make_api_client
+from controller.executor.kubeclient import CREDENTIAL_ERRORS, ApiClient, make_api_client
 from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
 from controller.store import NotMigratedError, Store, display_url, upgrade
 from controller.store.errors import DatabaseError
@@ -140,11 +137,11 @@ def api_token(config: Config) -> str | None:
     return token
 
 
-def kubernetes_client(config: Config, *, pool_maxsize: int) -> kubernetes.client.ApiClient:
+def kubernetes_client(config: Config, *, pool_maxsize: int) -> ApiClient:
     """From the kubeconfig when one is named (flag or $KUBECONFIG), else in-cluster."""
     try:
         return make_api_client(kubeconfig=config.kubeconfig, pool_maxsize=pool_maxsize)
-    except (kubernetes.config.ConfigException, OSError) as error:
+    except CREDENTIAL_ERRORS as error:
         where = config.kubeconfig or "$KUBECONFIG, ~/.kube/config or the in-cluster account"
         raise StartupError(
             f"cannot load Kubernetes credentials from {where}: {error} "
