@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from controller.base.states import DagRunState
-from controller.cli.status import collect, dag_state
 from controller.executor.kubeclient import ApiClient
 from controller.executor.podlogs import LogFollow, PodGoneError, read_pod_logs
 from controller.executor.podspec import TASK_CONTAINER
 from controller.logstore import LogKey, LogStore
+from controller.operations.dagstatus import collect, dag_state
 from controller.operations.pausing import set_paused
 from controller.runtime.actions import ActionRefusedError, NotFoundError
 from controller.runtime.manual import TriggerError, trigger_run
