@@ -79,6 +79,8 @@ class ExecutorConfig:
     allowed_secrets: tuple[str, ...] = ()
     controller_service_account: str = "kubedag-controller"
     unschedulable_timeout_seconds: float = 300.0
+    # A pod whose task has not started this long after its creation fails; 0: no limit.
+    pending_timeout_seconds: float = 900.0
     max_infra_retries: int = 3
     reconcile_interval_seconds: float = 60.0
     delete_on_success: bool = True
@@ -126,6 +128,18 @@ class Config:
     @property
     def log_store_location(self) -> str:
         return self.log_store or str(Path(self.data_dir) / "logs")
+
+
+def database_url_for(config: Config) -> str:
+    """The configured database, else the embedded SQLite file in the data directory.
+
+    The one resolution every command uses: `--database-url`, else
+    $KUBEDAG_DATABASE_URL, else the config file's databaseUrl, else kubedag.db in the
+    data directory (`dataDir`, $KUBEDAG_DATA_DIR).
+    """
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
 
 
 def pod_policy(config: Config) -> PodPolicy:
@@ -197,6 +211,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "allowedSecrets": {"type": "array", "items": _STR},
                 "controllerServiceAccount": _STR,
                 "unschedulableTimeout": _DURATION_SCHEMA,
+                "pendingTimeout": _DURATION_SCHEMA,
                 "maxInfraRetries": {"type": "integer", "minimum": 0},
                 "reconcileInterval": _DURATION_SCHEMA,
                 "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never", None]},
@@ -406,6 +421,10 @@ def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> Execut
         unschedulable_timeout_seconds=duration_setting(
             executor.get("unschedulableTimeout", base.unschedulable_timeout_seconds),
             field_name="executor.unschedulableTimeout",
+        ),
+        pending_timeout_seconds=duration_setting(
+            executor.get("pendingTimeout", base.pending_timeout_seconds),
+            field_name="executor.pendingTimeout",
         ),
         max_infra_retries=executor.get("maxInfraRetries", base.max_infra_retries),
         reconcile_interval_seconds=duration_setting(

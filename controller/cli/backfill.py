@@ -13,10 +13,11 @@ import sys
 import time
 from typing import Any
 
-from controller.cli.db import DATABASE_URL_HELP
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError
 from controller.operations.backfill import Backfill, backfill, progress
 from controller.operations.requests import ActionRefusedError, cli_requester
-from controller.store import NotMigratedError, Store, display_url, resolve_database_url
+from controller.store import NotMigratedError, Store, display_url
 from controller.store.errors import DatabaseError
 
 PROGRESS_SECONDS = 2.0
@@ -50,13 +51,16 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="report progress until every run finished (or SECONDS passed)",
     )
-    parser.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(parser)
     parser.add_argument("--output", choices=("text", "json"), default="text")
     parser.set_defaults(handler=run_backfill)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
+    try:
+        url = database_url(args)
+    except ConfigError as error:
+        return _fail(str(error))
     try:
         store = Store.connect(url)
     except NotMigratedError as error:

@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from controller.base.states import DagRunState
-from controller.cli.db import DATABASE_URL_HELP
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.params import ParamError
 from controller.store import (
@@ -31,7 +32,6 @@ from controller.store import (
     Store,
     TaskInstanceRecord,
     display_url,
-    resolve_database_url,
 )
 from controller.store.errors import DatabaseError, describe_database_error
 
@@ -82,7 +82,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(parser)
     parser.add_argument(
         "--output", choices=("table", "json"), default="table", help="output format"
     )
@@ -95,7 +95,7 @@ def run_trigger(args: argparse.Namespace) -> int:
             run = trigger_run(store, dag_name=args.dag, params=params)
     except ParamError as error:
         return _fail("trigger", "; ".join(error.problems))
-    except (TriggerError, UsageError, NotMigratedError) as error:
+    except (TriggerError, UsageError, NotMigratedError, ConfigError) as error:
         return _fail("trigger", str(error))
     except DatabaseError as error:
         return _database_fail("trigger", args, error)
@@ -113,7 +113,7 @@ def run_runs(args: argparse.Namespace) -> int:
         with _opened(args) as store, store.transaction() as uow:
             states = None if args.state is None else [DagRunState(args.state)]
             runs = uow.list_runs(dag_name=args.dag, states=states, limit=args.limit)
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail("runs", str(error))
     except DatabaseError as error:
         return _database_fail("runs", args, error)
@@ -143,7 +143,7 @@ def run_tasks(args: argparse.Namespace) -> int:
         with _opened(args) as store, store.transaction() as uow:
             run = uow.get_run(args.run_id)
             tasks = uow.list_task_instances(args.run_id)
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail("tasks", str(error))
     except DatabaseError as error:
         return _database_fail("tasks", args, error)
@@ -174,7 +174,7 @@ def run_tasks(args: argparse.Namespace) -> int:
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Store]:
     """A Store for one command, closed afterwards; refuses an unmigrated database."""
-    store = Store.connect(resolve_database_url(args.database_url))
+    store = Store.connect(database_url(args))
     try:
         yield store
     finally:
@@ -192,7 +192,9 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _detail(task: TaskInstanceRecord) -> str:
-    if task.state.value == "failed":
+    if task.set_by is not None and task.state.value != "succeeded":
+        text = task.message or f"{task.state.value} by {task.set_by}"
+    elif task.state.value == "failed":
         kind = f"{task.failure_kind.value} failure" if task.failure_kind else "failure"
         text = ": ".join(part for part in (kind, task.reason, task.message) if part)
     elif task.result is not None:
@@ -244,6 +246,7 @@ def _task_json(task: TaskInstanceRecord) -> dict[str, Any]:
         "reason": task.reason,
         "message": task.message,
         "result": task.result,
+        "setBy": task.set_by,
         "notBefore": _iso(task.not_before),
         "launchedAt": _iso(task.launched_at),
         "startedAt": _iso(task.started_at),
@@ -269,5 +272,5 @@ def _fail(command: str, message: str) -> int:
 
 def _database_fail(command: str, args: argparse.Namespace, error: DatabaseError) -> int:
     detail = describe_database_error(error)
-    url = display_url(resolve_database_url(args.database_url))
+    url = display_url(database_url(args))
     return _fail(command, f"cannot use the database {url}: {detail}")

@@ -16,9 +16,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, database_url_for, load_config
 from controller.operations.dagstatus import DagStatus, collect
-from controller.process.wiring import database_url_for
 from controller.store import NotMigratedError, Store, display_url
 from controller.store.errors import DatabaseError
 

@@ -77,6 +77,8 @@ class ExecutorSettings:
     qps: float | None = DEFAULT_QPS
     burst: int = DEFAULT_BURST
     unschedulable_timeout: float = 300.0
+    pending_timeout: float | None = 900.0
+    """A pod not started this long after its creation fails its try (None: no limit)."""
     reconcile_interval: float = 60.0
     cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
     cleanup_workers: int = 4
@@ -120,6 +122,7 @@ def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> Ex
         qps=executor.qps,
         burst=executor.burst,
         unschedulable_timeout=executor.unschedulable_timeout_seconds,
+        pending_timeout=executor.pending_timeout_seconds or None,
         reconcile_interval=executor.reconcile_interval_seconds,
         cleanup=CleanupPolicy(
             delete_on_success=executor.delete_on_success,
@@ -200,6 +203,7 @@ class KubernetesExecutor:
                 label_selector=self.settings.label_selector,
                 launch_namespace=self.settings.pod.namespace,
                 unschedulable_timeout=self.settings.unschedulable_timeout,
+                pending_timeout=self.settings.pending_timeout,
                 cleaner=self.cleaner,
                 relaunch=self._relaunch,
                 in_flight=self._in_flight_names,

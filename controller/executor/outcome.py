@@ -40,6 +40,10 @@ INFRA_WAITING_REASONS = frozenset(
         "InvalidImageName",
     }
 )
+# The kubelet keeps at most the last 4096 bytes of a termination message
+# (MaxContainerTerminationMessageLength), without saying it cut anything. A message
+# of that length may be the tail of a longer one: never a result to pass on.
+RESULT_LIMIT = 4096
 # Pod-level reasons meaning the infrastructure, not the task, ended the pod.
 LOST_POD_REASONS = frozenset({"NodeLost", "Evicted", "Shutdown", "NodeShutdown", "Terminated"})
 
@@ -76,8 +80,14 @@ def classify(
     now: datetime,
     unschedulable_timeout: float,
     deleted: bool = False,
+    pending_timeout: float | None = None,
 ) -> PodOutcome:
-    """Classify ``pod``; ``deleted`` is True for a DELETED watch event or a vanished pod."""
+    """Classify ``pod``; ``deleted`` is True for a DELETED watch event or a vanished pod.
+
+    A pod whose task has not started ``pending_timeout`` seconds after the pod was
+    created (whatever holds it: a volume that never mounts, a hung checkout, an image
+    that pulls for ever) fails as an infrastructure failure naming what it waits for.
+    """
     status: Mapping[str, Any] = pod.get("status") or {}
     node = (pod.get("spec") or {}).get("nodeName") or None
     main = _container_status(status.get("containerStatuses"), MAIN_CONTAINER)
@@ -138,7 +148,40 @@ def classify(
             message=status.get("message") or "the pod failed before the task started",
             node=node,
         )
+    created = _time((pod.get("metadata") or {}).get("creationTimestamp"))
+    if pending_timeout and created is not None:
+        waited = (now - created).total_seconds()
+        if waited >= pending_timeout:
+            return PodOutcome(
+                phase=OutcomePhase.FAILED,
+                kind=FailureKind.INFRA,
+                reason="PendingTimeout",
+                message=f"pending for {waited:.0f}s (limit {pending_timeout:g}s): "
+                f"{_pending_cause(status, init=init)}",
+                node=node,
+            )
     return PodOutcome(phase=OutcomePhase.PENDING, node=node)
+
+
+def _pending_cause(status: Mapping[str, Any], *, init: Mapping[str, Any]) -> str:
+    """What a pod that has not started waits for, as far as its status says."""
+    if (init.get("state") or {}).get("running") is not None:
+        return f"the {INIT_CONTAINER} init container is still running"
+    for container in (
+        *(status.get("initContainerStatuses") or ()),
+        *(status.get("containerStatuses") or ()),
+    ):
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            detail = f" ({waiting['message']})" if waiting.get("message") else ""
+            return f"container {container.get('name')} waiting: {waiting['reason']}{detail}"
+    for condition in status.get("conditions") or ():
+        if condition.get("status") == "False" and condition.get("reason"):
+            detail = f": {condition['message']}" if condition.get("message") else ""
+            return f"{condition.get('type')} is False ({condition['reason']}){detail}"
+    if not status.get("phase") or not status.get("conditions"):
+        return "no node has reported on it"
+    return "it has not started"
 
 
 def _from_terminated(terminated: Mapping[str, Any], *, node: str | None) -> PodOutcome:
@@ -146,6 +189,21 @@ def _from_terminated(terminated: Mapping[str, Any], *, node: str | None) -> PodO
     started_at = _time(terminated.get("startedAt"))
     finished_at = _time(terminated.get("finishedAt"))
     message = terminated.get("message")
+    if exit_code == 0 and message is not None and len(message.encode()) >= RESULT_LIMIT:
+        return PodOutcome(
+            phase=OutcomePhase.FAILED,
+            kind=FailureKind.TASK,
+            reason="ResultTooLarge",
+            message=(
+                f"the task's result reached Kubernetes' {RESULT_LIMIT}-byte limit on a "
+                "termination message, which keeps only its last bytes; write at most "
+                f"{RESULT_LIMIT - 1} bytes (a summary, a count, an object key), not the data"
+            ),
+            exit_code=0,
+            started_at=started_at,
+            finished_at=finished_at,
+            node=node,
+        )
     if exit_code == 0:
         return PodOutcome(
             phase=OutcomePhase.SUCCEEDED,

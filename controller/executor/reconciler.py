@@ -71,11 +71,18 @@ def pod_update(
     now: datetime,
     unschedulable_timeout: float,
     deleted: bool = False,
+    pending_timeout: float | None = None,
 ) -> TaskUpdate | None:
     """The transition ``pod`` asks of its row, or None (still pending, or nothing new)."""
     if record.state.finished:
         return None
-    outcome = classify(pod, now=now, unschedulable_timeout=unschedulable_timeout, deleted=deleted)
+    outcome = classify(
+        pod,
+        now=now,
+        unschedulable_timeout=unschedulable_timeout,
+        deleted=deleted,
+        pending_timeout=pending_timeout,
+    )
     state = _UPDATE_STATES.get(outcome.phase)
     if state is None or (state is TaskState.RUNNING and record.state is TaskState.RUNNING):
         return None
@@ -122,6 +129,7 @@ class Reconciler:
         label_selector: str,
         launch_namespace: str,
         unschedulable_timeout: float,
+        pending_timeout: float | None = None,
         cleaner: PodCleaner,
         relaunch: Callable[[Sequence[TaskInstanceRecord]], None],
         in_flight: Callable[[], Collection[str]],
@@ -135,6 +143,7 @@ class Reconciler:
         self._selector = label_selector
         self._launch_namespace = launch_namespace
         self._unschedulable_timeout = unschedulable_timeout
+        self._pending_timeout = pending_timeout
         self._cleaner = cleaner
         self._relaunch = relaunch
         self._in_flight = in_flight
@@ -162,6 +171,7 @@ class Reconciler:
                 now=now,
                 unschedulable_timeout=self._unschedulable_timeout,
                 deleted=observation.deleted,
+                pending_timeout=self._pending_timeout,
             )
             if update is not None:
                 # Later events of the same pod supersede earlier ones in the batch.

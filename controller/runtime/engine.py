@@ -43,8 +43,9 @@ from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
 from controller.engine.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
-from controller.runtime.actions import ActionRefusedError, Applied, apply_request
+from controller.runtime.actions import Applied
 from controller.runtime.active import ActiveRun, recover_run
+from controller.runtime.applying import apply_pending
 from controller.runtime.inbox import Inbox
 from controller.runtime.launching import (
     build_orders,
@@ -64,14 +65,7 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import (
-    ActionRequestRecord,
-    DagRunRecord,
-    RequestListener,
-    Store,
-    TaskInstanceRecord,
-)
-from controller.store.requests import DONE, REJECTED
+from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +76,6 @@ POLL_SECONDS = 2.0
 
 On PostgreSQL the engine is told at once (LISTEN/NOTIFY); the poll is what finds them
 on SQLite, and a fallback while the listener reconnects."""
-REQUEST_BATCH = 100
 MAX_LOOP_FAILURES = 30
 FAILURE_BACKOFF = Backoff(base=0.4, cap=30.0, max_attempts=None, max_elapsed=None)
 
@@ -363,7 +356,7 @@ class Engine:
             if row.state is TaskState.PENDING:
                 self._pending.add(run.pending_try(row), now=now)
             elif row.state.active:
-                self._slots.hold(row.id, dag_name=row.dag_name, run_id=row.run_id)
+                self._slots.hold(row.id, run_id=row.run_id)
         return run, plan
 
     def _recover_all(self, now: datetime) -> list[LaunchOrder]:
@@ -409,37 +402,7 @@ class Engine:
     # -- operators' requests --------------------------------------------------------
 
     def _apply_requests(self, now: datetime) -> bool:
-        with self._store.transaction() as uow:
-            pending = uow.pending_requests(limit=REQUEST_BATCH)
-        for request in pending:
-            self._apply_request(request, now=now)
-        return bool(pending)
-
-    def _apply_request(self, request: ActionRequestRecord, *, now: datetime) -> None:
-        where = {"run": request.run_id, "request": request.id, "kind": request.kind}
-        try:
-            with self._store.transaction() as uow:
-                applied = apply_request(uow, request, now=now, graphs=self._graphs)
-                if not applied.stops:
-                    uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
-        except ActionRefusedError as refusal:
-            with self._store.transaction() as uow:
-                if uow.close_request(request.id, state=REJECTED, outcome=str(refusal), at=now):
-                    uow.append_event(
-                        kind="request-rejected",
-                        message=f"{request.kind} request {request.id} by "
-                        f"{request.requested_by} rejected: {refusal}",
-                        dag_name=request.dag_name,
-                        run_id=request.run_id,
-                        at=now,
-                    )
-            log.info("request %d rejected: %s", request.id, refusal, extra=where)
-            return
-        self._act_on(applied)
-        if applied.stops:
-            with self._store.transaction() as uow:
-                uow.close_request(request.id, state=DONE, outcome=applied.outcome, at=now)
-        log.info("request %d applied: %s", request.id, applied.outcome, extra=where)
+        return apply_pending(self._store, now=now, graphs=self._graphs, act=self._act_on)
 
     def _act_on(self, applied: Applied) -> None:
         for run_id in applied.forget | applied.rebuild:
@@ -537,5 +500,5 @@ class Engine:
             self._inbox.request_recover(run_id)
         self.stats.launched += len(claimed)
         for order in claimed:
-            self._slots.hold(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
+            self._slots.hold(order.task_instance_id, run_id=order.run_id)
         hand_out(self._executor, claimed)

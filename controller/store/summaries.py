@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 
 from controller.base.states import TaskState
 from controller.store.base import SessionBound
@@ -69,6 +70,13 @@ def _latest_tries(run_ids: Sequence[int], task_name: str | None = None) -> Selec
     )
 
 
+def _task_rank(task_order: Sequence[str]) -> list[Any]:
+    if not task_order:
+        return []
+    ranks = {name: rank for rank, name in enumerate(task_order)}
+    return [case(ranks, value=TaskInstance.task_name, else_=len(ranks))]
+
+
 class SummaryQueries(SessionBound):
     def runs_page(self, dag_name: str, *, limit: int, before: int | None = None) -> RunsPage:
         """A page of the DAG's runs, newest first, older than run ``before`` if given."""
@@ -112,9 +120,19 @@ class SummaryQueries(SessionBound):
         return counts
 
     def latest_instances(
-        self, run_id: int, *, task_name: str | None = None, limit: int, offset: int = 0
+        self,
+        run_id: int,
+        *,
+        task_name: str | None = None,
+        limit: int,
+        offset: int = 0,
+        task_order: Sequence[str] = (),
     ) -> InstancesPage:
-        """The latest try of the run's instances (of one task, if given), a page at a time."""
+        """The latest try of the run's instances (of one task, if given), a page at a time.
+
+        Ordered by ``task_order`` (the run's tasks in dependency order, say), then by name
+        for tasks it does not list, then by item.
+        """
         if limit < 1 or offset < 0:
             raise ValueError("limit must be at least 1 and offset not negative")
         ids = _latest_tries([run_id], task_name).subquery()
@@ -123,7 +141,7 @@ class SummaryQueries(SessionBound):
             select(TaskInstance, DagRun.dag_name)
             .join(DagRun, DagRun.id == TaskInstance.run_id)
             .where(TaskInstance.id.in_(select(ids.c.id)))
-            .order_by(TaskInstance.task_name, TaskInstance.item_index)
+            .order_by(*_task_rank(task_order), TaskInstance.task_name, TaskInstance.item_index)
             .limit(limit)
             .offset(offset)
             .execution_options(populate_existing=True)

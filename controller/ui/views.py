@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.engine.graph import build_graph
 from controller.spec.model import dag_from_dict
 from controller.store import DagRunRecord, StateCounts, TaskInstanceRecord, UnitOfWork
 
@@ -80,10 +81,15 @@ def graph(uow: UnitOfWork, run_id: int) -> dict[str, Any]:
 def instances(
     uow: UnitOfWork, run_id: int, *, task_name: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    if uow.get_run(run_id) is None:
+    run = uow.get_run(run_id)
+    if run is None:
         raise NotFoundError(f"no run with id {run_id}")
     page = uow.latest_instances(
-        run_id, task_name=task_name, limit=min(limit, MAX_PAGE), offset=offset
+        run_id,
+        task_name=task_name,
+        limit=min(limit, MAX_PAGE),
+        offset=offset,
+        task_order=[task.name for task in build_graph(dag_from_dict(run.spec)).tasks],
     )
     return {"tasks": [instance_summary(row) for row in page.instances], "total": page.total}
 
@@ -109,6 +115,7 @@ def instance_summary(row: TaskInstanceRecord) -> dict[str, Any]:
         "reason": row.reason,
         "message": row.message,
         "result": row.result,
+        "setBy": row.set_by,
         "notBefore": None if row.not_before is None else row.not_before.isoformat(),
         "startedAt": None if row.started_at is None else row.started_at.isoformat(),
         "finishedAt": None if row.finished_at is None else row.finished_at.isoformat(),

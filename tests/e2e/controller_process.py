@@ -2,12 +2,14 @@
 
 Run as ``python -m tests.e2e.controller_process`` with KUBEDAG_CONFIG,
 KUBEDAG_DATABASE_URL and KUBECONFIG set; the tests SIGKILL it mid-run and start it again,
-as a crashed and restarted controller.
+as a crashed and restarted controller. With KUBEDAG_TEST_UNTIL_PODS_GONE set it also
+waits until no managed pod is left (a stopped pod's finalizer is removed only by it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -15,6 +17,7 @@ from controller.base.states import DagRunState
 from controller.config import load_config
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
+from controller.executor.watchstream import list_pods
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
 from controller.store import Store
@@ -39,7 +42,13 @@ def main() -> int:
         while time.monotonic() < deadline:
             with store.transaction() as uow:
                 open_runs = uow.list_runs(states=[DagRunState.QUEUED, DagRunState.RUNNING])
-            if not open_runs and executor.cleaner.idle():
+            pods_left = False
+            if os.environ.get("KUBEDAG_TEST_UNTIL_PODS_GONE"):
+                pods, _ = list_pods(
+                    api, namespace=settings.pod.namespace, label_selector=settings.label_selector
+                )
+                pods_left = bool(pods)
+            if not open_runs and executor.cleaner.idle() and not pods_left:
                 watcher = executor.watchers[0].stats
                 print(f"done expired={watcher.expired}", flush=True)
                 return 0

@@ -126,6 +126,36 @@ def test_a_pod_the_api_refuses_fails_as_infrastructure_with_its_message(
         executor.stop()
 
 
+def test_a_result_the_kubelet_may_have_cut_fails_the_try(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(
+        name="results",
+        tasks=(
+            task("fits", overrides=scripted(**{"termination-message": "x" * 4095})),
+            task("cut", overrides=scripted(**{"termination-message": "x" * 4096})),
+        ),
+    )
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="both tries to end")
+        done = rows_of(sqlite_store, run_id)
+        assert done["fits/0"].state is TaskState.SUCCEEDED
+        assert done["fits/0"].result == "x" * 4095
+        cut = done["cut/0"]
+        assert (cut.state, cut.failure_kind, cut.reason) == (
+            TaskState.FAILED,
+            FailureKind.TASK,
+            "ResultTooLarge",
+        )
+        assert cut.result is None
+    finally:
+        executor.stop()
+
+
 def test_a_task_the_pod_policy_refuses_fails_at_launch_and_no_pod_is_created(
     api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
 ) -> None:
@@ -263,5 +293,29 @@ def test_a_task_without_checkout_runs_without_the_repository_and_without_a_token
         wait_for(lambda: finished(sqlite_store, run_id), what="the try to finish")
         done = rows_of(sqlite_store, run_id)["notify/0"]
         assert (done.state, done.result) == (TaskState.SUCCEEDED, "done")
+    finally:
+        executor.stop()
+
+
+def test_a_pod_stuck_before_its_task_starts_fails_its_try_and_goes(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(name="stuck", tasks=(task("hung", overrides=scripted(**{"init-duration": "120"})),))
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(
+        api, sqlite_store, namespace, tmp_path, pending_timeout=3.0, reconcile_interval=1.0
+    )
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="the stuck try to fail")
+        row = rows_of(sqlite_store, run_id)["hung/0"]
+        assert (row.state, row.failure_kind, row.reason) == (
+            TaskState.FAILED,
+            FailureKind.INFRA,
+            "PendingTimeout",
+        )
+        assert "the git-checkout init container is still running" in (row.message or "")
+        wait_for(lambda: not pods(api, namespace), what="the stuck pod to be deleted")
     finally:
         executor.stop()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from controller.base.states import FailureKind
-from controller.executor.outcome import OutcomePhase, PodOutcome, classify
+from controller.executor.outcome import RESULT_LIMIT, OutcomePhase, PodOutcome, classify
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0 = "2026-03-01T11:58:00Z"
@@ -294,6 +294,28 @@ def test_success_carries_result_exit_code_times_and_node() -> None:
     )
 
 
+@pytest.mark.parametrize("size", [RESULT_LIMIT, RESULT_LIMIT + 1])
+def test_a_result_the_kubelet_may_have_cut_fails_the_try(size: int) -> None:
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", "x" * size))
+    outcome = classify(body, now=NOW, unschedulable_timeout=60)
+    assert (outcome.phase, outcome.kind, outcome.reason) == (
+        OutcomePhase.FAILED,
+        FailureKind.TASK,
+        "ResultTooLarge",
+    )
+    assert outcome.result is None
+    assert "4096-byte limit" in (outcome.message or "")
+
+
+def test_a_result_just_under_the_limit_counts_bytes_not_characters() -> None:
+    fits = "é" * ((RESULT_LIMIT - 1) // 2)
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", fits))
+    assert classify(body, now=NOW, unschedulable_timeout=60).result == fits
+    over = fits + "é"
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", over))
+    assert classify(body, now=NOW, unschedulable_timeout=60).reason == "ResultTooLarge"
+
+
 def test_success_without_termination_message_has_empty_result() -> None:
     body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed"))
     assert classify(body, now=NOW, unschedulable_timeout=60).result == ""
@@ -337,4 +359,43 @@ def test_classify_does_not_modify_the_pod() -> None:
 def test_a_bare_pod_without_status_is_pending() -> None:
     assert classify({"metadata": {"name": "x"}}, now=NOW, unschedulable_timeout=60) == PodOutcome(
         phase=OutcomePhase.PENDING
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "cause"),
+    [
+        (
+            pod(init=CHECKED_OUT, main=waiting("ContainerCreating", "mounting volume data")),
+            "container task waiting: ContainerCreating (mounting volume data)",
+        ),
+        (
+            pod(init={"state": {"running": {"startedAt": T0}}}, main=waiting("PodInitializing")),
+            "the git-checkout init container is still running",
+        ),
+        (pod(), "no node has reported on it"),
+    ],
+    ids=["volume", "hung checkout", "silent node"],
+)
+def test_a_pod_pending_past_the_pending_timeout_fails_as_infra_naming_the_cause(
+    body: dict[str, Any], cause: str
+) -> None:
+    outcome = classify(body, now=NOW, unschedulable_timeout=600, pending_timeout=60)
+    assert (outcome.phase, outcome.kind, outcome.reason) == (
+        OutcomePhase.FAILED,
+        FailureKind.INFRA,
+        "PendingTimeout",
+    )
+    assert outcome.message == f"pending for 120s (limit 60s): {cause}"
+
+
+def test_a_pod_within_the_pending_timeout_or_started_is_not_failed_by_it() -> None:
+    waiting_pod = pod(init=CHECKED_OUT, main=waiting("ContainerCreating"))
+    assert classify(waiting_pod, now=NOW, unschedulable_timeout=600, pending_timeout=300).phase is (
+        OutcomePhase.PENDING
+    )
+    assert classify(waiting_pod, now=NOW, unschedulable_timeout=600).phase is OutcomePhase.PENDING
+    started = pod(phase="Running", init=CHECKED_OUT, main=RUNNING_MAIN)
+    assert classify(started, now=NOW, unschedulable_timeout=600, pending_timeout=1).phase is (
+        OutcomePhase.RUNNING
     )

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.gitsync.webhook import PushEvent, WebhookError, verify_push
 from controller.metrics import Metrics, StateCounts
 from controller.process.http import HttpServer, ReadinessCheck, WebhookHandler
+from controller.ui import Reply
 
 
 class Served:
@@ -248,3 +249,37 @@ def test_a_signed_github_push_reaches_the_verifier_through_the_endpoint() -> Non
     assert [(p.provider, p.ref, p.after) for p in pushes] == [
         ("github", "refs/heads/main", "a" * 40)
     ]
+
+
+def test_a_streamed_api_answer_goes_out_chunk_by_chunk_and_stops_when_the_client_leaves() -> None:
+    second = threading.Event()
+    closed = threading.Event()
+
+    def produce() -> Iterator[bytes]:
+        try:
+            yield b"line 0\n"
+            second.wait(10)
+            # Far longer than the test waits: only the client leaving can end it in time.
+            for number in range(1, 100_000):
+                yield f"line {number}\n".encode()
+                time.sleep(0.01)
+        finally:
+            closed.set()
+
+    def api(method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        return Reply(200, produce(), content_type="text/plain")
+
+    server = HttpServer(metrics=Metrics(), host="127.0.0.1", port=0, api=api)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/api/v1/log")
+        response = conn.getresponse()
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        # The first chunk arrives while the producer still waits: nothing is buffered.
+        assert response.readline() == b"line 0\n"
+        conn.close()
+        second.set()
+        assert closed.wait(10), "the producer went on after the client left"
+    finally:
+        server.stop()

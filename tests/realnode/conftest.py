@@ -9,6 +9,7 @@ suite is skipped with that reason. The first session builds the images (minutes;
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import uuid
@@ -62,10 +63,6 @@ def real_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         sharing.acquire(cluster, with_node_agent=False)
-        # A running node keeps the images it imported: bring the controller's up to date.
-        node = cluster.real_node
-        assert node is not None
-        node.load_images()
     try:
         yield cluster
     finally:
@@ -129,6 +126,22 @@ def deployment(
     postgres_server_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
+    # One kubedag per cluster: sessions from other checkouts wait their turn here.
+    with open(real_cluster.config.data_dir / "deployment.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _deploy(real_cluster, real_kube, postgres_server_url, tmp_path_factory)
+
+
+def _deploy(
+    real_cluster: LocalCluster,
+    real_kube: kubernetes.client.ApiClient,
+    postgres_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    # A running node keeps the images it imported: bring the controller's up to date.
+    node = real_cluster.real_node
+    assert node is not None
+    node.load_images()
     root = tmp_path_factory.mktemp("realnode")
     repository = Repository(root)
     repository.add_samples()

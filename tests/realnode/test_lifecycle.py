@@ -1,11 +1,12 @@
-"""A run stays on its commit when a push lands mid-run, and a controller pod deleted
-mid-run is replaced by one that adopts the running pods: no task runs twice."""
+"""A run stays on its commit when a push lands mid-run, a controller pod deleted mid-run
+is replaced by one that adopts the running pods (no task runs twice), and a task that
+fails once is retried in a fresh pod."""
 
 from __future__ import annotations
 
 import pytest
 
-from controller.base.states import DagRunState, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.runtime.manual import trigger_run
 from tests.realnode.conftest import Deployment
 from tests.realnode.deployment import run_kubectl
@@ -79,6 +80,8 @@ def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> 
         what="the pinned run's first task to run",
     )
     (folder / "pinned-version.txt").write_text("v2")
+    # The DAG file changes too, so the controller records that it read it at v2.
+    (folder / "pinned.yaml").write_text(PINNED_DAG + "# v2\n")
     v2 = deployment.repository.commit("pinned v2")
     wait_for(
         deployment,
@@ -125,3 +128,34 @@ def test_a_deleted_controller_pod_is_replaced_and_no_task_runs_twice(
     assert sorted((r.task_name, r.try_number) for r in rows) == [("first", 1), ("second", 1)]
     second = next(r for r in rows if r.task_name == "second")
     assert second.state is TaskState.SUCCEEDED
+
+
+RETRY_DAG = """\
+apiVersion: kubedag.io/v1
+kind: DAG
+metadata: {name: flaky}
+spec:
+  defaults: {image: python:3.12-slim}
+  tasks:
+    - name: flaky
+      retries: {limit: 1, backoff: {delay: 1s}}
+      command:
+        - python3
+        - -c
+        - >-
+          import os, sys;
+          sys.exit(3) if os.environ['KUBEDAG_TRY'] == '1' else print('second try')
+"""
+
+
+def test_a_task_that_fails_once_is_retried_in_a_new_pod(deployment: Deployment) -> None:
+    (deployment.repository.clone / "sample-dags" / "flaky.yaml").write_text(RETRY_DAG)
+    deployment.repository.commit("a flaky task")
+    synced(deployment, {"flaky"})
+    run_id = trigger_run(deployment.store, dag_name="flaky", params={}).id
+    assert finished(deployment, {"flaky": run_id}, timeout=120) == {"flaky": DagRunState.SUCCEEDED}
+    first, second = sorted(task_rows(deployment.store, run_id), key=lambda r: r.try_number)
+    assert (first.try_number, first.state, first.exit_code) == (1, TaskState.FAILED, 3)
+    assert first.failure_kind is FailureKind.TASK
+    assert (second.try_number, second.state) == (2, TaskState.SUCCEEDED)
+    assert first.pod_name != second.pod_name

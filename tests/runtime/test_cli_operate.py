@@ -111,3 +111,25 @@ def test_a_queued_cancel_reports_its_request_as_json(
     shown = json.loads(out)
     assert shown["request"]["state"] == "pending"
     assert shown["request"]["kind"] == "cancel-run"
+
+
+def test_tasks_show_who_cleared_a_try(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dag(store, PIPELINE)
+    run = queue_run(store, PIPELINE)
+    with engine_on(store, Recorder(fail_load_once)) as engine:
+        engine.wake([run.id])
+        engine.run_until_idle(timeout=10)
+        cli(capsys, "retry", str(run.id), "--database-url", database_url)
+        engine.requests_pending()
+        engine.run_until_idle(timeout=10)
+    code, out, _ = cli(capsys, "tasks", str(run.id), "--database-url", database_url)
+    assert code == 0
+    (cleared,) = [line for line in out.splitlines() if " cleared " in line]
+    assert cleared.split()[:4] == ["load", "0", "2", "cleared"]
+    assert "cleared by cli:" in cleared
+    code, out, _ = cli(
+        capsys, "tasks", str(run.id), "--database-url", database_url, "--output", "json"
+    )
+    assert [t["setBy"] is not None for t in json.loads(out)] == [False, False, True, False]

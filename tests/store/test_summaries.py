@@ -110,3 +110,13 @@ def test_latest_instances_come_a_page_at_a_time_with_the_total(store: Store) -> 
     ]
     assert fan_out.total == 5
     assert [r.item_index for r in fan_out.instances] == [3, 4]
+
+
+def test_latest_instances_follow_the_given_task_order(store: Store) -> None:
+    add_dag(store)
+    (run,) = runs(store, 1)
+    for task in ("load", "extract", "zz-unlisted", "transform"):
+        set_state(store, run.id, task, 0, [TaskState.PENDING])
+    with store.transaction() as uow:
+        page = uow.latest_instances(run.id, limit=10, task_order=["extract", "transform", "load"])
+    assert [r.task_name for r in page.instances] == ["extract", "transform", "load", "zz-unlisted"]

@@ -18,6 +18,7 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -116,6 +117,20 @@ class Browser:
             what="the confirmation dialog",
         )
         self.click("#confirm-yes")
+
+    def tab_to(self, css: str, *, limit: int = 80) -> None:
+        """Move the focus with the Tab key, as a keyboard user would, until `css` has it."""
+        self.driver.execute_script("document.activeElement?.blur()")
+        for _ in range(limit):
+            self.driver.switch_to.active_element.send_keys(Keys.TAB)
+            if self.driver.execute_script(
+                "return document.activeElement.matches(arguments[0])", css
+            ):
+                return
+        raise AssertionError(f"{css} was not reached in {limit} presses of Tab")
+
+    def press_enter(self) -> None:
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
 
     def act(self, css: str) -> str:
         """Click an action's button, confirm it, and return the message it ends with."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from controller.base.states import RunType
+from controller.store import DagRunRecord
 from tests.ui.browser import Browser
 from tests.ui.site import Site, api, wait_run
 
@@ -97,6 +98,11 @@ def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
     )
     assert ui.all(".edge.rule[data-to='cleanup']")
     assert not ui.all(".edge.rule[data-to='publish']")
+
+    # From the keyboard alone: Tab to the failed task's node, Enter opens its tries.
+    ui.tab_to(".node[data-task='validate-files']")
+    ui.press_enter()
+    ui.wait(lambda: "task failure" in ui.text("#tries") or None, what="the failed try")
 
     ui.go("/dags/partner-import")
     cell = ui.find(f"tr[data-task='validate-files'] a[data-run='{run_id}']")
@@ -237,3 +243,48 @@ def test_retry_from_the_run_page_runs_the_failed_task_again_to_success(
     # The first try's failure stays visible; the retry is a later try, not a rewrite.
     assert (states[0], states[-1]) == ("failed", "succeeded")
     assert "task failure" in rows[0].text
+
+
+def test_a_backfill_from_the_dag_page_lists_the_dates_then_creates_their_runs(
+    ui: Browser, site: Site
+) -> None:
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go("/dags/etl-orders")
+    ui.find("#backfill-form")
+    ui.driver.execute_script(
+        "document.getElementById('backfill-from').value = '2026-03-01T00:00';"
+        "document.getElementById('backfill-to').value = '2026-03-03T23:59';"
+    )
+    assert ui.act("button[data-action='backfill']").startswith("A backfill would cover 3 date")
+    assert backfills(site) == []
+    ui.click("#backfill-dry")
+    assert ui.act("button[data-action='backfill']").startswith("Backfill created 3 run(s)")
+    dates = [run.logical_date.date().isoformat() for run in backfills(site)]
+    assert sorted(dates) == ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+
+def backfills(site: Site) -> list[DagRunRecord]:
+    with site.controller.store.transaction() as uow:
+        runs = uow.list_runs(dag_name="etl-orders")
+    return [run for run in runs if run.run_type is RunType.BACKFILL]
+
+
+def test_marking_a_failed_task_succeeded_from_its_page_finishes_the_run(
+    ui: Browser, site: Site, tmp_path: Path
+) -> None:
+    dag = WAIT_DAG.format(name="fixable", script=FAILS_UNTIL_FIXED, gate=tmp_path)
+    site.push({"fixable.yaml": dag})
+    run_id = api(site, "POST", "/dags/fixable/trigger", {})["id"]
+    assert wait_run(site, run_id) == "failed"
+    ui.open("/")
+    ui.set_token(site.token)
+    ui.go(f"/runs/{run_id}/tasks/work/0")
+    ui.find("#mark-result").send_keys("checked by hand")
+    assert ui.act("button[data-action='mark-succeeded']")
+    marked = ui.wait(
+        lambda: "checked by hand" in (text := ui.text("#tries")) and text, what="the marked result"
+    )
+    assert "set by api" in marked
+    ui.go(f"/runs/{run_id}")
+    ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed")

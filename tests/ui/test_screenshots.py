@@ -78,6 +78,19 @@ def test_every_page_renders_and_is_captured(ui: Browser, site: Site, folder: Pat
     ui.go(f"/runs/{failed}")
     ui.find("#graph .node")
     pictures.append(shoot(ui, folder, "phone-run"))
+    # At a phone's width only the graph, grid and tables scroll sideways, never the page.
+    phone_pages = (
+        ("/", "tr[data-dag]"),
+        ("/dags/etl-orders", "table.grid td .cell"),
+        (f"/runs/{failed}", "#graph .node"),
+        (f"/runs/{runs[0]}/tasks/load/0", "#tries tr[data-try]"),
+    )
+    for route, ready in phone_pages:
+        ui.go(route)
+        ui.find(ready)
+        assert ui.driver.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        ), route
 
     for picture in pictures:
         assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), picture

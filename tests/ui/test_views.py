@@ -116,3 +116,12 @@ def test_instances_come_a_page_at_a_time(store: Store) -> None:
 def test_an_unknown_dag_or_run_is_not_found(store: Store, ask: Any) -> None:
     with store.transaction() as uow, pytest.raises(views.NotFoundError):
         ask(uow)
+
+
+def test_instances_come_in_dependency_order(store: Store) -> None:
+    (run,) = make_runs(store, 1)
+    for task in ("cleanup", "transform", "extract"):
+        add(store, run, task, 1, TaskState.PENDING)
+    with store.transaction() as uow:
+        page = views.instances(uow, run.id, task_name=None, limit=10, offset=0)
+    assert [row["task"] for row in page["tasks"]] == ["extract", "transform", "cleanup"]

@@ -38,7 +38,7 @@ function confirmAction(title, ...body) {
 function describe(error) {
   if (error instanceof ApiError) {
     if (error.status === 401 || error.status === 403) {
-      return `Refused (${error.status}): ${error.message}${token.get() ? "" : " — save an API token to act"}`;
+      return `Refused (${error.status}): ${error.message}${token.get() ? "" : " — save the API token in the header"}`;
     }
     return `Failed (${error.status}): ${error.message}`;
   }

@@ -109,3 +109,13 @@ export function replace(el, ...children) {
 export function hashQuery() {
   return new URLSearchParams(location.hash.split("?")[1] || "");
 }
+
+// Polling pages call this before re-rendering a part: when the data behind it has not
+// changed, the part is left alone, so focus, a half-typed field and scroll positions
+// survive every refresh.
+export function unchanged(el, data) {
+  const key = JSON.stringify(data);
+  if (el.dataset.rendered === key) return true;
+  el.dataset.rendered = key;
+  return false;
+}

@@ -2,7 +2,7 @@
 // runs as a grid of runs × tasks, a page of runs at a time (the server paginates).
 
 import { api } from "../api.js";
-import { badge, h, replace, stateInfo, time } from "../dom.js";
+import { badge, h, replace, stateInfo, time, unchanged } from "../dom.js";
 import { groupState } from "../graph.js";
 import { paramsForm, readParams } from "../params.js";
 import { pauseButton } from "./dags.js";
@@ -25,6 +25,7 @@ export async function render(main, [name], ctx) {
   };
   const refresh = async () => {
     const data = await api.grid(name, { limit: PAGE, before }, ctx.signal);
+    if (unchanged(grid, data)) return;
     replace(grid, gridView(data));
     replace(
       pager,

@@ -1,14 +1,14 @@
 // The DAG list: state, schedule, last and next run, and why an invalid DAG is invalid.
 
 import { api } from "../api.js";
-import { badge, h, replace, shortRevision, table, time } from "../dom.js";
+import { badge, h, replace, shortRevision, table, time, unchanged } from "../dom.js";
 
 export async function render(main, _params, ctx) {
   const body = h("div", { id: "dag-list" });
   replace(main, h("h1", {}, "DAGs"), body);
   await ctx.every(2000, async () => {
     const data = await api.dags(ctx.signal);
-    replace(body, ...view(data.dags, ctx));
+    if (!unchanged(body, data)) replace(body, ...view(data.dags, ctx));
   });
 }
 

@@ -2,7 +2,7 @@
 // twice a second while the run is open), its task instances and its event history.
 
 import { api } from "../api.js";
-import { badge, commit, duration, h, hashQuery, replace, table, time } from "../dom.js";
+import { badge, commit, duration, h, hashQuery, replace, table, time, unchanged } from "../dom.js";
 import { renderGraph } from "../graph.js";
 
 const OPEN_POLL_MS = 500;
@@ -28,10 +28,13 @@ export async function render(main, [id], ctx) {
     replace(crumbs, h("a", { href: "#/" }, "DAGs"), " / ", h("a", { href: `#/dags/${encodeURIComponent(run.dag)}` }, run.dag), ` / run ${run.id}`);
     if (run.state !== lastState) replace(head, ...header(run, ctx, refresh));
     lastState = run.state;
-    replace(graph, renderGraph(shape.tasks, { runId: run.id }));
+    if (!unchanged(graph, shape)) replace(graph, renderGraph(shape.tasks, { runId: run.id }));
     const page = await api.tasks(id, { task: filter, limit: INSTANCES_PAGE, offset }, ctx.signal);
-    replace(instances, ...instanceView(run, page, filter, offset, (next) => { offset = next; refresh(); }));
-    replace(events, eventView((await api.events(id, ctx.signal)).events));
+    if (!unchanged(instances, [page, offset])) {
+      replace(instances, ...instanceView(run, page, filter, offset, (next) => { offset = next; refresh(); }));
+    }
+    const history = (await api.events(id, ctx.signal)).events;
+    if (!unchanged(events, history)) replace(events, eventView(history));
     finished = FINISHED.has(run.state);
   };
   let timer = null;
@@ -108,13 +111,14 @@ function instanceView(run, page, filter, offset, go) {
 }
 
 export function detail(ti) {
+  const by = ti.setBy ? ` (set by ${ti.setBy})` : "";
   if (ti.state === "failed") {
     const kind = ti.failureKind === "infra" ? "infrastructure failure" : ti.failureKind === "task" ? "task failure" : "failure";
-    return [kind, ti.reason ? `: ${ti.reason}` : "", ti.message ? ` — ${ti.message}` : ""].join("");
+    return [kind, ti.reason ? `: ${ti.reason}` : "", ti.message ? ` — ${ti.message}` : "", by].join("");
   }
-  if (ti.result !== null && ti.result !== undefined) return `result ${ti.result}`;
+  if (ti.result !== null && ti.result !== undefined) return `result ${ti.result}${by}`;
   if (ti.state === "pending" && ti.notBefore) return `retry at ${ti.notBefore}`;
-  return "";
+  return by.trim();
 }
 
 function eventView(events) {

@@ -3,7 +3,7 @@
 // and marking it succeeded or failed.
 
 import { api } from "../api.js";
-import { badge, duration, h, replace, table, time } from "../dom.js";
+import { badge, duration, h, replace, table, time, unchanged } from "../dom.js";
 import { detail } from "./run.js";
 
 const POLL_MS = 1000;
@@ -80,8 +80,13 @@ export async function render(main, [runId, taskName, item], ctx) {
     }
     const latest = all[all.length - 1];
     const current = all.find((ti) => ti.try === chosen) || latest;
-    replace(tries, triesView(all, current, (number) => { chosen = number; startLog(all.find((ti) => ti.try === number)); }));
-    replace(actions, ...markButtons(latest, ctx, runId, taskName, item));
+    const choose = (number) => {
+      chosen = number;
+      tries.dataset.rendered = ""; // show the new choice at once
+      startLog(all.find((ti) => ti.try === number));
+    };
+    if (!unchanged(tries, [all, current.try])) replace(tries, triesView(all, current, choose));
+    if (!unchanged(actions, latest.state)) replace(actions, ...markButtons(latest, ctx, runId, taskName, item));
     startLog(current);
   });
 }
