@@ -15,7 +15,8 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controller ./controller
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the object-store extras, so logStore may be an s3:// or gs:// URL.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[s3,gcs]"
 
 FROM ${PYTHON_SLIM_IMAGE}
 RUN apt-get update \

@@ -130,6 +130,18 @@ class Config:
         return self.log_store or str(Path(self.data_dir) / "logs")
 
 
+def database_url_for(config: Config) -> str:
+    """The configured database, else the embedded SQLite file in the data directory.
+
+    The one resolution every command uses: `--database-url`, else
+    $KUBEDAG_DATABASE_URL, else the config file's databaseUrl, else kubedag.db in the
+    data directory (`dataDir`, $KUBEDAG_DATA_DIR).
+    """
+    if config.database_url:
+        return config.database_url
+    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
+
+
 def pod_policy(config: Config) -> PodPolicy:
     """The operator's limits on what DAGs ask of their pods."""
     return PodPolicy(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,12 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A reader that stops early (`kubedag runs --output json | head`) is no error: exit as
+# a shell reports a process ended by SIGPIPE (128 + 13), without a traceback.
+BROKEN_PIPE_EXIT = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit, which would fail again and print a
+        # second error: what is left goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
     return code
 
 

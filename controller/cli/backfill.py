@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.cli.db import DATABASE_URL_HELP
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError
 from controller.operations.backfill import Backfill, backfill, progress
 from controller.operations.requests import ActionRefusedError, cli_requester
-from controller.store import NotMigratedError, Store, display_url, resolve_database_url
+from controller.store import NotMigratedError, Store, display_url
 
 PROGRESS_SECONDS = 2.0
 
@@ -51,13 +52,16 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="report progress until every run finished (or SECONDS passed)",
     )
-    parser.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(parser)
     parser.add_argument("--output", choices=("text", "json"), default="text")
     parser.set_defaults(handler=run_backfill)
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
+    try:
+        url = database_url(args)
+    except ConfigError as error:
+        return _fail(str(error))
     try:
         store = Store.connect(url)
     except NotMigratedError as error:

@@ -17,25 +17,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.base.durations import DurationError, parse_duration
-from controller.config import ConfigError, load_config
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError, database_url_for, load_config
 from controller.logstore import LogStore
 from controller.operations.retention import clean
-from controller.process.wiring import database_url_for
-from controller.store import (
-    NotMigratedError,
-    Store,
-    current_revision,
-    display_url,
-    head_revision,
-    resolve_database_url,
-)
+from controller.store import NotMigratedError, Store, current_revision, display_url, head_revision
 from controller.store import upgrade as upgrade_database
-
-DATABASE_URL_HELP = (
-    "database URL, e.g. postgresql://user@host/kubedag or sqlite:///path/kubedag.db "
-    "(default: $KUBEDAG_DATABASE_URL, else kubedag.db in $KUBEDAG_DATA_DIR, "
-    "default ~/.local/share/kubedag)"
-)
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +39,7 @@ def register(subparsers: Any) -> None:
         description="Create the schema on an empty database, or migrate an older one; "
         "does nothing when the schema is already current.",
     )
-    upgrade.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(upgrade)
     upgrade.set_defaults(handler=run_upgrade)
 
     current = commands.add_parser(
@@ -61,7 +48,7 @@ def register(subparsers: Any) -> None:
         description="Print the schema revision of the database and whether it is the one "
         "this kubedag needs. Exits 1 when the database needs `kubedag db upgrade`.",
     )
-    current.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(current)
     current.set_defaults(handler=run_current)
 
     clean = commands.add_parser(
@@ -76,14 +63,17 @@ def register(subparsers: Any) -> None:
         "--older-than", required=True, metavar="DURATION", help="e.g. 90d, 36h (d, h, m, s)"
     )
     clean.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-    clean.add_argument("--config", metavar="FILE", help="controller config file")
-    clean.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(clean)
     clean.add_argument("--log-store", metavar="LOCATION", help="default: as the controller")
     clean.set_defaults(handler=run_clean)
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
+    try:
+        url = database_url(args)
+    except ConfigError as error:
+        print(f"kubedag db upgrade: {error}", file=sys.stderr)
+        return 2
     try:
         before = current_revision(url)
         upgrade_database(url)
@@ -98,7 +88,11 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_current(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
+    try:
+        url = database_url(args)
+    except ConfigError as error:
+        print(f"kubedag db current: {error}", file=sys.stderr)
+        return 2
     try:
         revision = current_revision(url)
     except (SQLAlchemyError, ValueError) as error:

@@ -22,13 +22,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from controller.config import Config, ConfigError, load_config
+from controller.config import Config, ConfigError, database_url_for, load_config
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import NODE_AGENT, PACKAGE_ROOT
 from controller.devcluster.config import DEV_PORT_BASE, cache_dir, default_data_dir
@@ -36,7 +36,7 @@ from controller.engine.states import DagRunState
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.process.logging import configure_logging
-from controller.process.wiring import StartupError, database_url_for
+from controller.process.wiring import StartupError
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.params import ParamError
 from controller.store import DagRecord, Store, TaskInstanceRecord
@@ -339,15 +339,28 @@ def _follow(store: Store, run_id: int, *, deadline: float) -> DagRunState | None
         with store.transaction() as uow:
             run = uow.get_run(run_id)
             rows = uow.list_task_instances(run_id)
-        for row in rows:
-            line = progress_line(row)
-            if shown.get(row.id) != line:
-                shown[row.id] = line
-                print(f"  {datetime.now().strftime('%H:%M:%S')} {line}", flush=True)
+        for line in progress_updates(rows, shown):
+            print(f"  {datetime.now().strftime('%H:%M:%S')} {line}", flush=True)
         if run is not None and run.state.finished:
             return run.state
         time.sleep(POLL_SECONDS)
     return None
+
+
+def progress_updates(rows: Sequence[TaskInstanceRecord], shown: dict[int, str]) -> list[str]:
+    """The progress lines of the rows that changed since `shown` (which is updated), in
+    the order the changes happened: one poll can see an upstream and its downstream
+    both finish, and the downstream's row may be the older one."""
+    changed = [row for row in rows if shown.get(row.id) != progress_line(row)]
+    changed.sort(key=lambda row: (_reached_at(row), row.id))
+    for row in changed:
+        shown[row.id] = progress_line(row)
+    return [shown[row.id] for row in changed]
+
+
+def _reached_at(row: TaskInstanceRecord) -> datetime:
+    """When the row reached the state it shows."""
+    return row.finished_at or row.started_at or row.launched_at or row.created_at
 
 
 def progress_line(row: TaskInstanceRecord) -> str:

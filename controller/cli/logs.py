@@ -17,7 +17,8 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
-from controller.config import ConfigError, load_config
+from controller.cli.database import add_database_arguments
+from controller.config import ConfigError, database_url_for, load_config
 from controller.executor.kubeclient import make_api_client, read_error
 from controller.executor.podlogs import (
     LogFollow,
@@ -27,7 +28,7 @@ from controller.executor.podlogs import (
 )
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
-from controller.store import NotMigratedError, Store, TaskInstanceRecord, resolve_database_url
+from controller.store import NotMigratedError, Store, TaskInstanceRecord
 
 
 def register(subparsers: Any) -> None:
@@ -51,13 +52,17 @@ def register(subparsers: Any) -> None:
     )
     logs.add_argument("--config", help="the controller config file (default: $KUBEDAG_CONFIG)")
     logs.add_argument("--kubeconfig", help="the cluster (default: $KUBECONFIG)")
+    add_database_arguments(logs, config=False)
     logs.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        config = load_config(path=args.config, overrides={"kubeconfig": args.kubeconfig})
-        store = Store.connect(config.database_url or resolve_database_url(None))
+        config = load_config(
+            path=args.config,
+            overrides={"kubeconfig": args.kubeconfig, "databaseUrl": args.database_url},
+        )
+        store = Store.connect(database_url_for(config))
     except (ConfigError, NotMigratedError) as error:
         print(f"kubedag logs: {error}", file=sys.stderr)
         return 2

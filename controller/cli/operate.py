@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.cli.db import DATABASE_URL_HELP
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError
 from controller.operations.pausing import set_paused
 from controller.operations.requests import (
     ActionRefusedError,
@@ -29,7 +30,7 @@ from controller.operations.requests import (
     request_retry,
     wait_for,
 )
-from controller.store import NotMigratedError, Store, display_url, resolve_database_url
+from controller.store import NotMigratedError, Store, display_url
 
 DEFAULT_WAIT_SECONDS = 60.0
 
@@ -98,7 +99,7 @@ def register(subparsers: Any) -> None:
             "who paused a DAG. Runs already queued or running go on.",
         )
         pause.add_argument("dag", metavar="DAG")
-        pause.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+        add_database_arguments(pause)
         pause.set_defaults(handler=run_pause, paused=verb == "pause")
 
     events = subparsers.add_parser(
@@ -109,13 +110,13 @@ def register(subparsers: Any) -> None:
     )
     events.add_argument("run_id", metavar="RUN_ID", type=int)
     events.add_argument("--limit", type=int, default=1000, help="at most this many events")
-    events.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(events)
     events.add_argument("--output", choices=("table", "json"), default="table")
     events.set_defaults(handler=run_events)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(parser)
     parser.add_argument(
         "--wait",
         nargs="?",
@@ -175,7 +176,7 @@ def run_pause(args: argparse.Namespace) -> int:
     try:
         with _opened(args) as store:
             record = set_paused(store, args.dag, paused=args.paused, by=cli_requester())
-    except (ActionRefusedError, NotMigratedError) as error:
+    except (ActionRefusedError, NotMigratedError, ConfigError) as error:
         return _fail(command, str(error))
     except SQLAlchemyError as error:
         return _database_fail(command, args, error)
@@ -188,7 +189,7 @@ def run_events(args: argparse.Namespace) -> int:
         with _opened(args) as store, store.transaction() as uow:
             run = uow.get_run(args.run_id)
             events = uow.list_events(run_id=args.run_id, limit=args.limit)
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail("events", str(error))
     except SQLAlchemyError as error:
         return _database_fail("events", args, error)
@@ -224,7 +225,7 @@ def _act(command: str, args: argparse.Namespace, act: Callable[[Store, str], Que
                 answer = wait_for(store, queued.request.id, timeout=args.wait)
     except ActionRefusedError as error:
         return _fail(command, str(error))
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail(command, str(error))
     except TimeoutError as error:
         return _fail(command, str(error), code=1)
@@ -253,7 +254,7 @@ def _act(command: str, args: argparse.Namespace, act: Callable[[Store, str], Que
 
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Store]:
-    store = Store.connect(resolve_database_url(args.database_url))
+    store = Store.connect(database_url(args))
     try:
         yield store
     finally:
@@ -267,5 +268,5 @@ def _fail(command: str, message: str, *, code: int = 2) -> int:
 
 def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    url = display_url(resolve_database_url(args.database_url))
+    url = display_url(database_url(args))
     return _fail(command, f"cannot use the database {url}: {detail}")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.config import Config, ConfigError, load_config
+from controller.config import Config, ConfigError, database_url_for, load_config
 from controller.engine.states import DagRunState, RunType
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
@@ -39,7 +39,6 @@ from controller.store import (
     NotMigratedError,
     Store,
     TaskInstanceRecord,
-    resolve_database_url,
     upgrade,
 )
 
@@ -144,7 +143,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def open_store(config: Config) -> Store:
     """The configured database; the embedded SQLite one is brought to the current schema."""
-    url = config.database_url or resolve_database_url(None)
+    url = database_url_for(config)
     if url.startswith("sqlite"):
         upgrade(url)
     return Store.connect(url)

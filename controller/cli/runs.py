@@ -23,7 +23,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.cli.db import DATABASE_URL_HELP
+from controller.cli.database import add_database_arguments, database_url
+from controller.config import ConfigError
 from controller.engine.states import DagRunState
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.params import ParamError
@@ -33,7 +34,6 @@ from controller.store import (
     Store,
     TaskInstanceRecord,
     display_url,
-    resolve_database_url,
 )
 
 
@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", metavar="URL", help=DATABASE_URL_HELP)
+    add_database_arguments(parser)
     parser.add_argument(
         "--output", choices=("table", "json"), default="table", help="output format"
     )
@@ -96,7 +96,7 @@ def run_trigger(args: argparse.Namespace) -> int:
             run = trigger_run(store, dag_name=args.dag, params=params)
     except ParamError as error:
         return _fail("trigger", "; ".join(error.problems))
-    except (TriggerError, UsageError, NotMigratedError) as error:
+    except (TriggerError, UsageError, NotMigratedError, ConfigError) as error:
         return _fail("trigger", str(error))
     except SQLAlchemyError as error:
         return _database_fail("trigger", args, error)
@@ -114,7 +114,7 @@ def run_runs(args: argparse.Namespace) -> int:
         with _opened(args) as store, store.transaction() as uow:
             states = None if args.state is None else [DagRunState(args.state)]
             runs = uow.list_runs(dag_name=args.dag, states=states, limit=args.limit)
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail("runs", str(error))
     except SQLAlchemyError as error:
         return _database_fail("runs", args, error)
@@ -144,7 +144,7 @@ def run_tasks(args: argparse.Namespace) -> int:
         with _opened(args) as store, store.transaction() as uow:
             run = uow.get_run(args.run_id)
             tasks = uow.list_task_instances(args.run_id)
-    except NotMigratedError as error:
+    except (NotMigratedError, ConfigError) as error:
         return _fail("tasks", str(error))
     except SQLAlchemyError as error:
         return _database_fail("tasks", args, error)
@@ -175,7 +175,7 @@ def run_tasks(args: argparse.Namespace) -> int:
 @contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[Store]:
     """A Store for one command, closed afterwards; refuses an unmigrated database."""
-    store = Store.connect(resolve_database_url(args.database_url))
+    store = Store.connect(database_url(args))
     try:
         yield store
     finally:
@@ -273,5 +273,5 @@ def _fail(command: str, message: str) -> int:
 
 def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    url = display_url(resolve_database_url(args.database_url))
+    url = display_url(database_url(args))
     return _fail(command, f"cannot use the database {url}: {detail}")

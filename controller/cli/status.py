@@ -18,8 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.config import ConfigError, load_config
-from controller.process.wiring import database_url_for
+from controller.config import ConfigError, database_url_for, load_config
 from controller.spec.model import dag_from_dict
 from controller.spec.schedule import ScheduleError, next_fire_times
 from controller.store import DagRecord, NotMigratedError, Store, display_url

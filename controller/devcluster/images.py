@@ -93,7 +93,8 @@ def _digest(*parts: bytes) -> str:
 
 def source_files(root: Path) -> list[Path]:
     """What the Dockerfile copies: a change to any of them means a new controller image."""
-    found = [root / "Dockerfile", root / "pyproject.toml", root / "README.md"]
+    names = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+    found = [root / name for name in names if (root / name).exists()]
     found += sorted(
         p for p in (root / "controller").rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
@@ -123,45 +124,52 @@ class ImageBuilder:
                 f"no Dockerfile in {self.source_root}: the controller image is built from a "
                 "source checkout of kubedag"
             )
-        wanted = [
-            *(
-                (f"standin-{_slug(s.names[0])}", _digest(s.containerfile.encode(), _host_ca()))
-                for s in STAND_INS
-            ),
-            ("pause", _digest(_PAUSE.encode())),
-            ("controller", _digest(*(p.read_bytes() for p in source_files(self.source_root)))),
-        ]
-        paths = [self.archives / f"{name}-{digest}.tar" for name, digest in wanted]
+
+        def archive(name: str, *parts: bytes) -> Path:
+            return self.archives / f"{name}-{_digest(*parts)}.tar"
+
+        stand_ins = {
+            archive(f"standin-{_slug(s.names[0])}", s.containerfile.encode(), _host_ca()): s
+            for s in STAND_INS
+        }
+        pause = archive("pause", _PAUSE.encode())
+        controller = archive(
+            "controller", *(p.read_bytes() for p in source_files(self.source_root))
+        )
+        paths = [*stand_ins, pause, controller]
         if all(path.exists() for path in paths):
             return paths
         packages.ensure(BUILD_PACKAGES, why="building the real node's images", log=self._log)
         self._ensure_base()
-        for stand_in, path in zip(STAND_INS, paths, strict=False):
+        for path, stand_in in stand_ins.items():
             if not path.exists():
                 self._build(names=stand_in.names, containerfile=stand_in.containerfile, out=path)
-        if not paths[-2].exists():
-            self._build_pause(out=paths[-2])
-        if not paths[-1].exists():
-            self._log("building the controller image from the Dockerfile")
-            self._buildah(
-                "bud",
-                "--isolation",
-                "chroot",
-                "--network",
-                "host",
-                "--pull-never",
-                "--layers",
-                "-t",
-                CONTROLLER_IMAGE,
-                "-f",
-                str(dockerfile),
-                str(self.source_root),
-            )
-            self._export(CONTROLLER_IMAGE, (CONTROLLER_IMAGE,), paths[-1])
+        if not pause.exists():
+            self._build_pause(out=pause)
+        if not controller.exists():
+            self._build_controller(dockerfile, out=controller)
         _remove_stale(self.archives, keep=paths)
         return paths
 
     # -- steps -----------------------------------------------------------------------
+
+    def _build_controller(self, dockerfile: Path, *, out: Path) -> None:
+        self._log("building the controller image from the Dockerfile")
+        self._buildah(
+            "bud",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--pull-never",
+            "--layers",
+            "-t",
+            CONTROLLER_IMAGE,
+            "-f",
+            str(dockerfile),
+            str(self.source_root),
+        )
+        self._export(CONTROLLER_IMAGE, (CONTROLLER_IMAGE,), out)
 
     def _ensure_base(self) -> None:
         if self._has_image(BASE_IMAGE):

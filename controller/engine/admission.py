@@ -1,9 +1,9 @@
 """Which pending tries may launch now, and which queued runs may start.
 
-Caps are applied here, not in the planner, because they are shared across runs (and,
-for the global parallelism cap, across DAGs): the planner of one run cannot see them.
-The caller owns the counts (tries active in the DAG's runs, free global slots) and the
-order (oldest run first), so these stay pure and O(len(pending)).
+Caps are applied here, not in the planner, because the global parallelism cap is
+shared across runs and DAGs: the planner of one run cannot see it. The caller owns the
+counts (tries active in the run, free global slots) and the order (oldest run first),
+so these stay pure and O(len(pending)).
 
 A try waiting for its retry time must not hold back the tries behind it, so undue tries
 are passed over rather than blocking the queue; `next_due` tells the caller when to
@@ -53,11 +53,11 @@ def admit(
     active_tasks: int,
     free_slots: int,
 ) -> Admission[TryT]:
-    """Pick the due tries of one DAG within maxActiveTasks and the global free slots.
+    """Pick the due tries of one DagRun within maxActiveTasks and the global free slots.
 
-    `active_tasks` counts the DAG's tries that are launched or running across all of its
-    runs; `free_slots` is the global parallelism cap minus every active try. When several
-    DAGs share the slots, call this per DAG and lower `free_slots` by what it launched.
+    `active_tasks` counts the run's tries that are launched or running; `free_slots` is
+    the global parallelism cap minus every active try. When several runs share the
+    slots, call this per run and lower `free_slots` by what it launched.
     """
     room = max(0, min(max_active_tasks - active_tasks, free_slots))
     launch: list[TryT] = []

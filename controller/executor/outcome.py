@@ -40,6 +40,10 @@ INFRA_WAITING_REASONS = frozenset(
         "InvalidImageName",
     }
 )
+# The kubelet keeps at most the last 4096 bytes of a termination message
+# (MaxContainerTerminationMessageLength), without saying it cut anything. A message
+# of that length may be the tail of a longer one: never a result to pass on.
+RESULT_LIMIT = 4096
 # Pod-level reasons meaning the infrastructure, not the task, ended the pod.
 LOST_POD_REASONS = frozenset({"NodeLost", "Evicted", "Shutdown", "NodeShutdown", "Terminated"})
 
@@ -185,6 +189,21 @@ def _from_terminated(terminated: Mapping[str, Any], *, node: str | None) -> PodO
     started_at = _time(terminated.get("startedAt"))
     finished_at = _time(terminated.get("finishedAt"))
     message = terminated.get("message")
+    if exit_code == 0 and message is not None and len(message.encode()) >= RESULT_LIMIT:
+        return PodOutcome(
+            phase=OutcomePhase.FAILED,
+            kind=FailureKind.TASK,
+            reason="ResultTooLarge",
+            message=(
+                f"the task's result reached Kubernetes' {RESULT_LIMIT}-byte limit on a "
+                "termination message, which keeps only its last bytes; write at most "
+                f"{RESULT_LIMIT - 1} bytes (a summary, a count, an object key), not the data"
+            ),
+            exit_code=0,
+            started_at=started_at,
+            finished_at=finished_at,
+            node=node,
+        )
     if exit_code == 0:
         return PodOutcome(
             phase=OutcomePhase.SUCCEEDED,

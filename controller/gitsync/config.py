@@ -120,6 +120,18 @@ class GitSyncConfig:
         return is_pinned_sha(self.ref)
 
 
+_SSH_SCHEMES = frozenset({"ssh", "git+ssh", "ssh+git"})
+# [user@]host:path, the scp-like form ssh remotes often use (no scheme, a colon before
+# any slash).
+_SCP_LIKE = re.compile(r"^(?:[^/:@]+@)?[^/:]+:(?!//)")
+
+
+def is_ssh_url(url: str) -> bool:
+    """Whether git would reach `url` over SSH."""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    return scheme in _SSH_SCHEMES or (not scheme and _SCP_LIKE.match(url) is not None)
+
+
 def _check_url(url: str, auth: HttpsAuth | SshAuth | None) -> None:
     if not url or url.startswith("-"):
         raise GitSyncConfigError(f"repository URL {url!r} is not a URL")

@@ -39,7 +39,7 @@ from controller.nodeagent.rawapi import RawApi
 from controller.nodeagent.runtime import RuntimeContext
 
 log = logging.getLogger(__name__)
-MESSAGE_LIMIT = 4096  # the kubelet's cap on a termination message
+MESSAGE_LIMIT = 4096  # the kubelet keeps the last 4096 bytes of a termination message
 FALLBACK_LOG_LINES = 80
 CONFIG_RETRY_SECONDS = 2.0
 
@@ -344,7 +344,7 @@ class ProcessRuntime:
         self, record: PodRecord, container: JSON, *, code: int, result_file: Path, started_at: str
     ) -> None:
         time.sleep(0.05)  # let the log pumps drain the pipes' last lines
-        message = result_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
+        message = result_file.read_bytes()[-MESSAGE_LIMIT:].decode(errors="replace")
         if (
             not message
             and code != 0

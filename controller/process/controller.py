@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from http import HTTPStatus
 
 import kubernetes.client
 
@@ -45,7 +46,7 @@ from controller.process.wiring import (
 )
 from controller.runtime.engine import Engine
 from controller.runtime.scheduler import Scheduler
-from controller.store import DagRecord, Store
+from controller.store import PUSH_CHANNEL, DagRecord, RequestListener, Store
 from controller.ui.endpoints import UiEndpoints
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Controller:
             webhook=(
                 None
                 if secret is None
-                else lambda headers, body: self.gitsync.handle_webhook(headers, body, secret=secret)
+                else lambda headers, body: self._webhook(headers, body, secret=secret)
             ),
             api=UiEndpoints(
                 store=self.store,
@@ -138,10 +139,14 @@ class Controller:
         self._latest_lock = threading.Lock()
         self._stopped = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self._push_listener: RequestListener | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._push_listener = self.store.listen_for_requests(
+            self._push_elsewhere, channel=PUSH_CHANNEL
+        )
         self.http.start()
         self.gitsync.start()
         self._housekeeper = threading.Thread(
@@ -173,6 +178,8 @@ class Controller:
         if self._housekeeper is not None:
             self._housekeeper.join(_WATCH_INTERVAL * 2)
         self.http.stop()
+        if self._push_listener is not None:
+            self._push_listener.stop()
         self.store.close()
         log.info("controller stopped; worker pods keep running and are adopted on restart")
 
@@ -252,6 +259,26 @@ class Controller:
 
     # -- git and DAG sync ---------------------------------------------------------
 
+    def _webhook(
+        self, headers: Mapping[str, str], body: bytes, *, secret: bytes
+    ) -> tuple[int, str]:
+        """A push webhook: this replica syncs, and a standby passes it on to the leader.
+
+        The Service sends webhooks to every replica; a standby's own sync is only kept
+        for when it leads, so without the notification the leader would wait for its
+        next interval.
+        """
+        status, message = self.gitsync.handle_webhook(headers, body, secret=secret)
+        if status == HTTPStatus.ACCEPTED and not self.leadership.leading:
+            with self.store.transaction() as uow:
+                uow.notify_git_push()
+        return status, message
+
+    def _push_elsewhere(self) -> None:
+        """A push webhook reached another replica (or the listener just connected)."""
+        if self.leadership.leading:
+            self.gitsync.trigger()
+
     def _on_revision(self, result: SyncResult) -> None:
         with self._latest_lock:
             self._latest = result
@@ -274,7 +301,9 @@ class Controller:
 
     def _housekeeping(self) -> None:
         seen_failures = 0
-        pauses: dict[str, bool] | None = None
+        # Empty, so the first look hands the scheduler the DAGs once whatever it finds: a
+        # pause made while this replica started is not taken for the way things were.
+        pauses: dict[str, bool] = {}
         ticks = 0
         while not self._stopped.wait(_WATCH_INTERVAL):
             failures = self.gitsync.status().consecutive_failures
@@ -285,7 +314,7 @@ class Controller:
             if ticks % _PAUSE_CHECK_TICKS == 0:
                 pauses = self._follow_pauses(pauses)
 
-    def _follow_pauses(self, seen: dict[str, bool] | None) -> dict[str, bool] | None:
+    def _follow_pauses(self, seen: dict[str, bool]) -> dict[str, bool]:
         """Reschedule when a DAG was paused or unpaused outside git (`kubedag pause`).
 
         A pause needs no job change to take effect (a paused DAG's fire creates nothing),
@@ -294,7 +323,7 @@ class Controller:
         try:
             with self.store.transaction() as uow:
                 pauses = uow.pause_states()
-            if seen is not None and pauses != seen:
+            if pauses != seen:
                 self.leadership.schedule(self._list_dags())
         except Exception:
             log.warning("could not look for paused or unpaused DAGs", exc_info=True)

@@ -22,9 +22,11 @@ import kubernetes.client
 import kubernetes.config
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.config import Config
+from controller.config import Config, database_url_for
 from controller.executor.kubeclient import make_api_client
-from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth
+from controller.gitsync.config import is_ssh_url
+from controller.gitsync.credentials import redact_url_userinfo
 from controller.store import NotMigratedError, Store, display_url, upgrade
 
 log = logging.getLogger(__name__)
@@ -45,13 +47,6 @@ def _optional_file(setting: str, path: str | None, *, without: str) -> str | Non
     return path
 
 
-def database_url_for(config: Config) -> str:
-    """The configured database, else the embedded SQLite file in the data directory."""
-    if config.database_url:
-        return config.database_url
-    return f"sqlite:///{Path(config.data_dir).expanduser().resolve() / 'kubedag.db'}"
-
-
 def open_store(config: Config, *, migrate: bool) -> Store:
     """Connect, migrating first when asked; an unmigrated database is refused."""
     url = database_url_for(config)
@@ -70,14 +65,16 @@ def gitsync_config(config: Config) -> GitSyncConfig:
     git = config.git
     if not git.url:
         raise StartupError("git.url: the DAG repository is not set (--git-url or KUBEDAG_GIT_URL)")
-    root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
-    auth: HttpsAuth | SshAuth | None = None
-    if git.ssh_key_file:
-        auth = SshAuth(
-            key_file=Path(git.ssh_key_file),
-            known_hosts_file=Path(git.known_hosts_file) if git.known_hosts_file else None,
+    if is_ssh_url(git.url) or git.ssh_key_file:
+        raise StartupError(
+            f"git.url: {redact_url_userinfo(git.url)} is reached over SSH, which worker pods "
+            "cannot do: they check out each run's commit with the HTTPS token of "
+            "git.credentialsSecret only, so every task would fail in its checkout. Use the "
+            "repository's https:// URL with git.tokenFile and git.credentialsSecret"
         )
-    elif token_file := _optional_file(
+    root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
+    auth: HttpsAuth | None = None
+    if token_file := _optional_file(
         "git.tokenFile", git.token_file, without="the repository is fetched without a token"
     ):
         auth = HttpsAuth(token_file=Path(token_file))
@@ -88,8 +85,6 @@ def gitsync_config(config: Config) -> GitSyncConfig:
     for setting, value in (
         ("git.usernameFile", git.username_file),
         ("git.passwordFile", git.password_file),
-        ("git.sshKeyFile", git.ssh_key_file),
-        ("git.knownHostsFile", git.known_hosts_file),
     ):
         if value and not Path(value).is_file():
             raise StartupError(f"{setting}: no such file {value}")

@@ -338,7 +338,7 @@ class Engine:
             if row.state is TaskState.PENDING:
                 self._pending.add(run.pending_try(row), now=now)
             elif row.state.active:
-                self._slots.hold(row.id, dag_name=row.dag_name, run_id=row.run_id)
+                self._slots.hold(row.id, run_id=row.run_id)
         return run, plan
 
     def _recover_all(self, now: datetime) -> list[LaunchOrder]:
@@ -482,5 +482,5 @@ class Engine:
             self._inbox.request_recover(run_id)
         self.stats.launched += len(claimed)
         for order in claimed:
-            self._slots.hold(order.task_instance_id, dag_name=order.dag_name, run_id=order.run_id)
+            self._slots.hold(order.task_instance_id, run_id=order.run_id)
         hand_out(self._executor, claimed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 
 from controller.engine.records import InstanceKey
 from controller.engine.states import FailureKind, TaskState
@@ -63,7 +64,8 @@ def take_within_caps(
     *,
     parallelism: int,
 ) -> list[PendingTry]:
-    """Due tries to launch now: each DAG within its maxActiveTasks, all within parallelism."""
+    """Due tries to launch now: each run within its DAG's maxActiveTasks, all within
+    parallelism."""
     free = parallelism - len(slots)
     taken: list[PendingTry] = []
     for dag_name in pending.dags_with_due():
@@ -71,12 +73,14 @@ def take_within_caps(
             break
         dag = limits.get(dag_name)
         cap = DEFAULT_MAX_ACTIVE_TASKS if dag is None else dag.max_active_tasks
-        room = min(cap - slots.of_dag(dag_name), free)
-        if room > 0:
-            got = pending.take(dag_name, room)
-            free -= len(got)
-            taken.extend(got)
+        got = pending.take(dag_name, free, run_room=partial(_room, cap, slots))
+        free -= len(got)
+        taken.extend(got)
     return taken
+
+
+def _room(cap: int, slots: ActiveSlots, run_id: int) -> int:
+    return cap - slots.of_run(run_id)
 
 
 def build_orders(

@@ -8,14 +8,16 @@ reads them when it recovers a run), so it can keep them here and take the next o
 O(taken).
 
 Order is admission's: per DAG, the oldest run (logical date, then id) first, and inside
-a run the order the rows were created. A try waiting for its retry time sits in a heap
-by time and joins its run's queue once due, so it never holds back the tries behind it.
+a run the order the rows were created; each run gives at most the room its cap leaves.
+A try waiting for its retry time sits in a heap by time and joins its run's queue once
+due, so it never holds back the tries behind it.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -78,15 +80,19 @@ class PendingQueue:
     def dags_with_due(self) -> list[str]:
         return [name for name, queue in self._dags.items() if queue.runs]
 
-    def take(self, dag_name: str, limit: int) -> list[PendingTry]:
-        """Up to `limit` due tries of one DAG, oldest run first; they leave the queue."""
+    def take(
+        self, dag_name: str, limit: int, *, run_room: Callable[[int], int]
+    ) -> list[PendingTry]:
+        """Up to `limit` due tries of one DAG, oldest run first, at most `run_room(run id)`
+        of each run; they leave the queue."""
         queue = self._dags.get(dag_name)
         taken: list[PendingTry] = []
         if queue is None:
             return taken
         for order in sorted(queue.runs):
             entries = queue.runs[order]
-            while entries and len(taken) < limit:
+            run_limit = len(taken) + max(0, run_room(order[1]))
+            while entries and len(taken) < min(limit, run_limit):
                 entry = entries.popleft()
                 if self._live.get(entry.ti_id) is entry:
                     del self._live[entry.ti_id]

@@ -9,14 +9,12 @@ from controller.store.database import (
     NotMigratedError,
     create_engine_for,
     current_revision,
-    default_database_url,
     display_url,
     head_revision,
     require_migrated,
-    resolve_database_url,
     upgrade,
 )
-from controller.store.notifications import RequestListener
+from controller.store.notifications import PUSH_CHANNEL, RequestListener
 from controller.store.records import (
     ActionRequestRecord,
     DagRecord,
@@ -31,6 +29,7 @@ from controller.store.statechanges import StateChange
 from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
+    "PUSH_CHANNEL",
     "ActionRequestRecord",
     "DagRecord",
     "DagRunRecord",
@@ -48,10 +47,8 @@ __all__ = [
     "UnitOfWork",
     "create_engine_for",
     "current_revision",
-    "default_database_url",
     "display_url",
     "head_revision",
     "require_migrated",
-    "resolve_database_url",
     "upgrade",
 ]

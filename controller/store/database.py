@@ -17,7 +17,6 @@ Three traps this module exists to avoid:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
-DATABASE_URL_ENV = "KUBEDAG_DATABASE_URL"
-DATA_DIR_ENV = "KUBEDAG_DATA_DIR"
-DEFAULT_DATA_DIR = Path("~/.local/share/kubedag")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -41,17 +37,6 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 class NotMigratedError(RuntimeError):
     """The database schema is missing, older or newer than this version of kubedag."""
-
-
-def default_database_url() -> str:
-    """The embedded default: a SQLite file `kubedag.db` in the data directory."""
-    data_dir = Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
-    return f"sqlite:///{data_dir.resolve() / 'kubedag.db'}"
-
-
-def resolve_database_url(flag: str | None) -> str:
-    """The `--database-url` flag, else $KUBEDAG_DATABASE_URL, else the SQLite default."""
-    return flag or os.environ.get(DATABASE_URL_ENV) or default_database_url()
 
 
 def display_url(url: str) -> str:

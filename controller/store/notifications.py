@@ -15,6 +15,11 @@ reconnects with a capped, jittered backoff and calls `on_request` once listening
 since notifications sent while it was away are lost. It gives up after
 `MAX_RECONNECTS` failures in a row and says so: the engine's poll still finds every
 request, seconds later. SQLite has no NOTIFY; there the poll is the only path.
+
+The same listener carries a second signal between controller replicas: a push webhook
+that reached a standby (the Service sends them to every replica) is passed on as a
+notification on PUSH_CHANNEL, so the leader syncs at once instead of at its next
+interval.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from controller.base.backoff import Backoff
 log = logging.getLogger(__name__)
 
 CHANNEL = "kubedag_requests"
+PUSH_CHANNEL = "kubedag_git_push"
 RECONNECT_BACKOFF = Backoff(base=0.5, cap=30.0, max_attempts=None, max_elapsed=None)
 MAX_RECONNECTS = 40
 """About 18 minutes of failures in a row at the capped delay before the listener stops."""
@@ -47,22 +53,25 @@ def supports_notify(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def notify_requests_pending(session: Session) -> None:
-    """Queue a notification on CHANNEL, sent by PostgreSQL when this transaction commits.
+def notify_requests_pending(session: Session, *, channel: str = CHANNEL) -> None:
+    """Queue a notification on `channel`, sent by PostgreSQL when this transaction commits.
 
     Several calls in one transaction are sent as one (same channel, same payload).
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 class RequestListener:
-    """LISTEN on CHANNEL on a connection of its own; `on_request()` when anything arrives."""
+    """LISTEN on `channel` on a connection of its own; `on_request()` when anything arrives."""
 
-    def __init__(self, engine: Engine, on_request: Callable[[], None]) -> None:
+    def __init__(
+        self, engine: Engine, on_request: Callable[[], None], *, channel: str = CHANNEL
+    ) -> None:
         if not supports_notify(engine):
             raise ValueError(f"{engine.dialect.name} has no LISTEN/NOTIFY")
         self._engine = engine
+        self._channel = channel
         self._on_request = on_request
         self._stopping = threading.Event()
         self._stop_read, self._stop_write = os.pipe()
@@ -137,7 +146,7 @@ class RequestListener:
             with connection.cursor() as cursor:
                 # Named apart from the pool's connections, for whoever reads pg_stat_activity.
                 cursor.execute("SET application_name = 'kubedag-listener'")
-                cursor.execute(f"LISTEN {CHANNEL}")
+                cursor.execute(f"LISTEN {self._channel}")
             # Requests made while nobody listened were not delivered: look once.
             self._on_request()
             self.listening.set()

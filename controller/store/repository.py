@@ -21,6 +21,8 @@ from controller.store.dags import DagQueries
 from controller.store.database import create_engine_for, require_migrated
 from controller.store.journal import JournalQueries
 from controller.store.notifications import (
+    CHANNEL,
+    PUSH_CHANNEL,
     RequestListener,
     notify_requests_pending,
     supports_notify,
@@ -60,6 +62,11 @@ class UnitOfWork(
         """
         notify_requests_pending(self._session)
 
+    def notify_git_push(self) -> None:
+        """Tell the leading replica, when this transaction commits, that a push webhook
+        arrived here (PostgreSQL only: SQLite has one process, so no other replica)."""
+        notify_requests_pending(self._session, channel=PUSH_CHANNEL)
+
 
 class Store:
     def __init__(self, engine: Engine) -> None:
@@ -83,11 +90,14 @@ class Store:
         with self._sessions.begin() as session:
             yield UnitOfWork(session)
 
-    def listen_for_requests(self, on_request: Callable[[], None]) -> RequestListener | None:
-        """A started listener calling `on_request` on each notification; None on SQLite."""
+    def listen_for_requests(
+        self, on_request: Callable[[], None], *, channel: str = CHANNEL
+    ) -> RequestListener | None:
+        """A started listener calling `on_request` on each notification on `channel`
+        (requests for the engine, or PUSH_CHANNEL); None on SQLite."""
         if not supports_notify(self.engine):
             return None
-        listener = RequestListener(self.engine, on_request)
+        listener = RequestListener(self.engine, on_request, channel=channel)
         listener.start()
         return listener
 

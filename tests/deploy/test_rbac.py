@@ -17,7 +17,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,6 @@ from typing import Any
 import kubernetes.client
 import kubernetes.watch
 import pytest
-import urllib3
 import yaml
 from sqlalchemy import create_engine, inspect, text
 
@@ -36,6 +34,7 @@ from controller.engine.states import DagRunState
 from controller.runtime.manual import trigger_run
 from controller.store import Store, upgrade
 from tests.deploy.manifests import render
+from tests.e2e.podaudit import PodAudit
 from tests.e2e.repo import SAMPLES, Repository
 from tests.process.controllers import stop_gracefully
 
@@ -148,31 +147,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class PodRecorder:
-    """Every pod object the API server shows in `namespace`, as created and updated."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
-        self.seen: list[dict[str, Any]] = []
-        self._api = api
-        self._watch = kubernetes.watch.Watch()
-        self._namespace = namespace
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        core = kubernetes.client.CoreV1Api(self._api)
-        try:
-            for event in self._watch.stream(
-                core.list_namespaced_pod, self._namespace, timeout_seconds=600
-            ):
-                self.seen.append(self._api.sanitize_for_serialization(event["object"]))
-        except urllib3.exceptions.ProtocolError:
-            return
-
-    def stop(self) -> None:
-        self._watch.stop()
 
 
 @dataclass
@@ -326,7 +300,7 @@ def full_run(
     kubeconfig = account_kubeconfig(kube, namespace, cluster.kubeconfig, tmp_path / "sa.yaml")
     database_url = f"sqlite:///{tmp_path / 'kubedag.db'}"
     upgrade(database_url)
-    recorder = PodRecorder(kube, namespace)
+    recorder = PodAudit(kube, namespace)
     controller = start_controller(
         tmp_path=tmp_path,
         kubeconfig=kubeconfig,

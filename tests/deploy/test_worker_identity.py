@@ -96,7 +96,7 @@ def token_client(
     secret = core.read_namespaced_secret(sa.secrets[0].name, namespace, _request_timeout=10)
     configuration = kubernetes.client.Configuration()
     configuration.host = admin.configuration.host
-    configuration.verify_ssl = False
+    configuration.ssl_ca_cert = admin.configuration.ssl_ca_cert
     configuration.api_key = {"authorization": base64.b64decode(secret.data["token"]).decode()}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     return kubernetes.client.ApiClient(configuration)

@@ -17,8 +17,9 @@ from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, dag_to_dict
 from controller.store import Store
-from tests.e2e.crashing import SELECTOR, PodAudit, start_controller
+from tests.e2e.crashing import SELECTOR, start_controller
 from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import without_watch_cache
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
@@ -104,7 +105,7 @@ def test_a_killed_controller_restarts_without_losing_or_repeating_a_task(
     run_id = queue_run(e2e_store)
     log = tmp_path / "controller.log"
     with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-        audit = PodAudit(api, namespace)
+        audit = PodAudit(api, namespace, label_selector=SELECTOR)
         try:
             first = start_controller(controller_env, log)
             # Kill it while the fan-out is half launched and running.

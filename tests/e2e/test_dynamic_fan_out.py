@@ -22,8 +22,9 @@ from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, ResultFormat, dag_to_dict
 from controller.store import Store, TaskInstanceRecord
-from tests.e2e.crashing import SELECTOR, PodAudit, start_controller
+from tests.e2e.crashing import SELECTOR, start_controller
 from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.podaudit import PodAudit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -98,7 +99,7 @@ def test_a_controller_killed_between_expansion_and_launch_launches_each_item_onc
     run_id = queue_run(e2e_store)
     log = tmp_path / "controller.log"
     with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-        audit = PodAudit(api, namespace)
+        audit = PodAudit(api, namespace, label_selector=SELECTOR)
         try:
             first = start_controller(controller_env, log)
             wait_for(

@@ -1,12 +1,15 @@
-"""Operating runs on the real control plane: cancel while pods run, retry after a fix."""
+"""Operating runs on the real control plane, through the CLI and the API: cancel, retry."""
 
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
+import kubernetes.client
 import pytest
 
+from controller.cli import main
 from controller.cli.run import drive
 from controller.config import load_config
 from controller.devcluster import LocalCluster
@@ -15,19 +18,22 @@ from controller.executor.kubeclient import make_api_client
 from controller.executor.podspec import TASK_CONTAINER
 from controller.executor.watchstream import list_pods
 from controller.logstore import LogKey, LogStore
-from controller.operations.requests import request_cancel, request_retry
 from controller.process.dagsync import DagSync
 from controller.runtime.manual import trigger_run
+from controller.runtime.scheduler import Scheduler
 from controller.spec.model import Dag
 from controller.store import Store
-from tests.e2e.crashing import SELECTOR, PodAudit, start_controller
+from controller.ui.endpoints import UiEndpoints
+from tests.e2e.crashing import SELECTOR, start_controller
 from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.podaudit import PodAudit
 from tests.e2e.repo import Repository
 from tests.runtime.support import store_dag
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
 ITEMS = 3
+TOKEN = "operator-token"
 LONG = Dag(
     name="long",
     max_active_tasks=ITEMS,
@@ -61,7 +67,7 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
     env = {**controller_env, "KUBEDAG_TEST_UNTIL_PODS_GONE": "1"}
     log = tmp_path / "controller.log"
     with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-        audit = PodAudit(api, namespace)
+        audit = PodAudit(api, namespace, label_selector=SELECTOR)
         try:
             first = start_controller(env, log)
             wait_for(
@@ -72,7 +78,7 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
                 timeout=60,
                 what="every pod of the fan-out to run",
             )
-            request_cancel(e2e_store, run.id, by="test:operator", grace_seconds=2)
+            assert main(["cancel", str(run.id), "--grace-period", "2"]) == 0
             if killed:
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
@@ -87,9 +93,10 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
         tries = uow.list_task_instances(run.id)
     assert record is not None
     assert record.state is DagRunState.CANCELLED
-    assert [(r.task_name, r.try_number, r.state, r.set_by) for r in tries] == [
-        ("work", 1, TaskState.CANCELLED, "test:operator")
+    assert [(r.task_name, r.try_number, r.state) for r in tries] == [
+        ("work", 1, TaskState.CANCELLED)
     ] * ITEMS
+    assert all((r.set_by or "").startswith("cli:") for r in tries)
     assert {name: len(uids) for name, uids in audit.uids.items()} == {r.pod_name: 1 for r in tries}
     logs = LogStore(load_config().log_store_location)
     for row in tries:
@@ -158,7 +165,23 @@ def test_a_failed_run_retried_succeeds_pinned_to_its_commit_or_the_newest(
         sync.apply_revision(revision=fixed_commit, dags_dir=folder)
     else:
         flag.write_text("up")
-    request_retry(e2e_store, run.id, by="test:operator", latest=latest)
+    if latest:
+        assert main(["retry", str(run.id), "--latest"]) == 0
+    else:
+        api = UiEndpoints(
+            store=e2e_store,
+            log_store=LogStore(config.log_store_location),
+            api=kubernetes.client.ApiClient(),
+            namespace=config.executor.namespaces[0],
+            token=TOKEN,
+            repo_url=repository.url,
+            wake=lambda run_ids: None,
+        )
+        reply = api.handle(
+            "POST", f"/api/v1/runs/{run.id}/retry", {"Authorization": f"Bearer {TOKEN}"}, b"{}"
+        )
+        assert reply is not None
+        assert reply.status == 202
     assert run_engine() is DagRunState.SUCCEEDED
     with e2e_store.transaction() as uow:
         record = uow.get_run(run.id)
@@ -172,3 +195,36 @@ def test_a_failed_run_retried_succeeds_pinned_to_its_commit_or_the_newest(
         ("report", 2, TaskState.CLEARED),
         ("report", 3, TaskState.SUCCEEDED),
     ]
+
+
+DAILY = Dag(
+    name="daily",
+    schedule="0 3 * * *",
+    start_date=datetime(2026, 3, 1, tzinfo=UTC),
+    max_active_runs=3,
+    tasks=(task("load", overrides=scripted(duration="1")),),
+)
+
+
+def test_a_backfilled_week_runs_each_date_once_within_its_cap(
+    controller_env: dict[str, str], e2e_store: Store, tmp_path: Path
+) -> None:
+    store_dag(e2e_store, DAILY)
+    week = ["--from", "2026-03-02", "--to", "2026-03-08"]
+    assert main(["backfill", "daily", *week, "--max-active-runs", "2"]) == 0
+    fired = datetime(2026, 3, 5, 3, 0, 1, tzinfo=UTC)
+    assert (
+        Scheduler(e2e_store, on_runs_created=lambda ids: None, clock=lambda: fired).run_pass(
+            "daily"
+        )
+        == []
+    )
+    log = tmp_path / "controller.log"
+    assert start_controller(controller_env, log).wait(180) == 0, log.read_text()[-3000:]
+    with e2e_store.transaction() as uow:
+        runs = uow.list_runs(dag_name="daily", limit=100)
+    assert sorted(run.logical_date.day for run in runs) == list(range(2, 9))
+    assert {(run.run_type.value, run.state.value) for run in runs} == {("backfill", "succeeded")}
+    spans = [(run.started_at, run.finished_at) for run in runs]
+    busiest = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert busiest <= 2

@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.devcluster.readiness import wait_until
 from controller.engine.states import TaskState
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
 from controller.executor.podspec import RESULT_FINALIZER
@@ -88,15 +89,38 @@ def wait_for_running(probe: ConcurrencyProbe, count: int) -> None:
     raise AssertionError(f"{count} cleanups never ran at once (running: {probe.running})")
 
 
+class QueuedLaunches:
+    """Stands in for the launcher's queue: says whether creates are waiting, and which
+    cleanup workers asked, so a test can see every worker hold back."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self.waiting.set()
+        self._asked: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            ident = threading.get_ident()
+            self._asked[ident] = self._asked.get(ident, 0) + 1
+        return self.waiting.is_set()
+
+    def held_back(self, workers: int) -> bool:
+        """`workers` threads each asked again after being told launches wait: each is
+        still waiting for its turn, none has started cleaning."""
+        with self._lock:
+            return sum(count >= 2 for count in self._asked.values()) >= workers
+
+
 def cleaner_with_probe(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, waiting: threading.Event, deferral: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, launches: QueuedLaunches, deferral: float
 ) -> tuple[PodCleaner, ConcurrencyProbe]:
     cleaner = PodCleaner(
         kubernetes.client.ApiClient(),
         LogStore(str(tmp_path)),
         policy=CleanupPolicy(delete_on_success=False),
         workers=4,
-        launches_waiting=waiting.is_set,
+        launches_waiting=launches,
         max_deferral=deferral,
     )
     probe = ConcurrencyProbe()
@@ -115,16 +139,15 @@ def wait_idle(cleaner: PodCleaner) -> None:
 def test_cleanup_waits_while_launches_are_queued_and_runs_once_they_are_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    waiting = threading.Event()
-    waiting.set()
-    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, waiting=waiting, deferral=60.0)
+    launches = QueuedLaunches()
+    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, launches=launches, deferral=60.0)
     probe.release.set()
     try:
         for index in range(4):
             assert cleaner.submit(finished_pod(f"p{index}"), record(f"p{index}"))
-        time.sleep(0.3)
+        wait_until(lambda: launches.held_back(4), timeout=5, what="every worker to hold back")
         assert probe.peak == 0, "cleanup must yield to queued launches"
-        waiting.clear()
+        launches.waiting.clear()
         wait_idle(cleaner)
         assert cleaner.cleaned == 4
     finally:
@@ -134,9 +157,8 @@ def test_cleanup_waits_while_launches_are_queued_and_runs_once_they_are_done(
 def test_cleanup_defers_no_longer_than_its_bound_under_endless_launches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    waiting = threading.Event()
-    waiting.set()
-    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, waiting=waiting, deferral=0.2)
+    launches = QueuedLaunches()
+    cleaner, probe = cleaner_with_probe(tmp_path, monkeypatch, launches=launches, deferral=0.2)
     try:
         for index in range(4):
             assert cleaner.submit(finished_pod(f"p{index}"), record(f"p{index}"))

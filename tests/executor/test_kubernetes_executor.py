@@ -126,6 +126,36 @@ def test_a_pod_the_api_refuses_fails_as_infrastructure_with_its_message(
         executor.stop()
 
 
+def test_a_result_the_kubelet_may_have_cut_fails_the_try(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(
+        name="results",
+        tasks=(
+            task("fits", overrides=scripted(**{"termination-message": "x" * 4095})),
+            task("cut", overrides=scripted(**{"termination-message": "x" * 4096})),
+        ),
+    )
+    run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    executor.start(StoreSink(sqlite_store))
+    try:
+        executor.launch(orders_for(dag, run_id, rows))
+        wait_for(lambda: finished(sqlite_store, run_id), what="both tries to end")
+        done = rows_of(sqlite_store, run_id)
+        assert done["fits/0"].state is TaskState.SUCCEEDED
+        assert done["fits/0"].result == "x" * 4095
+        cut = done["cut/0"]
+        assert (cut.state, cut.failure_kind, cut.reason) == (
+            TaskState.FAILED,
+            FailureKind.TASK,
+            "ResultTooLarge",
+        )
+        assert cut.result is None
+    finally:
+        executor.stop()
+
+
 def test_a_task_the_pod_policy_refuses_fails_at_launch_and_no_pod_is_created(
     api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from controller.engine.states import FailureKind
-from controller.executor.outcome import OutcomePhase, PodOutcome, classify
+from controller.executor.outcome import RESULT_LIMIT, OutcomePhase, PodOutcome, classify
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0 = "2026-03-01T11:58:00Z"
@@ -292,6 +292,28 @@ def test_success_carries_result_exit_code_times_and_node() -> None:
         finished_at=datetime(2026, 3, 1, 11, 59, 30, tzinfo=UTC),
         node="agent-0",
     )
+
+
+@pytest.mark.parametrize("size", [RESULT_LIMIT, RESULT_LIMIT + 1])
+def test_a_result_the_kubelet_may_have_cut_fails_the_try(size: int) -> None:
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", "x" * size))
+    outcome = classify(body, now=NOW, unschedulable_timeout=60)
+    assert (outcome.phase, outcome.kind, outcome.reason) == (
+        OutcomePhase.FAILED,
+        FailureKind.TASK,
+        "ResultTooLarge",
+    )
+    assert outcome.result is None
+    assert "4096-byte limit" in (outcome.message or "")
+
+
+def test_a_result_just_under_the_limit_counts_bytes_not_characters() -> None:
+    fits = "é" * ((RESULT_LIMIT - 1) // 2)
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", fits))
+    assert classify(body, now=NOW, unschedulable_timeout=60).result == fits
+    over = fits + "é"
+    body = pod(phase="Succeeded", init=CHECKED_OUT, main=terminated(0, "Completed", over))
+    assert classify(body, now=NOW, unschedulable_timeout=60).reason == "ResultTooLarge"
 
 
 def test_success_without_termination_message_has_empty_result() -> None:

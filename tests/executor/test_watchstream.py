@@ -19,11 +19,14 @@ from controller.executor.watchstream import (
     list_pods,
     parse_event,
 )
+from tests.fixtures.cluster import without_watch_cache
 
 SELECTOR = "kubedag.io/test=watch"
 
 
 def pod_body(name: str, *, labelled: bool = True) -> dict[str, Any]:
+    """A pod only the test changes: bound to no real node, so neither the scheduler nor
+    a node agent writes to it, and a watch sees exactly the test's own writes."""
     labels = {"kubedag.io/test": "watch" if labelled else "other"}
     return {
         "apiVersion": "v1",
@@ -31,6 +34,7 @@ def pod_body(name: str, *, labelled: bool = True) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "restartPolicy": "Never",
+            "nodeName": "kubedag-no-such-node",
             "containers": [{"name": "task", "image": "busybox:1.36", "command": ["true"]}],
         },
     }
@@ -105,7 +109,6 @@ def test_watch_reports_added_modified_deleted_for_labelled_pods_only(
         events = watch.until(("DELETED", "mine"))
     finally:
         watch.stop()
-    # The annotation and the deletion (and a binding, if a scheduler runs) each modify it.
     assert events[0] == ("ADDED", "mine")
     assert set(events[1:-1]) == {("MODIFIED", "mine")}
     assert not watch.thread.is_alive()
@@ -136,7 +139,6 @@ def test_watch_resumed_from_a_stored_version_misses_nothing_from_while_it_was_st
         events = resumed.until(("DELETED", "before"))
     finally:
         resumed.stop()
-    # Bindings by the scheduler may interleave MODIFIED events; the rest is exact.
     assert [e for e in events if e[0] != "MODIFIED"] == [
         ("ADDED", "while-a"),
         ("ADDED", "while-b"),
@@ -150,7 +152,9 @@ def test_stop_ends_an_idle_watch_promptly(api: kubernetes.client.ApiClient, name
     watch = Collector(
         PodWatch(api, namespace=namespace, label_selector=SELECTOR, resource_version=version)
     )
-    time.sleep(0.5)
+    # Once a pod's event has arrived, the watch is streaming and waits for the next.
+    kubernetes.client.CoreV1Api(api).create_namespaced_pod(namespace, pod_body("first"))
+    assert watch.pod_events(1) == [("ADDED", "first")]
     started = time.monotonic()
     watch.stop()
     assert not watch.thread.is_alive()
@@ -176,37 +180,32 @@ def test_a_compacted_cursor_signals_expiry_and_the_relist_resumes(
 ) -> None:
     # Only without the watch cache does the apiserver read history from etcd, where
     # compaction erased it; with the cache, recent history would still be served.
-    local_cluster.restart_apiserver(watch_cache=False)
-    try:
-        with make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api:
-            core = kubernetes.client.CoreV1Api(api)
-            _, old = list_pods(api, namespace=namespace, label_selector=SELECTOR)
-            # Two writes: a watch from `old` starts at old+1, which must fall below the
-            # compaction point for its history to be gone.
-            core.create_namespaced_pod(namespace, pod_body("after-cursor"))
-            core.patch_namespaced_pod(
-                "after-cursor", namespace, {"metadata": {"labels": {"x": "1"}}}
-            )
-            local_cluster.compact_etcd()
+    with (
+        without_watch_cache(local_cluster),
+        make_api_client(kubeconfig=str(local_cluster.kubeconfig)) as api,
+    ):
+        core = kubernetes.client.CoreV1Api(api)
+        _, old = list_pods(api, namespace=namespace, label_selector=SELECTOR)
+        # Two writes: a watch from `old` starts at old+1, which must fall below the
+        # compaction point for its history to be gone.
+        core.create_namespaced_pod(namespace, pod_body("after-cursor"))
+        core.patch_namespaced_pod("after-cursor", namespace, {"metadata": {"labels": {"x": "1"}}})
+        local_cluster.compact_etcd()
 
-            expired = PodWatch(
-                api, namespace=namespace, label_selector=SELECTOR, resource_version=old
-            )
-            with pytest.raises(WatchExpiredError):
-                next(iter(expired))
+        expired = PodWatch(api, namespace=namespace, label_selector=SELECTOR, resource_version=old)
+        with pytest.raises(WatchExpiredError):
+            next(iter(expired))
 
-            pods, fresh = list_pods(api, namespace=namespace, label_selector=SELECTOR)
-            assert [p["metadata"]["name"] for p in pods] == ["after-cursor"]
-            resumed = Collector(
-                PodWatch(api, namespace=namespace, label_selector=SELECTOR, resource_version=fresh)
-            )
-            try:
-                core.create_namespaced_pod(namespace, pod_body("after-relist"))
-                assert resumed.pod_events(1) == [("ADDED", "after-relist")]
-            finally:
-                resumed.stop()
-    finally:
-        local_cluster.restart_apiserver(watch_cache=True)
+        pods, fresh = list_pods(api, namespace=namespace, label_selector=SELECTOR)
+        assert [p["metadata"]["name"] for p in pods] == ["after-cursor"]
+        resumed = Collector(
+            PodWatch(api, namespace=namespace, label_selector=SELECTOR, resource_version=fresh)
+        )
+        try:
+            core.create_namespaced_pod(namespace, pod_body("after-relist"))
+            assert resumed.pod_events(1) == [("ADDED", "after-relist")]
+        finally:
+            resumed.stop()
 
 
 def test_bookmark_advances_the_version_without_a_pod() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from controller.devcluster import LocalCluster
+from controller.operations.pausing import set_paused
 from controller.process.controller import Controller
-from controller.store import DagRecord
+from controller.store import DagRecord, Store
 from tests.fixtures.cluster import ExternalCluster
 from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import (
@@ -179,3 +181,88 @@ def test_metrics_parse_and_count_invalid_dags_runs_and_tasks(
     assert (("state", "running"),) in samples["kubedag_dag_runs"]
     assert (("state", "succeeded"),) in samples["kubedag_task_instances"]
     assert 0.0 <= samples["kubedag_git_sync_age_seconds"][()] < 60.0
+
+
+def test_a_push_webhook_to_the_standby_makes_the_leader_sync_at_once(
+    tmp_path: Path,
+    remote: Remote,
+    cluster: LocalCluster | ExternalCluster,
+    namespace: str,
+    postgres_database_url: str,
+) -> None:
+    """The Service sends webhooks to every replica; the one that reaches the standby is
+    passed on to the leader, which would otherwise wait its whole (10 minute) interval."""
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_bytes(SECRET + b"\n")
+    instance = f"sb{namespace[-8:]}"
+
+    def replica(name: str) -> Controller:
+        config = controller_config(
+            remote=remote,
+            data_dir=tmp_path / name,
+            database_url=postgres_database_url,
+            kubeconfig=cluster.kubeconfig,
+            namespace=namespace,
+            interval="10m",
+            webhook_secret_file=secret_file,
+            instance=instance,
+        )
+        election = replace(
+            config.leader_election,
+            enabled=True,
+            namespace=namespace,
+            identity=name,
+            lease_duration_seconds=4.0,
+            renew_deadline_seconds=3.0,
+            retry_period_seconds=0.5,
+        )
+        started = Controller(replace(config, leader_election=election), migrate=True)
+        started.start()
+        replicas.append(started)
+        return started
+
+    replicas: list[Controller] = []
+    try:
+        leader = replica("leader")
+        wait_for(lambda: leader.is_leader, timeout=30, what="the first replica to lead")
+        standby = replica("standby")
+        for each in replicas:
+            wait_for(lambda r=each: r.gitsync.status().ready, timeout=15, what="a first sync")
+        assert not standby.is_leader
+        listener = standby._push_listener
+        assert listener is not None
+        wait_for(listener.listening.is_set, timeout=10, what="the standby's listener")
+        sha = remote.commit({"dags/hooked.yaml": dag_yaml("hooked")})
+        assert github_push(standby.http.port, secret=SECRET, after=sha) == 202
+        record = wait_for(lambda: stored(leader, "hooked"), timeout=10, what="the leader's sync")
+        assert record.revision == sha
+    finally:
+        for each in reversed(replicas):
+            each.stop()
+
+
+def test_a_dag_paused_and_unpaused_outside_git_leaves_and_regains_its_schedule(
+    controller: Controller, remote: Remote
+) -> None:
+    added = remote.commit({"dags/nightly.yaml": dag_yaml("nightly")})
+    wait_dag(controller, "nightly", revision=added)
+    scheduled(controller, ["nightly"])
+    other_process = Store.connect(str(controller.config.database_url))
+    try:
+        set_paused(other_process, "nightly", paused=True, by="cli:alice@laptop")
+        wait_for(
+            lambda: controller.leadership.scheduled_dags() == [],
+            timeout=15,
+            what="the paused DAG's job to go",
+        )
+        # A commit that leaves spec.paused alone leaves the DAG paused.
+        touched = remote.commit({"dags/nightly.yaml": dag_yaml("nightly", schedule="0 5 * * *")})
+        assert wait_dag(controller, "nightly", revision=touched).paused
+        set_paused(other_process, "nightly", paused=False, by="cli:alice@laptop")
+        wait_for(
+            lambda: controller.leadership.scheduled_dags() == ["nightly"],
+            timeout=15,
+            what="the unpaused DAG's job to come back",
+        )
+    finally:
+        other_process.close()

@@ -12,9 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +20,12 @@ from pathlib import Path
 import kubernetes.client
 import kubernetes.watch
 import pytest
-import urllib3
 import yaml
 
 from controller.devcluster import LocalCluster
 from controller.engine.states import DagRunState, RunType, TaskState
 from controller.store import DagRecord, Store, upgrade
+from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import ExternalCluster
 from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import scrape, stop_gracefully, wait_for
@@ -96,32 +94,6 @@ class Replica:
         stop_gracefully(self.process)
 
 
-class PodCreations:
-    """Counts ADDED events per pod name in the namespace, from the test's own watch."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str) -> None:
-        self.added: Counter[str] = Counter()
-        self._watch = kubernetes.watch.Watch()
-        self._core = kubernetes.client.CoreV1Api(api)
-        self._namespace = namespace
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for event in self._watch.stream(
-                self._core.list_namespaced_pod, self._namespace, timeout_seconds=300
-            ):
-                if event["type"] == "ADDED":
-                    self.added[event["object"].metadata.name] += 1
-        except urllib3.exceptions.ProtocolError:
-            # Stopping the watch closes its connection under the reader.
-            return
-
-    def stop(self) -> None:
-        self._watch.stop()
-
-
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     remote = make_remote(tmp_path)
@@ -179,7 +151,7 @@ def test_killing_the_leader_hands_over_within_the_lease_and_runs_nothing_twice(
     namespace: str,
 ) -> None:
     leader, standby = replicas
-    pods = PodCreations(kube, namespace)
+    pods = PodAudit(kube, namespace)
     store = Store.connect(postgres_database_url)
     try:
         wait_for(lambda: standby.leader_gauge() is not None, timeout=60, what="the standby")
@@ -223,7 +195,7 @@ def test_killing_the_leader_hands_over_within_the_lease_and_runs_nothing_twice(
         (name, 1, TaskState.SUCCEEDED) for name in ("one", "two", "three", "four")
     )
     assert len({t.pod_name for t in tries}) == 4
-    assert all(pods.added[str(t.pod_name)] == 1 for t in tries), dict(pods.added)
+    assert all(len(pods.uids[str(t.pod_name)]) == 1 for t in tries), dict(pods.uids)
 
 
 def _chain(store: Store) -> DagRecord | None:

@@ -10,6 +10,7 @@ import pytest
 from controller.gitsync import GitSync, GitSyncConfig
 from controller.metrics import Metrics
 from controller.process.dagsync import DagSync, SyncOutcome, repository_root
+from controller.spec.podpolicy import PodPolicy
 from controller.store import DagRecord, Store
 from tests.gitsync.conftest import Remote, make_remote
 
@@ -63,7 +64,9 @@ def remote(tmp_path: Path) -> Remote:
 
 
 class Harness:
-    def __init__(self, *, remote: Remote, store: Store, root: Path) -> None:
+    def __init__(
+        self, *, remote: Remote, store: Store, root: Path, policy: PodPolicy | None = None
+    ) -> None:
         self.remote = remote
         self.store = store
         self.metrics = Metrics()
@@ -73,7 +76,7 @@ class Harness:
         )
         self.gitsync = GitSync(config)
         self.dagsync = DagSync(
-            store, dags_path="dags", metrics=self.metrics, schedule=self.schedule
+            store, dags_path="dags", metrics=self.metrics, schedule=self.schedule, policy=policy
         )
 
     def push(self, files: dict[str, str | None]) -> SyncOutcome:
@@ -214,3 +217,31 @@ def test_restored_file_brings_its_dag_back(harness: Harness) -> None:
 def test_repository_root_walks_up_the_dags_path() -> None:
     assert repository_root(Path("/c/rev/a/b"), "a/b") == Path("/c/rev")
     assert repository_root(Path("/c/rev"), ".") == Path("/c/rev")
+
+
+def test_a_dag_asking_for_the_controllers_powers_is_refused_where_it_asks(
+    remote: Remote, store: Store, tmp_path: Path
+) -> None:
+    harness = Harness(
+        remote=remote,
+        store=store,
+        root=tmp_path / "sync",
+        policy=PodPolicy(allowed_secrets=frozenset({"warehouse"})),
+    )
+    good = harness.push({"dags/nightly.yaml": dag_yaml("nightly")})
+    grabby = dag_yaml("nightly") + (
+        "      podOverrides: {serviceAccountName: kubedag-controller}\n"
+        "      envFrom: [{secretRef: {name: kubedag-database}}]\n"
+    )
+    harness.push({"dags/nightly.yaml": grabby})
+
+    record = harness.dag("nightly")
+    assert not record.valid
+    assert record.spec_revision == good.revision
+    assert record.error is not None
+    assert "dags/nightly.yaml:12:42: serviceAccountName" in record.error
+    assert "the controller's own ServiceAccount" in record.error
+    assert "dags/nightly.yaml:13:" in record.error
+    assert "Secret 'kubedag-database' is not in the controller's executor.allowedSecrets" in (
+        record.error
+    )

@@ -65,6 +65,10 @@ def test_dev_runs_the_etl_sample_to_success_with_visible_progress(
         assert f"{task} try 1: running" in out or f"{task} try 1: launched" in out
         assert f"{task} try 1: succeeded" in out
     assert f"run {queued.group(1)} of etl-orders succeeded" in out
+    # Progress is told in the order things happened: no task succeeds before its upstreams.
+    done_at = {task: out.index(f"{task} try 1: succeeded") for task in ("extract", "load")}
+    for item in ("transform[0]", "transform[1]"):
+        assert done_at["extract"] < out.index(f"{item} try 1: succeeded") < done_at["load"]
     results = out.split("results:", 1)[1]
     assert "  load: succeeded" in results
     assert "--- load ---" in results

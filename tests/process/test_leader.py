@@ -132,8 +132,15 @@ def test_one_of_two_candidates_leads_and_keeps_leading(
     a, b = candidate("a"), candidate("b")
     wait_for(lambda: a.elector.is_leader or b.elector.is_leader, timeout=5)
     leader, standby = (a, b) if a.elector.is_leader else (b, a)
-    # Several lease durations: renewals keep the lease, the standby never gets it.
-    time.sleep(LEASE_DURATION * 2)
+    # Proven by an event, not a pause: a renewal more than two lease durations after the
+    # lease was taken shows it never lapsed, so the standby could never take it.
+    acquired = read_lease(kube, namespace).acquire_time
+    wait_for(
+        lambda: (
+            (read_lease(kube, namespace).renew_time - acquired).total_seconds() > LEASE_DURATION * 2
+        ),
+        timeout=LEASE_DURATION * 6,
+    )
     assert leader.elector.is_leader
     assert not standby.elector.is_leader
     assert leader.started

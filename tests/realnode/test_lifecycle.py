@@ -80,6 +80,8 @@ def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> 
         what="the pinned run's first task to run",
     )
     (folder / "pinned-version.txt").write_text("v2")
+    # The DAG file changes too, so the controller records that it read it at v2.
+    (folder / "pinned.yaml").write_text(PINNED_DAG + "# v2\n")
     v2 = deployment.repository.commit("pinned v2")
     wait_for(
         deployment,

@@ -89,6 +89,8 @@ class Recorder:
         self.orders: list[LaunchOrder] = []
         self.running: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
+        self.running_in_run: Counter[int] = Counter()
+        self.peak_of_run: Counter[int] = Counter()
         self.peak_total = 0
 
     def __call__(self, order: LaunchOrder) -> Outcome:
@@ -97,12 +99,17 @@ class Recorder:
             self.orders.append(order)
             self.running[order.dag_name] += 1
             self.peak[order.dag_name] = max(self.peak[order.dag_name], self.running[order.dag_name])
+            self.running_in_run[order.run_id] += 1
+            self.peak_of_run[order.run_id] = max(
+                self.peak_of_run[order.run_id], self.running_in_run[order.run_id]
+            )
             self.peak_total = max(self.peak_total, sum(self.running.values()))
         try:
             return self._decide(order)
         finally:
             with self._lock:
                 self.running[order.dag_name] -= 1
+                self.running_in_run[order.run_id] -= 1
 
 
 class FastClock:

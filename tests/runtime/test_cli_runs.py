@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,10 +13,12 @@ import pytest
 from controller.cli import main
 from controller.engine.states import DagRunState, RunType
 from controller.runtime.inprocess import Outcome
-from controller.spec.model import Dag, Param, ParamType
+from controller.spec.model import Dag, Param, ParamType, dag_to_dict
 from controller.store import Store
 from tests.engine.support import task
-from tests.runtime.support import engine_on, store_dag
+from tests.runtime.support import LOGICAL_DATE, REVISION, engine_on, store_dag
+
+KUBEDAG = (sys.executable, "-m", "controller")
 
 PARAMS = Dag(
     name="report",
@@ -143,3 +148,44 @@ def test_tasks_of_an_unknown_run_says_how_to_find_runs(
     code, _, err = cli(capsys, "tasks", "999", "--database-url", database_url)
     assert code == 2
     assert "kubedag runs" in err
+
+
+def test_runs_reads_the_database_named_in_the_config_file_as_status_does(
+    store: Store, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store_dag(store, PARAMS)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"databaseUrl: {database_url}\n")
+    assert cli(capsys, "trigger", "report", "--config", str(config))[0] == 0
+    code, out, err = cli(capsys, "runs", "--config", str(config), "--output", "json")
+    assert code == 0, err
+    assert [run["dag"] for run in json.loads(out)] == ["report"]
+    code, out, err = cli(capsys, "status", "--config", str(config), "--output", "json")
+    assert code == 0, err
+    assert "report" in out
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly_with_141(
+    store: Store, database_url: str
+) -> None:
+    store_dag(store, PARAMS)
+    with store.transaction() as uow:
+        for day in range(400):
+            uow.create_run(
+                dag_name="report",
+                logical_date=LOGICAL_DATE + timedelta(days=day),
+                run_type=RunType.SCHEDULED,
+                revision=REVISION,
+                spec=dag_to_dict(PARAMS),
+                params={},
+            )
+    argv = [*KUBEDAG, "runs", "--database-url", database_url, "--limit", "400", "--output", "json"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        # More than a pipe holds: the command is still writing when the reader leaves.
+        assert process.stdout.read(10) == b"[\n  {\n    "
+        process.stdout.close()
+        error = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 141
+    assert error == ""

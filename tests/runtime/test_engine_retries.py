@@ -95,6 +95,38 @@ def test_an_infra_failure_is_retried_without_spending_a_task_retry(store: Store)
     assert second.not_before == first.finished_at + timedelta(seconds=5)
 
 
+def test_a_run_that_fails_waits_for_a_pending_infra_retry_to_be_decided(store: Store) -> None:
+    """The run's failure is known once `doomed` fails, but `pulled` still has a retry
+    waiting: the run ends only after that try ran, so no instance is left at a failed
+    try 1 that was going to be retried."""
+    mixed = dag(task("doomed"), task("pulled"), task("after", "doomed"), name="mixed")
+    store_dag(store, mixed)
+    run = queue_run(store, mixed)
+
+    def behave(order: LaunchOrder) -> Outcome:
+        if order.task.name == "doomed":
+            return Outcome.failed(message="planned failure")
+        if order.task.name == "pulled" and order.try_number == 1:
+            return Outcome.failed(kind=FailureKind.INFRA, reason="ErrImagePull")
+        return Outcome.succeeded()
+
+    with engine_on(store, Recorder(behave), clock=FastClock(speed=200)) as engine:
+        engine.wake()
+        engine.run_until_idle(timeout=30)
+    assert run_state(store, run.id) is DagRunState.FAILED
+    pulled = [row for row in task_rows(store, run.id) if row.task_name == "pulled"]
+    assert [(row.try_number, row.state) for row in pulled] == [
+        (1, TaskState.FAILED),
+        (2, TaskState.SUCCEEDED),
+    ]
+    with store.transaction() as uow:
+        finished = uow.get_run(run.id)
+    assert finished is not None
+    assert finished.finished_at is not None
+    assert pulled[1].finished_at is not None
+    assert finished.finished_at >= pulled[1].finished_at
+
+
 def test_infra_failures_stop_after_the_engines_bound(store: Store) -> None:
     no_retries = dag(task("once"), name="no-retries")
     store_dag(store, no_retries)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -113,6 +115,32 @@ def test_max_active_tasks_bounds_the_tries_running_at_once(store: Store) -> None
     assert run_state(store, run.id) is DagRunState.SUCCEEDED
     assert 1 < recorder.peak["wide"] <= 3
     assert len(recorder.calls) == 20
+
+
+def test_max_active_tasks_is_per_run_so_two_runs_each_get_the_cap(store: Store) -> None:
+    wide = dag(*(task(f"t{n}") for n in range(8)), name="per-run")
+    wide = replace(wide, max_active_tasks=3, max_active_runs=2)
+    store_dag(store, wide)
+    runs = [
+        queue_run(store, wide, logical_date=LOGICAL_DATE + timedelta(days=day)) for day in (0, 1)
+    ]
+    both_full = threading.Event()
+
+    def hold_until_both_runs_are_full(order: LaunchOrder) -> Outcome:
+        # Each try waits (bounded) until six run at once: three of each run, which a cap
+        # counted across the DAG's runs would never allow.
+        if recorder.peak_total >= 6:
+            both_full.set()
+        both_full.wait(5)
+        return Outcome.succeeded()
+
+    recorder = Recorder(hold_until_both_runs_are_full)
+    with engine_on(store, recorder, workers=16) as engine:
+        engine.wake()
+        engine.run_until_idle(timeout=60)
+    assert all(run_state(store, run.id) is DagRunState.SUCCEEDED for run in runs)
+    assert recorder.peak_total == 6
+    assert recorder.peak_of_run == {run.id: 3 for run in runs}
 
 
 def test_the_global_parallelism_cap_bounds_every_dag_together(store: Store) -> None:

@@ -9,16 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from controller.cli import main
+from controller.config import database_url_for, load_config
 from controller.store import (
     NotMigratedError,
     Store,
     create_engine_for,
     current_revision,
-    default_database_url,
     display_url,
     head_revision,
     require_migrated,
-    resolve_database_url,
     upgrade,
 )
 from controller.store.models import Base
@@ -108,30 +107,29 @@ def test_cli_reports_an_unreachable_database_in_one_line(
     assert len(error.strip().splitlines()) == 1
 
 
-def test_the_default_database_is_a_sqlite_file_in_the_data_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KUBEDAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("KUBEDAG_DATABASE_URL", raising=False)
-    assert default_database_url() == f"sqlite:///{tmp_path / 'data' / 'kubedag.db'}"
-    assert resolve_database_url(None) == default_database_url()
-    upgrade(resolve_database_url(None))
+def test_the_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
+    config = load_config(environ={"KUBEDAG_DATA_DIR": str(tmp_path / "data")})
+    url = database_url_for(config)
+    assert url == f"sqlite:///{tmp_path / 'data' / 'kubedag.db'}"
+    upgrade(url)
     assert (tmp_path / "data" / "kubedag.db").exists()
 
 
-def test_the_data_dir_defaults_to_the_users_share_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("KUBEDAG_DATA_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    expected = tmp_path / ".local" / "share" / "kubedag" / "kubedag.db"
-    assert default_database_url() == f"sqlite:///{expected}"
+def test_the_data_dir_defaults_to_the_users_share_directory() -> None:
+    expected = Path.home() / ".local" / "share" / "kubedag" / "kubedag.db"
+    assert database_url_for(load_config(environ={})) == f"sqlite:///{expected}"
 
 
-def test_the_flag_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBEDAG_DATABASE_URL", "sqlite:////from/env.db")
-    assert resolve_database_url("sqlite:////from/flag.db") == "sqlite:////from/flag.db"
-    assert resolve_database_url(None) == "sqlite:////from/env.db"
+def test_the_flag_beats_the_environment_which_beats_the_config_file(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("databaseUrl: sqlite:////from/file.db\n")
+    env = {"KUBEDAG_DATABASE_URL": "sqlite:////from/env.db"}
+    flag = {"databaseUrl": "sqlite:////from/flag.db"}
+    resolve = database_url_for
+    assert resolve(load_config(path=str(config_file), environ={})) == "sqlite:////from/file.db"
+    assert resolve(load_config(path=str(config_file), environ=env)) == "sqlite:////from/env.db"
+    flagged = load_config(path=str(config_file), environ=env, overrides=flag)
+    assert resolve(flagged) == "sqlite:////from/flag.db"
 
 
 def test_an_unsupported_database_is_refused_by_name() -> None:
