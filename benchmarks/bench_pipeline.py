@@ -22,8 +22,9 @@ with kubedag's defaults. Two numbers matter:
   result, from the event log's timestamp) to "downstream pod created" (the ADDED event's
   arrival). Pod creationTimestamps have 1 s resolution and cannot measure this.
 
-Usage: ``python -m benchmarks.bench_pipeline [--items 2000] [--chain 40]``. Needs the
-local test cluster with its node agent (started if not running, or $KUBECONFIG).
+Usage: ``python -m benchmarks.bench_pipeline [--items 2000] [--chain 40]``. Uses
+$KUBECONFIG, or else a local cluster of its own with the node agent
+(``benchmarks.clusters``: another session's fault test cannot restart it midway).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import kubernetes.client
 
 from benchmarks.bench_launch import bare_loop, fresh_namespace
 from benchmarks.bench_launch import pod as bench_pod
+from benchmarks.clusters import BENCH_WITH_AGENT, own_cluster
 from controller.base.states import DagRunState, RunType
 from controller.config import load_config
 from controller.executor.kubeclient import make_api_client
@@ -68,19 +70,13 @@ WARM_UP_PODS = 500
 
 @contextmanager
 def cluster_with_agent() -> Iterator[str]:
+    """$KUBECONFIG's cluster, else a local cluster of the benchmark's own, node agent on."""
     named = os.environ.get("KUBECONFIG")
     if named:
         yield named
         return
-    from controller.devcluster import ClusterConfig, LocalCluster, sharing
-    from controller.devcluster.config import TEST_PORT_BASE, default_data_dir
-
-    local = LocalCluster(ClusterConfig(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE))
-    sharing.acquire(local)
-    try:
-        yield str(local.kubeconfig)
-    finally:
-        sharing.release(local)
+    with own_cluster(*BENCH_WITH_AGENT, with_node_agent=True) as cluster:
+        yield str(cluster.kubeconfig)
 
 
 class Creations:

@@ -16,7 +16,7 @@ pod's cost that its shape decides. Each round runs in a fresh namespace, deleted
 gone) before the next.
 
 Usage: ``python -m benchmarks.bench_pod_cost [--chunk 100] [--rotations 10]
-[--rounds 3]``. Uses $KUBECONFIG, or else the local test cluster (started if needed).
+[--rounds 3]``. Runs a local cluster of its own (``benchmarks.clusters``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Any
 
 import kubernetes.client
 
-from benchmarks.bench_launch import cluster_kubeconfig, fresh_namespace
+from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_body
 from benchmarks.bench_pipeline import namespace_gone, wait_until
+from benchmarks.clusters import BENCH, own_cluster
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.podspec import PodConfig, PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Task
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rates: dict[str, list[float]] = {name: [] for name in ALL}
     load = os.getloadavg()[0]
-    with cluster_kubeconfig() as kubeconfig:
+    with own_cluster(*BENCH) as cluster:
+        kubeconfig = str(cluster.kubeconfig)
         for round_number in range(args.rounds):
             result = one_round(kubeconfig, args)
             for name, rate in result.items():

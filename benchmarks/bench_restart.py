@@ -19,8 +19,10 @@ LAUNCHED): nothing but the restart itself differs between the baseline and the
 measurement, and a node agent has nothing to do. Afterwards their finalizers are
 removed and the namespace deleted.
 
-Usage: ``python -m benchmarks.bench_restart [--live 5000] [--rounds 3] [--expire]``.
-Uses the local test cluster (started if not running); ``--expire`` needs it.
+Usage: ``python -m benchmarks.bench_restart [--live 5000] [--rounds 3] [--expire]
+[--shared]``. Runs a local cluster of its own (``~/.cache/kubedag/clusters/bench-restart``,
+ports from 46443), started if not running and stopped afterwards; ``--shared`` uses the
+shared test cluster instead.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ import yaml
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_pipeline import namespace_gone, wait_until
 from benchmarks.bench_trigger import FirstPods, database, start_controller, started_line
-from controller.devcluster import ClusterConfig, LocalCluster, sharing
-from controller.devcluster.config import TEST_PORT_BASE, default_data_dir
+from benchmarks.clusters import own_cluster
+from controller.devcluster import LocalCluster
+from controller.devcluster.config import TEST_PORT_BASE
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.runtime.manual import trigger_run
@@ -53,6 +56,10 @@ from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store
 
 NO_SCHEDULER = "kubedag-bench-nobody"
+OWN_CLUSTER = "bench-restart"
+OWN_PORT_BASE = 46443
+"""A cluster of the benchmark's own: nobody restarts its apiserver mid-measurement, and
+turning its watch cache off (--expire) restarts nobody else's watches."""
 LABEL = "kubedag.io/bench-restart"
 SCRIPTED = {"agent.kubedag.io/mode": "scripted"}
 STRIP_THREADS = 8
@@ -62,6 +69,8 @@ STRIP_THREADS = 8
 class Restart:
     to_first_pod: float
     """Seconds from starting the process to the new run's pod."""
+    setup: float
+    """Seconds before Engine.start was called: interpreter, imports, connections."""
     engine_start: float
     """Seconds the process spent in Engine.start."""
 
@@ -124,7 +133,11 @@ def one_restart(
         first = None
         try:
             store_dag(store, Dag(name="new", tasks=(task("first"),)))
-            first = start_controller(url, namespace, kubeconfig, pod_template=template)
+            # Every live pod at once, whatever executor.parallelism's default.
+            parallelism = live + 100
+            first = start_controller(
+                url, namespace, kubeconfig, pod_template=template, parallelism=parallelism
+            )
             started_line(first)
             if live:
                 fan = Dag(
@@ -151,15 +164,20 @@ def one_restart(
                 cluster.compact_etcd()
             new = trigger_run(store, dag_name="new", params={})
             began = time.time()
-            second = start_controller(url, namespace, kubeconfig, pod_template=template)
+            second = start_controller(
+                url, namespace, kubeconfig, pod_template=template, parallelism=parallelism
+            )
             try:
                 created = pods.wait(str(new.id), timeout=300)
-                _, engine_start = started_line(second)
+                called, engine_start = started_line(second)
             finally:
                 assert second.stdin is not None
                 second.stdin.close()
                 second.wait(60)
-            return Restart(to_first_pod=created - began, engine_start=engine_start), namespace
+            figures = Restart(
+                to_first_pod=created - began, setup=called - began, engine_start=engine_start
+            )
+            return figures, namespace
         finally:
             if first is not None and first.poll() is None:
                 first.kill()
@@ -170,26 +188,19 @@ def one_restart(
 
 
 @contextmanager
-def local_cluster() -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        ClusterConfig(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE)
-    )
-    sharing.acquire(cluster, with_node_agent=False)
-    try:
-        yield cluster
-    finally:
-        sharing.release(cluster)
+def without_watch_cache(cluster: LocalCluster, *, wanted: bool) -> Iterator[None]:
+    """With `wanted`, the apiserver without its watch cache, so a compaction means 410.
 
-
-@contextmanager
-def watch_cache(cluster: LocalCluster, *, enabled: bool) -> Iterator[None]:
+    The cluster is shared: it is restarted only when wanted and needed, and put back.
+    """
     before = cluster.watch_cache_enabled()
-    cluster.use_watch_cache(enabled)
+    if wanted:
+        cluster.use_watch_cache(False)
     try:
         yield
     finally:
-        if before is not None:
-            cluster.use_watch_cache(before)
+        if wanted and before:
+            cluster.use_watch_cache(True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,12 +208,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", type=int, default=5000, help="live pods at the restart")
     parser.add_argument("--rounds", type=int, default=3, help="restarts of each kind")
     parser.add_argument("--expire", action="store_true", help="restart through a 410")
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="use the shared test cluster instead of a cluster of the benchmark's own",
+    )
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     results: dict[int, list[Restart]] = {0: [], args.live: []}
     with (
-        local_cluster() as cluster,
-        watch_cache(cluster, enabled=not args.expire),
+        (
+            own_cluster("test", TEST_PORT_BASE)
+            if args.shared
+            else own_cluster(OWN_CLUSTER, OWN_PORT_BASE, watch_cache=not args.expire)
+        ) as cluster,
+        without_watch_cache(cluster, wanted=args.expire),
         make_api_client(kubeconfig=str(cluster.kubeconfig)) as api,
     ):
         core = kubernetes.client.CoreV1Api(api)
@@ -212,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[live].append(restart)
                 print(
                     f"round {round_number}, {live} live pods: first new pod "
-                    f"{restart.to_first_pod:.2f}s after the process started "
-                    f"(Engine.start {restart.engine_start:.2f}s)",
+                    f"{restart.to_first_pod:.2f}s after the process started (setup "
+                    f"{restart.setup:.2f}s, Engine.start {restart.engine_start:.2f}s)",
                     flush=True,
                 )
                 # The next restart must not pay for deleting this one's pods.

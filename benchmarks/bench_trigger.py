@@ -17,7 +17,8 @@ random gap as long as the poll, so they do not fall in step with it.
 Usage: ``python -m benchmarks.bench_trigger [--triggers 50] [--backend postgresql
 --backend sqlite]``. PostgreSQL: a throwaway database on the server of
 $KUBEDAG_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
-Uses $KUBECONFIG, or else the local test cluster (started if not running).
+Runs a local cluster of its own (``benchmarks.clusters``; ports from 46643), so that no
+other session's fault test restarts its apiserver under the measurement.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ import kubernetes.client
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.bench_launch import cluster_kubeconfig, fresh_namespace
+from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_pod
+from benchmarks.clusters import BENCH, own_cluster
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.runtime.engine import POLL_SECONDS
@@ -182,7 +184,12 @@ def controller(url: str, namespace: str, kubeconfig: str) -> Iterator[subprocess
 
 
 def start_controller(
-    url: str, namespace: str, kubeconfig: str, *, pod_template: Path | None = None
+    url: str,
+    namespace: str,
+    kubeconfig: str,
+    *,
+    pod_template: Path | None = None,
+    parallelism: int | None = None,
 ) -> subprocess.Popen[str]:
     """``benchmarks.engine_process`` on `url`, launching into `namespace`."""
     argv = [
@@ -195,13 +202,15 @@ def start_controller(
     ]
     if pod_template is not None:
         argv.append(f"--pod-template={pod_template}")
+    if parallelism is not None:
+        argv.append(f"--parallelism={parallelism}")
     return subprocess.Popen(
         argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
 
 
 def started_line(process: subprocess.Popen[str]) -> tuple[float, float]:
-    """Wait for the process's ``started`` line: (unix time, seconds in Engine.start)."""
+    """Wait for the process's ``started`` line: (when Engine.start was called, its seconds)."""
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("started"):
@@ -272,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backends or ["postgresql", "sqlite"]
     load = os.getloadavg()[0]
     results: dict[str, list[float]] = {}
-    with cluster_kubeconfig() as kubeconfig, make_api_client(kubeconfig=kubeconfig) as admin:
+    with (
+        own_cluster(*BENCH) as cluster,
+        make_api_client(kubeconfig=str(cluster.kubeconfig)) as admin,
+    ):
+        kubeconfig = str(cluster.kubeconfig)
         core = kubernetes.client.CoreV1Api(admin)
         with fresh_namespace(core) as namespace:
             results["bare create -> ADDED"] = bare_latencies(kubeconfig, namespace, args.triggers)

@@ -145,6 +145,9 @@ class NotificationFollower:
         log.info("notified %s after %d attempts", receiver, attempts, extra=where)
 
     def _flag_sla_misses(self) -> None:
+        routes = [self._settings.default, *self._settings.dags.values()]
+        if not any(route is not None and route.sla_seconds for route in routes):
+            return
         now = self._clock()
         with self._store.transaction() as uow:
             active = uow.list_runs(states=(DagRunState.QUEUED, DagRunState.RUNNING), limit=100_000)
