@@ -50,9 +50,8 @@ from controller.executor.launcher import (
     Launcher,
     LaunchOutcome,
     LaunchRequest,
-    LaunchStatus,
 )
-from controller.executor.observer import NO_OBSERVER, ExecutorObserver
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver, LaunchStatus
 from controller.executor.podmerge import load_pod_template
 from controller.executor.podspec import PodConfig, PodIdentity, build_pod
 from controller.executor.reconciler import Reconciler
