@@ -11,8 +11,8 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.states import TaskState
 from controller.devcluster.readiness import wait_until
-from controller.engine.states import TaskState
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.logstore import LogStore
