@@ -29,7 +29,7 @@ from pathlib import Path
 import kubernetes.client
 from sqlalchemy import text
 
-from controller.engine.states import DagRunState, RunType, TaskState
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.logstore import LogStore
 from controller.metrics import Metrics
 from controller.process.http import HttpServer

@@ -53,7 +53,7 @@ import urllib3
 from kubernetes import client
 
 from controller.base.backoff import Backoff
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.store.base import SessionBound
 from controller.store.models import DagRun, TaskInstance
 from controller.store.records import DagRunRecord, TaskInstanceRecord

@@ -9,11 +9,11 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
+from controller.base.states import DagRunState, TaskState
 from controller.cli import main
 from controller.cli.run import drive
 from controller.config import load_config
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, TaskState
 from controller.executor.kubeclient import make_api_client
 from controller.executor.podspec import TASK_CONTAINER
 from controller.executor.watchstream import list_pods

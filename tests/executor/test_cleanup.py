@@ -12,8 +12,8 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.states import TaskState
 from controller.devcluster.readiness import wait_until
-from controller.engine.states import TaskState
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
 from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.podspec import RESULT_FINALIZER, TASK_CONTAINER

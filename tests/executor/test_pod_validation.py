@@ -16,10 +16,10 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.states import RunType
 from controller.devcluster.readiness import wait_until
 from controller.engine.records import RunIdentity
 from controller.engine.rendering import render_task
-from controller.engine.states import RunType
 from controller.executor.podspec import (
     PodConfig,
     PodIdentity,
