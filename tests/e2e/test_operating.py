@@ -107,7 +107,8 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
             try_number=1,
             container=TASK_CONTAINER,
         )
-        assert (logs.read(key) or "").startswith("started 1"), row
+        stored = logs.read(key)
+        assert (stored or "").startswith("started 1"), (row, stored)
 
 
 FIXABLE = """\
