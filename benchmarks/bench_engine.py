@@ -32,10 +32,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from benchmarks.random_dags import layered_dag
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
+from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, create_engine_for, upgrade
 

@@ -29,7 +29,8 @@ import kubernetes.client
 import kubernetes.config
 
 from controller.executor.kubeclient import make_api_client, post_json
-from controller.executor.launcher import Launcher, LaunchRequest, LaunchStatus
+from controller.executor.launcher import Launcher, LaunchRequest
+from controller.executor.observer import LaunchStatus
 
 BARE_THREADS = 8
 

@@ -36,10 +36,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from benchmarks.bench_trigger import ROOT, database
+from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.manual import trigger_run
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store
 

@@ -48,8 +48,8 @@ import kubernetes.client
 from benchmarks.bench_launch import bare_loop, fresh_namespace
 from benchmarks.bench_launch import pod as bench_pod
 from benchmarks.clusters import BENCH_WITH_AGENT, own_cluster
+from controller.base.states import DagRunState, RunType
 from controller.config import load_config
-from controller.engine.states import DagRunState, RunType
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import (
     ExecutorSettings,

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from benchmarks.random_dags import layered_dag
+from controller.base.states import FailureKind, RunType, TaskState
 from controller.engine.graph import build_graph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity, TaskInstanceView
-from controller.engine.states import FailureKind, RunType, TaskState
 from controller.spec.model import Dag
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from controller.spec.model import Backoff, Dag, RetryPolicy, Task
+from controller.spec.model import Dag, RetryBackoff, RetryPolicy, Task
 
 WIDTH = 100
 
@@ -33,7 +33,7 @@ def layered_dag(
     """
     rng = random.Random(seed)
     retries = (
-        RetryPolicy(limit=1, backoff=Backoff(delay_seconds=0)) if retry_once else RetryPolicy()
+        RetryPolicy(limit=1, backoff=RetryBackoff(delay_seconds=0)) if retry_once else RetryPolicy()
     )
     specs: list[Task] = []
     for position in range(tasks):

@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from controller import __version__
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.store.records import DagRunRecord, TaskInstanceRecord
 
 log = logging.getLogger(__name__)

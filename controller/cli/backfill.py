@@ -13,13 +13,12 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.cli.database import add_database_arguments, database_url
 from controller.config import ConfigError
 from controller.operations.backfill import Backfill, backfill, progress
 from controller.operations.requests import ActionRefusedError, cli_requester
 from controller.store import NotMigratedError, Store, display_url
+from controller.store.errors import DatabaseError
 
 PROGRESS_SECONDS = 2.0
 
@@ -66,7 +65,7 @@ def run_backfill(args: argparse.Namespace) -> int:
         store = Store.connect(url)
     except NotMigratedError as error:
         return _fail(str(error))
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         return _fail(f"cannot use the database {display_url(url)}: {error}")
     try:
         done = backfill(
@@ -83,7 +82,7 @@ def run_backfill(args: argparse.Namespace) -> int:
             return _follow(store, [run.id for run in done.created], timeout=args.wait)
     except ActionRefusedError as error:
         return _fail(str(error))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _fail(f"cannot use the database {display_url(url)}: {error}")
     finally:
         store.close()

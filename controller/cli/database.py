@@ -10,8 +10,13 @@ same database as `kubedag status` and the controller, whichever of them is set.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from controller.config import database_url_for, load_config
+from controller.store import Store, display_url
+from controller.store.errors import DatabaseError, describe_database_error
 
 DATABASE_URL_HELP = (
     "database URL, e.g. postgresql://user@host/kubedag or sqlite:///path/kubedag.db "
@@ -36,3 +41,26 @@ def database_url(args: argparse.Namespace) -> str:
         overrides={"databaseUrl": getattr(args, "database_url", None)},
     )
     return database_url_for(config)
+
+
+@contextmanager
+def opened_store(args: argparse.Namespace) -> Iterator[Store]:
+    """A Store for one command, closed afterwards; refuses an unmigrated database."""
+    store = Store.connect(database_url(args))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def fail(command: str, message: str, *, code: int = 2) -> int:
+    """Print `kubedag COMMAND: MESSAGE` on stderr; the exit code."""
+    print(f"kubedag {command}: {message}", file=sys.stderr)
+    return code
+
+
+def database_fail(command: str, args: argparse.Namespace, error: DatabaseError) -> int:
+    """fail() for a database error, naming the database (without its password)."""
+    detail = describe_database_error(error)
+    url = display_url(database_url(args))
+    return fail(command, f"cannot use the database {url}: {detail}")

@@ -14,8 +14,6 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.base.durations import DurationError, parse_duration
 from controller.cli.database import add_database_arguments, database_url
 from controller.config import ConfigError, database_url_for, load_config
@@ -23,6 +21,7 @@ from controller.logstore import LogStore
 from controller.operations.retention import clean
 from controller.store import NotMigratedError, Store, current_revision, display_url, head_revision
 from controller.store import upgrade as upgrade_database
+from controller.store.errors import DatabaseError, describe_database_error
 
 
 def register(subparsers: Any) -> None:
@@ -77,7 +76,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     try:
         before = current_revision(url)
         upgrade_database(url)
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         return _fail(url, error)
     head = head_revision()
     if before == head:
@@ -95,7 +94,7 @@ def run_current(args: argparse.Namespace) -> int:
         return 2
     try:
         revision = current_revision(url)
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         return _fail(url, error)
     head = head_revision()
     if revision == head:
@@ -127,12 +126,12 @@ def run_clean(args: argparse.Namespace) -> int:
     except NotMigratedError as error:
         print(f"kubedag db clean: {error}", file=sys.stderr)
         return 2
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         return _fail(url, error)
     try:
         log_store = None if args.dry_run else LogStore(config.log_store_location)
         cleaned = clean(store, log_store, older_than=older_than, dry_run=args.dry_run)
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         return _fail(url, error)
     finally:
         store.close()
@@ -143,6 +142,6 @@ def run_clean(args: argparse.Namespace) -> int:
 def _fail(url: str, error: Exception) -> int:
     # The first line of a driver error says what went wrong; the rest is SQL and
     # a link to SQLAlchemy's docs.
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    detail = describe_database_error(error)
     print(f"kubedag db: cannot use the database {display_url(url)}: {detail}", file=sys.stderr)
     return 2

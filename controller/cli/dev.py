@@ -28,11 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from controller.base.states import DagRunState
 from controller.config import Config, ConfigError, database_url_for, load_config
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import NODE_AGENT, PACKAGE_ROOT
 from controller.devcluster.config import DEV_PORT_BASE, cache_dir, default_data_dir
-from controller.engine.states import DagRunState
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.process.logging import configure_logging

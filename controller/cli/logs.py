@@ -15,11 +15,9 @@ import argparse
 import sys
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from controller.cli.database import add_database_arguments
 from controller.config import ConfigError, database_url_for, load_config
-from controller.executor.kubeclient import make_api_client, read_error
+from controller.executor.kubeclient import ApiClient, make_api_client, read_error
 from controller.executor.podlogs import (
     LogFollow,
     LogUnavailableError,

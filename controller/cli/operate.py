@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from controller.cli.database import add_database_arguments, database_url
+from controller.cli.database import (
+    add_database_arguments,
+    database_fail,
+    fail,
+    opened_store,
+)
 from controller.config import ConfigError
 from controller.operations.pausing import set_paused
 from controller.operations.requests import (
@@ -30,7 +31,8 @@ from controller.operations.requests import (
     request_retry,
     wait_for,
 )
-from controller.store import NotMigratedError, Store, display_url
+from controller.store import NotMigratedError, Store
+from controller.store.errors import DatabaseError
 
 DEFAULT_WAIT_SECONDS = 60.0
 
@@ -145,7 +147,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_retry(args: argparse.Namespace) -> int:
     if args.item is not None and args.task is None:
-        return _fail("retry", "--item needs --task")
+        return fail("retry", "--item needs --task")
     return _act(
         "retry",
         args,
@@ -174,27 +176,27 @@ def run_mark(args: argparse.Namespace) -> int:
 def run_pause(args: argparse.Namespace) -> int:
     command = "pause" if args.paused else "unpause"
     try:
-        with _opened(args) as store:
+        with opened_store(args) as store:
             record = set_paused(store, args.dag, paused=args.paused, by=cli_requester())
     except (ActionRefusedError, NotMigratedError, ConfigError) as error:
-        return _fail(command, str(error))
-    except SQLAlchemyError as error:
-        return _database_fail(command, args, error)
+        return fail(command, str(error))
+    except DatabaseError as error:
+        return database_fail(command, args, error)
     print(f"DAG {record.name} {'paused' if record.paused else 'unpaused'}")
     return 0
 
 
 def run_events(args: argparse.Namespace) -> int:
     try:
-        with _opened(args) as store, store.transaction() as uow:
+        with opened_store(args) as store, store.transaction() as uow:
             run = uow.get_run(args.run_id)
             events = uow.list_events(run_id=args.run_id, limit=args.limit)
     except (NotMigratedError, ConfigError) as error:
-        return _fail("events", str(error))
-    except SQLAlchemyError as error:
-        return _database_fail("events", args, error)
+        return fail("events", str(error))
+    except DatabaseError as error:
+        return database_fail("events", args, error)
     if run is None:
-        return _fail("events", f"no run with id {args.run_id}; `kubedag runs` lists them")
+        return fail("events", f"no run with id {args.run_id}; `kubedag runs` lists them")
     if args.output == "json":
         shown = [
             {
@@ -218,19 +220,19 @@ def run_events(args: argparse.Namespace) -> int:
 
 def _act(command: str, args: argparse.Namespace, act: Callable[[Store, str], Queued]) -> int:
     try:
-        with _opened(args) as store:
+        with opened_store(args) as store:
             queued = act(store, cli_requester())
             answer = None
             if queued.request is not None and args.wait is not None:
                 answer = wait_for(store, queued.request.id, timeout=args.wait)
     except ActionRefusedError as error:
-        return _fail(command, str(error))
+        return fail(command, str(error))
     except (NotMigratedError, ConfigError) as error:
-        return _fail(command, str(error))
+        return fail(command, str(error))
     except TimeoutError as error:
-        return _fail(command, str(error), code=1)
-    except SQLAlchemyError as error:
-        return _database_fail(command, args, error)
+        return fail(command, str(error), code=1)
+    except DatabaseError as error:
+        return database_fail(command, args, error)
     if args.output == "json":
         shown: dict[str, Any] = {"message": queued.message, "request": None}
         if queued.request is not None:
@@ -250,23 +252,3 @@ def _act(command: str, args: argparse.Namespace, act: Callable[[Store, str], Que
     if answer is not None and answer.state == "rejected":
         return 2
     return 0
-
-
-@contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[Store]:
-    store = Store.connect(database_url(args))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _fail(command: str, message: str, *, code: int = 2) -> int:
-    print(f"kubedag {command}: {message}", file=sys.stderr)
-    return code
-
-
-def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    url = display_url(database_url(args))
-    return _fail(command, f"cannot use the database {url}: {detail}")

@@ -24,13 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.base.states import DagRunState
 from controller.config import Config, ConfigError, database_url_for, load_config
-from controller.engine.states import DagRunState, RunType
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync.localrepo import PinError, pinned_revision
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
+from controller.runtime.manual import queue_manual_run
 from controller.spec.model import dag_to_dict
 from controller.spec.params import ParamError, resolve_params
 from controller.spec.validate import validate_paths
@@ -117,13 +118,13 @@ def handle(args: argparse.Namespace) -> int:
                     spec_hash=loaded.content_hash,
                     spec=dag_to_dict(dag),
                 )
-            run, _ = uow.create_run(
+            run = queue_manual_run(
+                uow,
                 dag_name=dag.name,
-                logical_date=datetime.now(UTC),
-                run_type=RunType.MANUAL,
-                revision=pinned.revision,
                 spec=dag_to_dict(dag),
+                revision=pinned.revision,
                 params=params,
+                now=datetime.now(UTC),
             )
         print(f"run {run.id} of {dag.name} at {pinned.revision[:12]} queued")
         if not args.wait:

@@ -15,26 +15,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from controller.cli.database import add_database_arguments, database_url
+from controller.base.states import DagRunState
+from controller.cli.database import (
+    add_database_arguments,
+    database_fail,
+    fail,
+    opened_store,
+)
 from controller.config import ConfigError
-from controller.engine.states import DagRunState
 from controller.runtime.manual import TriggerError, trigger_run
 from controller.spec.params import ParamError
 from controller.store import (
     DagRunRecord,
     NotMigratedError,
-    Store,
     TaskInstanceRecord,
-    display_url,
 )
+from controller.store.errors import DatabaseError
 
 
 class UsageError(ValueError):
@@ -92,14 +92,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def run_trigger(args: argparse.Namespace) -> int:
     try:
         params = _params(args.param)
-        with _opened(args) as store:
+        with opened_store(args) as store:
             run = trigger_run(store, dag_name=args.dag, params=params)
     except ParamError as error:
-        return _fail("trigger", "; ".join(error.problems))
+        return fail("trigger", "; ".join(error.problems))
     except (TriggerError, UsageError, NotMigratedError, ConfigError) as error:
-        return _fail("trigger", str(error))
-    except SQLAlchemyError as error:
-        return _database_fail("trigger", args, error)
+        return fail("trigger", str(error))
+    except DatabaseError as error:
+        return database_fail("trigger", args, error)
     if args.output == "json":
         print(json.dumps(_run_json(run), indent=2))
     else:
@@ -109,15 +109,15 @@ def run_trigger(args: argparse.Namespace) -> int:
 
 def run_runs(args: argparse.Namespace) -> int:
     if args.limit < 1:
-        return _fail("runs", "--limit must be at least 1")
+        return fail("runs", "--limit must be at least 1")
     try:
-        with _opened(args) as store, store.transaction() as uow:
+        with opened_store(args) as store, store.transaction() as uow:
             states = None if args.state is None else [DagRunState(args.state)]
             runs = uow.list_runs(dag_name=args.dag, states=states, limit=args.limit)
     except (NotMigratedError, ConfigError) as error:
-        return _fail("runs", str(error))
-    except SQLAlchemyError as error:
-        return _database_fail("runs", args, error)
+        return fail("runs", str(error))
+    except DatabaseError as error:
+        return database_fail("runs", args, error)
     if args.output == "json":
         print(json.dumps([_run_json(run) for run in runs], indent=2))
         return 0
@@ -141,15 +141,15 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def run_tasks(args: argparse.Namespace) -> int:
     try:
-        with _opened(args) as store, store.transaction() as uow:
+        with opened_store(args) as store, store.transaction() as uow:
             run = uow.get_run(args.run_id)
             tasks = uow.list_task_instances(args.run_id)
     except (NotMigratedError, ConfigError) as error:
-        return _fail("tasks", str(error))
-    except SQLAlchemyError as error:
-        return _database_fail("tasks", args, error)
+        return fail("tasks", str(error))
+    except DatabaseError as error:
+        return database_fail("tasks", args, error)
     if run is None:
-        return _fail("tasks", f"no run with id {args.run_id}; `kubedag runs` lists them")
+        return fail("tasks", f"no run with id {args.run_id}; `kubedag runs` lists them")
     if args.output == "json":
         print(json.dumps([_task_json(task) for task in tasks], indent=2))
         return 0
@@ -170,16 +170,6 @@ def run_tasks(args: argparse.Namespace) -> int:
     print(f"run {run.id} of {run.dag_name} at {_time(run.logical_date)}: {run.state.value}")
     _print_table(headers, rows)
     return 0
-
-
-@contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[Store]:
-    """A Store for one command, closed afterwards; refuses an unmigrated database."""
-    store = Store.connect(database_url(args))
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -264,14 +254,3 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-
-
-def _fail(command: str, message: str) -> int:
-    print(f"kubedag {command}: {message}", file=sys.stderr)
-    return 2
-
-
-def _database_fail(command: str, args: argparse.Namespace, error: SQLAlchemyError) -> int:
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    url = display_url(database_url(args))
-    return _fail(command, f"cannot use the database {url}: {detail}")

@@ -12,33 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.config import ConfigError, database_url_for, load_config
-from controller.spec.model import dag_from_dict
-from controller.spec.schedule import ScheduleError, next_fire_times
-from controller.store import DagRecord, NotMigratedError, Store, display_url
-
-
-@dataclass(frozen=True)
-class DagStatus:
-    name: str
-    state: str
-    """active, paused, invalid or deleted"""
-    path: str
-    revision: str
-    running_revision: str | None
-    schedule: str | None
-    last_run_state: str | None
-    last_run_logical_date: str | None
-    next_run: str | None
-    error: str | None
-    paused_by: str | None = None
-    """Who paused it: "git" (spec.paused) or the operator who ran `kubedag pause`."""
+from controller.operations.dagstatus import DagStatus, collect
+from controller.store import NotMigratedError, Store, display_url
+from controller.store.errors import DatabaseError
 
 
 def register(subparsers: Any) -> None:
@@ -57,50 +38,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_status)
 
 
-def dag_state(record: DagRecord) -> str:
-    if record.deleted:
-        return "deleted"
-    if not record.valid:
-        return "invalid"
-    return "paused" if record.paused else "active"
-
-
-def collect(store: Store, *, include_deleted: bool, now: datetime) -> list[DagStatus]:
-    with store.transaction() as uow:
-        records = uow.list_dags(include_deleted=include_deleted)
-        last_runs = {record.name: uow.last_run(record.name) for record in records}
-    statuses = []
-    for record in records:
-        last = last_runs[record.name]
-        spec = record.spec or {}
-        statuses.append(
-            DagStatus(
-                name=record.name,
-                state=dag_state(record),
-                path=record.path,
-                revision=record.revision,
-                running_revision=record.spec_revision,
-                schedule=spec.get("schedule"),
-                last_run_state=None if last is None else last.state.value,
-                last_run_logical_date=None if last is None else last.logical_date.isoformat(),
-                next_run=_next_run(record, now=now),
-                error=record.error,
-                paused_by=record.paused_by if record.paused else None,
-            )
-        )
-    return statuses
-
-
-def _next_run(record: DagRecord, *, now: datetime) -> str | None:
-    if not record.schedulable or record.spec is None:
-        return None
-    try:
-        times = next_fire_times(dag_from_dict(record.spec), after=now, count=1)
-    except ScheduleError:
-        return None
-    return times[0].isoformat() if times else None
-
-
 def run_status(args: argparse.Namespace) -> int:
     overrides = {"databaseUrl": args.database_url, "dataDir": args.data_dir}
     try:
@@ -114,12 +51,12 @@ def run_status(args: argparse.Namespace) -> int:
     except NotMigratedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         print(f"error: cannot read {display_url(url)}: {error}", file=sys.stderr)
         return 1
     try:
         statuses = collect(store, include_deleted=args.all, now=datetime.now(UTC))
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         print(f"error: cannot read {display_url(url)}: {error}", file=sys.stderr)
         return 1
     finally:

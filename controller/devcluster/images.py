@@ -170,6 +170,8 @@ class ImageBuilder:
             str(self.source_root),
         )
         self._export(CONTROLLER_IMAGE, (CONTROLLER_IMAGE,), out)
+        # Each source change leaves the previous controller image behind, untagged.
+        self._buildah("rmi", "--prune")
 
     def _ensure_base(self) -> None:
         if self._has_image(BASE_IMAGE):

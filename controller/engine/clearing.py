@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from controller.base.states import TaskState
 from controller.engine.graph import RunGraph
-from controller.engine.states import TaskState
 
 InstanceRef = tuple[str, int]
 RETRYABLE = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED})

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.records import TaskInstanceView
-from controller.engine.states import FailureKind, TaskState
 from controller.spec.model import JSON, Task
 
 MAX_ITEMS = 1024

@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.expansion import ExpansionError, expand, expanded_items
 from controller.engine.graph import RunGraph
 from controller.engine.records import (
@@ -56,7 +57,6 @@ from controller.engine.records import (
 )
 from controller.engine.rendering import RenderedTask, ResultError, parse_result, render_task
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES, retry_at
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.engine.triggers import Decision, UpstreamSummary, task_flags
 from controller.spec.model import JSON
 

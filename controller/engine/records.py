@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
+from controller.base.states import DagRunState, FailureKind, RunType, TaskState
 from controller.spec.model import JSON
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from controller.engine.states import FailureKind
-from controller.spec.model import Backoff, RetryPolicy
+from controller.base.states import FailureKind
+from controller.spec.model import RetryBackoff, RetryPolicy
 
 DEFAULT_MAX_INFRA_RETRIES = 3
-INFRA_BACKOFF = Backoff(delay_seconds=5.0, factor=2.0, max_delay_seconds=60.0)
+INFRA_BACKOFF = RetryBackoff(delay_seconds=5.0, factor=2.0, max_delay_seconds=60.0)
 
 
 def retry_at(

@@ -10,6 +10,12 @@ stored, finalizer removed, pod deleted. A crash anywhere in between leaves the
 finalizer on, and the reconciler hands the pod here again after a restart; every step
 is idempotent (a log is overwritten, a missing finalizer or pod is success).
 
+A pod can also come here again after it is gone: a watch event (or a restarted
+controller's replay of them) carries a copy taken before its finalizer was removed, so
+it still looks uncleaned. Its logs cannot be read any more, and the failed read must not
+replace the log stored the first time: a log is overwritten by what was read, never by
+the reason nothing could be.
+
 This runs on a small pool of its own: reading logs is the slowest call the executor
 makes, and the watch that reports results must never wait behind it.
 
@@ -47,7 +53,7 @@ import urllib3
 from kubernetes import client
 
 from controller.base.backoff import Backoff
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.executor.kubeclient import (
     DEFAULT_TIMEOUT,
     ApiError,
@@ -299,6 +305,8 @@ class PodCleaner:
                 try_number=record.try_number,
                 container=entry.container,
             )
+            if entry.error and not entry.text and self._log_store.exists(key):
+                continue
             self._log_store.write(key, _log_text(entry))
 
     def _remove_finalizer(self, seen: Mapping[str, Any], *, namespace: str, name: str) -> None:

@@ -38,6 +38,12 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 T = TypeVar("T")
 
+ApiClient = client.ApiClient
+"""The client every caller shares (``make_api_client``), named here so that only the
+executor, the local-cluster tooling and the node agent import the Kubernetes client."""
+CREDENTIAL_ERRORS = (config.ConfigException, OSError)
+"""What ``make_api_client`` raises when no kubeconfig or in-cluster account can be read."""
+
 
 def load_configuration(
     *, kubeconfig: str | None = None, context: str | None = None

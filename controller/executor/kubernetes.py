@@ -31,18 +31,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from kubernetes import client
 
+from controller.base import naming
+from controller.base.states import FailureKind, TaskState
 from controller.config import Config, pod_policy
-from controller.engine.graph import GraphCache
-from controller.engine.records import InstanceKey
-from controller.engine.states import FailureKind, TaskState
-from controller.executor import naming
+from controller.engine.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.executor.cleanup import DEFAULT_MAX_DEFERRAL, CleanupPolicy, PodCleaner
 from controller.executor.launcher import (
     DEFAULT_BURST,
@@ -51,16 +50,13 @@ from controller.executor.launcher import (
     Launcher,
     LaunchOutcome,
     LaunchRequest,
-    LaunchStatus,
 )
-from controller.executor.observer import NO_OBSERVER, ExecutorObserver
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver, LaunchStatus
 from controller.executor.podmerge import load_pod_template
 from controller.executor.podspec import PodConfig, PodIdentity, build_pod
 from controller.executor.reconciler import Reconciler
 from controller.executor.watcher import NamespaceWatcher
 from controller.logstore import LogStore
-from controller.runtime.active import recover_run
-from controller.runtime.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.spec.loader import field_name
 from controller.spec.podpolicy import PodPolicy, task_violations
 from controller.store import Store, TaskInstanceRecord
@@ -83,7 +79,6 @@ class ExecutorSettings:
     pending_timeout: float | None = 900.0
     """A pod not started this long after its creation fails its try (None: no limit)."""
     reconcile_interval: float = 60.0
-    max_infra_retries: int = 3
     cleanup: CleanupPolicy = dataclasses.field(default_factory=CleanupPolicy)
     cleanup_workers: int = 4
     cleanup_max_deferral: float = DEFAULT_MAX_DEFERRAL
@@ -128,7 +123,6 @@ def settings_from_config(config: Config, *, repo_url: str, dags_path: str) -> Ex
         unschedulable_timeout=executor.unschedulable_timeout_seconds,
         pending_timeout=executor.pending_timeout_seconds or None,
         reconcile_interval=executor.reconcile_interval_seconds,
-        max_infra_retries=executor.max_infra_retries,
         cleanup=CleanupPolicy(
             delete_on_success=executor.delete_on_success,
             delete_on_failure=executor.delete_on_failure,
@@ -185,7 +179,6 @@ class KubernetesExecutor:
             max_deferral=settings.cleanup_max_deferral,
         )
         self._sink: UpdateSink | None = None
-        self._graphs = GraphCache()
         self.watchers: list[NamespaceWatcher] = []
         self.launched = 0
         self.launch_failures = 0
@@ -383,50 +376,9 @@ class KubernetesExecutor:
             return set(self._in_flight)
 
     def _relaunch(self, records: Sequence[TaskInstanceRecord]) -> None:
-        self._submit([replace(order, relaunch=True) for order in self.rebuild_orders(records)])
-
-    def rebuild_orders(self, records: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
-        """The launch orders of LAUNCHED rows, rendered as the engine rendered them."""
-        orders: list[LaunchOrder] = []
-        by_run: dict[int, list[TaskInstanceRecord]] = {}
-        for record in records:
-            by_run.setdefault(record.run_id, []).append(record)
-        now = self._clock()
-        for run_id, wanted in by_run.items():
-            with self._store.transaction() as uow:
-                run = uow.get_run(run_id)
-                rows = uow.list_task_instances(run_id)
-                dag = None if run is None else uow.get_dag(run.dag_name)
-            if run is None:
-                continue
-            active, _ = recover_run(
-                run,
-                rows,
-                dag_path=None if dag is None else dag.path,
-                graphs=self._graphs,
-                now=now,
-                max_infra_retries=self.settings.max_infra_retries,
-            )
-            for record in wanted:
-                if record.task_name not in active.graph.index or record.pod_name is None:
-                    continue
-                orders.append(
-                    LaunchOrder(
-                        task_instance_id=record.id,
-                        run_id=run.id,
-                        dag_name=run.dag_name,
-                        dag_path=active.dag_path,
-                        revision=run.revision,
-                        task=active.task(record.task_name),
-                        item_index=record.item_index,
-                        try_number=record.try_number,
-                        rendered=active.planner.render(
-                            InstanceKey(record.task_name, record.item_index)
-                        ),
-                        pod_name=record.pod_name,
-                    )
-                )
-        return orders
+        if self._sink is None:
+            raise RuntimeError("start the executor before it relaunches")
+        self._submit(self._sink.relaunch_orders([record.id for record in records]))
 
 
 class PolicyRefusalError(ValueError):

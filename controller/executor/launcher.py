@@ -21,7 +21,6 @@ retrying.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -43,7 +42,7 @@ from controller.executor.kubeclient import (
     read_error,
     retry_call,
 )
-from controller.executor.observer import NO_OBSERVER, ExecutorObserver
+from controller.executor.observer import NO_OBSERVER, ExecutorObserver, LaunchStatus
 from controller.executor.ratelimit import make_limiter
 
 log = logging.getLogger(__name__)
@@ -51,18 +50,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 16
 DEFAULT_QPS = 500.0
 DEFAULT_BURST = 1000
-
-
-class LaunchStatus(enum.StrEnum):
-    CREATED = "created"
-    ALREADY_EXISTS = "already_exists"  # adopted: an earlier attempt created it
-    REJECTED = "rejected"  # the API refused the pod for good; message says why
-    GAVE_UP = "gave_up"  # retries exhausted or the launcher stopped; message says why
-
-    @property
-    def launched(self) -> bool:
-        """The pod exists now: the try is LAUNCHED and the watch will report on it."""
-        return self in (LaunchStatus.CREATED, LaunchStatus.ALREADY_EXISTS)
 
 
 @dataclass(frozen=True)

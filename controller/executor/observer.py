@@ -10,11 +10,20 @@ on launcher workers and watch threads. The default observer does nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import enum
+from typing import Protocol
 
-if TYPE_CHECKING:
-    # Only for annotations: the launcher itself reports to an observer.
-    from controller.executor.launcher import LaunchStatus
+
+class LaunchStatus(enum.StrEnum):
+    CREATED = "created"
+    ALREADY_EXISTS = "already_exists"  # adopted: an earlier attempt created it
+    REJECTED = "rejected"  # the API refused the pod for good; message says why
+    GAVE_UP = "gave_up"  # retries exhausted or the launcher stopped; message says why
+
+    @property
+    def launched(self) -> bool:
+        """The pod exists now: the try is LAUNCHED and the watch will report on it."""
+        return self in (LaunchStatus.CREATED, LaunchStatus.ALREADY_EXISTS)
 
 
 class ExecutorObserver(Protocol):

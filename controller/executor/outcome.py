@@ -5,7 +5,7 @@ function serves watch events, list results and tests, with no kubernetes import.
 
 The trap this avoids is Airflow's: treating "the pod failed" as "the task failed". Two
 kinds of failure are kept apart because they are retried differently
-(see :class:`~controller.engine.states.FailureKind`):
+(see :class:`~controller.base.states.FailureKind`):
 
 - INFRA: the task's main container never started (image pull errors, bad container
   config, the git checkout init container failing, unschedulable past a timeout, the pod
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controller.engine.states import FailureKind
+from controller.base.states import FailureKind
 from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from controller.executor import gitcheckout, naming
+from controller.base import naming
+from controller.executor import gitcheckout
 from controller.executor.podmerge import merge, overrides_layer
 from controller.spec.model import Task
 

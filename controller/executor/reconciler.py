@@ -31,12 +31,12 @@ from typing import Any
 
 from kubernetes import client
 
-from controller.engine.states import FailureKind, TaskState
+from controller.base.states import FailureKind, TaskState
+from controller.engine.seam import CursorUpdate, TaskUpdate, UpdateSink
 from controller.executor.cleanup import PodCleaner
 from controller.executor.observer import NO_OBSERVER, ExecutorObserver
 from controller.executor.outcome import OutcomePhase, classify
 from controller.executor.watchstream import list_pods
-from controller.runtime.seam import CursorUpdate, TaskUpdate, UpdateSink
 from controller.store import Store, TaskInstanceRecord
 
 log = logging.getLogger(__name__)

@@ -73,6 +73,10 @@ class LogStore:
         else:
             self._fs.pipe_file(path, data)
 
+    def exists(self, key: LogKey) -> bool:
+        """A log is stored for ``key``."""
+        return bool(self._fs.exists(self._path(key.relative_path)))
+
     def read(self, key: LogKey) -> str | None:
         """The stored log, or None when nothing was stored for ``key``."""
         try:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.notifications.delivery import DeliveryError, deliver
 from controller.notifications.messages import EVENT_NAMES, notification
 from controller.notifications.settings import NotificationSettings

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.runtime.actions import ActionRefusedError, NotFoundError
 from controller.runtime.cron import fire_times
+from controller.runtime.scheduler import queue_dated_run
 from controller.spec.model import Dag, dag_from_dict
 from controller.spec.params import resolve_params
 from controller.spec.schedule import cron_trigger, load_timezone
@@ -125,23 +126,17 @@ def backfill(
         for date in dates:
             if date in existing:
                 continue
-            run, new = uow.create_run(
-                dag_name=dag_name,
+            run, new = queue_dated_run(
+                uow,
+                record,
                 logical_date=date,
                 run_type=RunType.BACKFILL,
-                revision=record.spec_revision or record.revision,
-                spec=record.spec,
                 params=params,
+                message=f"backfill run of {dag_name} for {date.isoformat()} queued by {by}",
                 max_active_runs=max_active_runs,
             )
             if new:
                 created.append(run)
-                uow.append_event(
-                    kind="run-queued",
-                    message=f"backfill run of {dag_name} for {date.isoformat()} queued by {by}",
-                    dag_name=dag_name,
-                    run_id=run.id,
-                )
             else:
                 existing[date] = run
         uow.append_event(

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.plan.compute import History, OpenRun
 from controller.store import NotMigratedError, Store, display_url
+from controller.store.errors import DatabaseError
 
 OPEN_STATES = (DagRunState.QUEUED, DagRunState.RUNNING)
 MAX_OPEN_RUNS = 1000
@@ -28,11 +27,11 @@ def history_from(url: str, names: Iterable[str]) -> History:
         store = Store.connect(url)
     except NotMigratedError as error:
         raise HistoryError(str(error)) from error
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         raise HistoryError(f"cannot read {display_url(url)}: {error}") from error
     try:
         return read_history(store, names)
-    except SQLAlchemyError as error:
+    except DatabaseError as error:
         raise HistoryError(f"cannot read {display_url(url)}: {error}") from error
     finally:
         store.close()

@@ -21,9 +21,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from http import HTTPStatus
 
-import kubernetes.client
-
 from controller.config import Config, pod_policy
+from controller.executor.kubeclient import ApiClient
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync import GitSync, SyncResult
 from controller.logstore import LogStore
@@ -65,7 +64,7 @@ class Controller:
         config: Config,
         *,
         migrate: bool = False,
-        api: kubernetes.client.ApiClient | None = None,
+        api: ApiClient | None = None,
     ) -> None:
         self.config = config
         self.metrics = Metrics()
@@ -77,7 +76,7 @@ class Controller:
             self.store.close()
             raise
 
-    def _build(self, api: kubernetes.client.ApiClient | None) -> None:
+    def _build(self, api: ApiClient | None) -> None:
         config = self.config
         git = gitsync_config(config)
         secret = webhook_secret(config)

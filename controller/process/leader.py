@@ -16,7 +16,7 @@ ones that make two replicas believe they lead at once:
   and ``on_stopped_leading`` runs before the lease is released.
 - Lost updates. Every write carries the ``resourceVersion`` that was read; a 409
   Conflict means another replica wrote first, and the record is read again.
-- Starvation. The Lease is read and written through `lease.LeaseClient`, over a
+- Starvation. The Lease is read and written through `executor.lease.LeaseClient`, over a
   connection pool of its own with urllib3 retries off, so a launcher saturating the
   shared pool cannot delay renewals, and a retried request cannot silently run past
   the deadline.
@@ -41,13 +41,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from controller.base.backoff import Backoff
-from controller.executor.kubeclient import describe_api_exception
-from controller.process.lease import LeaseClient, LeaseRecord, StoredLease
+from controller.executor.kubeclient import ApiClient, describe_api_exception, read_error
+from controller.executor.lease import LeaseClient, LeaseRecord, StoredLease
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +64,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api_client: ApiClient,
         *,
         namespace: str,
         name: str,
@@ -254,23 +250,23 @@ class LeaderElector:
             self._replace(stored, mine)
             self._won(attempt_started, mine)
             return True
-        except ApiException as error:
+        except Exception as exc:
+            error = read_error(exc)
             if error.status == 409:
                 log.debug("lease %s/%s written by another replica; re-reading", *self._key)
                 return False
             self._on_api_error(error.status)
-            log.warning("lease %s/%s: %s", *self._key, describe_api_exception(error))
-            return None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            self._on_api_error(None)
-            log.warning("lease %s/%s: API unreachable: %s", *self._key, error)
+            if error.status is None:
+                log.warning("lease %s/%s: API unreachable: %s", *self._key, error.message)
+            else:
+                log.warning("lease %s/%s: %s", *self._key, describe_api_exception(exc))
             return None
 
     def _read(self) -> StoredLease | None:
         try:
             stored = self._lease.read(timeout=self._call_timeout())
-        except ApiException as error:
-            if error.status == 404:
+        except Exception as exc:
+            if read_error(exc).status == 404:
                 self._contacted()
                 return None
             raise
@@ -302,13 +298,14 @@ class LeaderElector:
             )
             self._lease.replace(stored, released, timeout=self._request_timeout)
             log.info("released lease %s/%s", *self._key)
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
-            self._on_api_error(error.status if isinstance(error, ApiException) else None)
+        except Exception as exc:
+            error = read_error(exc)
+            self._on_api_error(error.status)
             # Not fatal: the lease then expires on its own after its duration.
             log.warning(
                 "could not release lease %s/%s: %s",
                 *self._key,
-                describe_api_exception(error) or error,
+                describe_api_exception(exc) or error.message,
             )
 
     # -- bookkeeping ----------------------------------------------------------------

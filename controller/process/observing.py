@@ -8,7 +8,7 @@ watches. This is the one place that knows both, so what each event means as a me
 
 from __future__ import annotations
 
-from controller.executor.launcher import LaunchStatus
+from controller.executor.observer import LaunchStatus
 from controller.metrics import Metrics
 
 

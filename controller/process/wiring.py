@@ -18,16 +18,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import kubernetes.client
-import kubernetes.config
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.config import Config, database_url_for
-from controller.executor.kubeclient import make_api_client
+from controller.executor.kubeclient import CREDENTIAL_ERRORS, ApiClient, make_api_client
 from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth
 from controller.gitsync.config import is_ssh_url
 from controller.gitsync.credentials import redact_url_userinfo
 from controller.store import NotMigratedError, Store, display_url, upgrade
+from controller.store.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,7 @@ def open_store(config: Config, *, migrate: bool) -> Store:
     except NotMigratedError as error:
         hint = "" if migrate else " (or start the controller with --migrate)"
         raise StartupError(f"{error}{hint}") from error
-    except (SQLAlchemyError, ValueError) as error:
+    except (DatabaseError, ValueError) as error:
         raise StartupError(f"cannot open the database {display_url(url)}: {error}") from error
 
 
@@ -135,11 +132,11 @@ def api_token(config: Config) -> str | None:
     return token
 
 
-def kubernetes_client(config: Config, *, pool_maxsize: int) -> kubernetes.client.ApiClient:
+def kubernetes_client(config: Config, *, pool_maxsize: int) -> ApiClient:
     """From the kubeconfig when one is named (flag or $KUBECONFIG), else in-cluster."""
     try:
         return make_api_client(kubeconfig=config.kubeconfig, pool_maxsize=pool_maxsize)
-    except (kubernetes.config.ConfigException, OSError) as error:
+    except CREDENTIAL_ERRORS as error:
         where = config.kubeconfig or "$KUBECONFIG, ~/.kube/config or the in-cluster account"
         raise StartupError(
             f"cannot load Kubernetes credentials from {where}: {error} "

@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from controller.base.backoff import Backoff
+from controller.base.states import DagRunState, TaskState
 from controller.engine.graph import GraphCache
 from controller.engine.records import Plan
 from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
-from controller.engine.states import DagRunState, TaskState
+from controller.engine.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
 from controller.runtime.actions import Applied
 from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.applying import apply_pending
@@ -50,12 +51,12 @@ from controller.runtime.launching import (
     build_orders,
     claim,
     hand_out,
+    orders_to_relaunch,
     relaunch_orders,
     take_within_caps,
 )
 from controller.runtime.pending import PendingQueue, PendingTry
 from controller.runtime.plans import Written, write_plans
-from controller.runtime.seam import CursorUpdate, Executor, LaunchOrder, TaskUpdate
 from controller.runtime.slots import ActiveSlots
 from controller.runtime.starting import (
     SCAN_LIMIT,
@@ -120,6 +121,8 @@ class Engine:
         self._launch_batch = launch_batch
         self._poll_seconds = poll_seconds
         self._graphs = GraphCache()
+        self._relaunch_graphs = GraphCache()
+        self._relaunch_lock = threading.Lock()
         self._inbox = Inbox()
         self._runs: dict[int, ActiveRun] = {}
         self._pending = PendingQueue()
@@ -214,6 +217,21 @@ class Engine:
             if finished:
                 self._on_tries_finished(finished)
         return [record.id for record in records]
+
+    def relaunch_orders(self, task_instance_ids: Sequence[int]) -> list[LaunchOrder]:
+        """The orders of those tries still LAUNCHED, for the executor to create their pods.
+
+        Called from the executor's watch threads; they share a graph cache of their own,
+        one at a time, so the loop's cache is never touched from another thread.
+        """
+        with self._relaunch_lock:
+            return orders_to_relaunch(
+                self._store,
+                task_instance_ids,
+                graphs=self._relaunch_graphs,
+                now=self._clock(),
+                max_infra_retries=self._max_infra_retries,
+            )
 
     # -- driving --------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controller.engine.states import FailureKind, TaskState
-from controller.runtime.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
+from controller.base.states import FailureKind, TaskState
+from controller.engine.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 
+from controller.base.naming import pod_name
+from controller.base.states import FailureKind, TaskState
+from controller.engine.graph import GraphCache
 from controller.engine.records import InstanceKey
-from controller.engine.states import FailureKind, TaskState
-from controller.executor.naming import pod_name
-from controller.runtime.active import ActiveRun
+from controller.engine.seam import Executor, LaunchOrder
+from controller.runtime.active import ActiveRun, recover_run
 from controller.runtime.pending import PendingQueue, PendingTry
-from controller.runtime.seam import Executor, LaunchOrder
 from controller.runtime.slots import ActiveSlots
 from controller.runtime.starting import DEFAULT_MAX_ACTIVE_TASKS, DagLimits
 from controller.spec.templates import TemplateError
-from controller.store import StateChange, TaskInstanceRecord, UnitOfWork
+from controller.store import StateChange, Store, TaskInstanceRecord, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,42 @@ def relaunch_orders(run: ActiveRun, rows: Sequence[TaskInstanceRecord]) -> list[
         for row in rows
         if row.state is TaskState.LAUNCHED and row.pod_name
     ]
+
+
+def orders_to_relaunch(
+    store: Store,
+    task_instance_ids: Sequence[int],
+    *,
+    graphs: GraphCache,
+    now: datetime,
+    max_infra_retries: int,
+) -> list[LaunchOrder]:
+    """The orders of those tries that are still LAUNCHED, under their recorded pod names.
+
+    Each run's planner is rebuilt from all its rows, so a try renders exactly as when it
+    was first launched. Tries of runs that are gone are left out.
+    """
+    with store.transaction() as uow:
+        wanted = uow.get_task_instances(task_instance_ids)
+    ids = {row.id for row in wanted}
+    orders: list[LaunchOrder] = []
+    for run_id in sorted({row.run_id for row in wanted}):
+        with store.transaction() as uow:
+            run = uow.get_run(run_id)
+            rows = uow.list_task_instances(run_id)
+            dag = None if run is None else uow.get_dag(run.dag_name)
+        if run is None:
+            continue
+        active, _ = recover_run(
+            run,
+            rows,
+            dag_path=None if dag is None else dag.path,
+            graphs=graphs,
+            now=now,
+            max_infra_retries=max_infra_retries,
+        )
+        orders.extend(relaunch_orders(active, [row for row in rows if row.id in ids]))
+    return orders
 
 
 def hand_out(executor: Executor, orders: list[LaunchOrder]) -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.spec.model import dag_from_dict
 from controller.spec.params import resolve_params
-from controller.store import DagRunRecord, Store
+from controller.store import DagRunRecord, Store, UnitOfWork
 
 
 class TriggerError(ValueError):
@@ -40,20 +41,43 @@ def trigger_run(
                 f"DAG {dag_name!r} has no valid version to run; its file says: {record.error}"
             )
         dag = dag_from_dict(record.spec)
-        values = resolve_params(dag, params)
-        run, _ = uow.create_run(
+        return queue_manual_run(
+            uow,
             dag_name=dag_name,
-            logical_date=clock(),
-            run_type=RunType.MANUAL,
-            revision=record.spec_revision or record.revision,
             spec=record.spec,
-            params=values,
+            revision=record.spec_revision or record.revision,
+            params=resolve_params(dag, params),
+            now=clock(),
         )
-        uow.append_event(
-            kind="run-queued",
-            message=f"manual run of {dag_name} queued",
-            dag_name=dag_name,
-            run_id=run.id,
-            data={"params": values},
-        )
+
+
+def queue_manual_run(
+    uow: UnitOfWork,
+    *,
+    dag_name: str,
+    spec: dict[str, Any],
+    revision: str,
+    params: dict[str, Any],
+    now: datetime,
+) -> DagRunRecord:
+    """Queue a MANUAL run pinned to `spec` at `revision`, with its run-queued event.
+
+    The one way a manual run is made, for `kubedag trigger` (the DAG's stored spec) and
+    `kubedag run` (a local file's), so both leave the same trace in the event log.
+    """
+    run, _ = uow.create_run(
+        dag_name=dag_name,
+        logical_date=now,
+        run_type=RunType.MANUAL,
+        revision=revision,
+        spec=spec,
+        params=params,
+    )
+    uow.append_event(
+        kind="run-queued",
+        message=f"manual run of {dag_name} queued",
+        dag_name=dag_name,
+        run_id=run.id,
+        data={"params": params},
+    )
     return run

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.records import Plan
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.runtime.active import ActiveRun
 from controller.store import NewTaskInstance, TaskInstanceRecord, UnitOfWork
 

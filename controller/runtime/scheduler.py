@@ -19,15 +19,16 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.runtime.cron import DEFAULT_MAX_CATCHUP, due_runs
 from controller.spec.model import Dag, dag_from_dict
 from controller.spec.params import resolve_params
 from controller.spec.schedule import ScheduleError, cron_trigger
-from controller.store import DagRecord, Store
+from controller.store import DagRecord, DagRunRecord, Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,36 @@ MAX_PASSES = 100
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def queue_dated_run(
+    uow: UnitOfWork,
+    record: DagRecord,
+    *,
+    logical_date: datetime,
+    run_type: RunType,
+    params: dict[str, Any],
+    message: str,
+    max_active_runs: int | None = None,
+) -> tuple[DagRunRecord, bool]:
+    """The run of `record`'s DAG at `logical_date`, and whether this call created it.
+
+    A created run is pinned to the DAG's last valid spec and gets a run-queued event
+    saying `message`; a date that has a run already keeps it, untouched.
+    """
+    assert record.spec is not None
+    run, new = uow.create_run(
+        dag_name=record.name,
+        logical_date=logical_date,
+        run_type=run_type,
+        revision=record.spec_revision or record.revision,
+        spec=record.spec,
+        params=params,
+        max_active_runs=max_active_runs,
+    )
+    if new:
+        uow.append_event(kind="run-queued", message=message, dag_name=record.name, run_id=run.id)
+    return run, new
 
 
 @dataclass(frozen=True)
@@ -144,22 +175,16 @@ class Scheduler:
             )
             params = resolve_params(dag, {})
             for logical_date in dates:
-                run, new = uow.create_run(
-                    dag_name=dag_name,
+                run, new = queue_dated_run(
+                    uow,
+                    record,
                     logical_date=logical_date,
                     run_type=RunType.SCHEDULED,
-                    revision=record.spec_revision or record.revision,
-                    spec=record.spec,
                     params=params,
+                    message=f"scheduled run of {dag_name} for {logical_date.isoformat()}",
                 )
                 if new:
                     created.append((run.id, logical_date))
-                    uow.append_event(
-                        kind="run-queued",
-                        message=f"scheduled run of {dag_name} for {logical_date.isoformat()}",
-                        dag_name=dag_name,
-                        run_id=run.id,
-                    )
         for run_id, logical_date in created:
             log.info(
                 "queued scheduled run %d of %s",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from controller.base.states import DagRunState
 from controller.engine.admission import runs_to_start
-from controller.engine.states import DagRunState
 from controller.store import DagRunRecord, UnitOfWork
 
 SCAN_LIMIT = 100_000

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.records import TaskInstanceView
-from controller.engine.states import FailureKind, TaskState
-from controller.runtime.seam import CursorUpdate, TaskUpdate
+from controller.engine.seam import CursorUpdate, TaskUpdate
 from controller.store import NewEvent, StateChange, TaskInstanceRecord, UnitOfWork
 from controller.store.tasks import TaskFields
 

@@ -50,7 +50,7 @@ class ResultFormat(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Backoff:
+class RetryBackoff:
     """Delay before retry n (1-based) is min(delay * factor**(n-1), max_delay)."""
 
     delay_seconds: float = 10.0
@@ -67,7 +67,7 @@ class RetryPolicy:
     """`limit` retries after the first try, so at most limit + 1 tries in all."""
 
     limit: int = 0
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: RetryBackoff = field(default_factory=RetryBackoff)
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def task_from_dict(data: Mapping[str, JSON]) -> Task:
         trigger_rule=TriggerRule(data.get("triggerRule", TriggerRule.ALL_SUCCESS.value)),
         retries=RetryPolicy(
             limit=data["retries"]["limit"],
-            backoff=Backoff(
+            backoff=RetryBackoff(
                 delay_seconds=backoff["delaySeconds"],
                 factor=backoff["factor"],
                 max_delay_seconds=backoff["maxDelaySeconds"],

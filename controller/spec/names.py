@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from controller.base.naming import is_label_value
+
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
 RESERVED_LABEL_PREFIX = "kubedag.io/"
@@ -18,7 +20,6 @@ _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def label_key_problem(key: str) -> str | None:
@@ -36,7 +37,7 @@ def label_key_problem(key: str) -> str | None:
 
 def label_value_problem(value: str) -> str | None:
     """Why `value` is not a valid label value, or None when it is."""
-    if len(value) > DNS1123_LABEL_MAX or _LABEL_VALUE.match(value) is None:
+    if not is_label_value(value):
         return (
             f"label value {value!r} must be at most 63 letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit (or empty)"

@@ -18,11 +18,11 @@ from controller.base.durations import parse_duration
 from controller.spec.merge import merge_task
 from controller.spec.model import (
     JSON,
-    Backoff,
     Dag,
     Param,
     ParamType,
     ResultFormat,
+    RetryBackoff,
     RetryPolicy,
     Task,
     TriggerRule,
@@ -31,7 +31,7 @@ from controller.spec.model import (
 from controller.spec.schedule import load_timezone, parse_instant
 from controller.spec.templates import items_source
 
-_BACKOFF = Backoff()
+_BACKOFF = RetryBackoff()
 _TRIGGER_RULES = {rule.value: rule for rule in TriggerRule}
 _RESULT_FORMATS = {result.value: result for result in ResultFormat}
 
@@ -41,7 +41,7 @@ def _retry_policy(limit: int, delay: JSON, factor: JSON, max_delay: JSON) -> Ret
     """Memoized (policies are immutable): the tasks of a DAG mostly share their defaults'."""
     return RetryPolicy(
         limit=limit,
-        backoff=Backoff(
+        backoff=RetryBackoff(
             delay_seconds=_BACKOFF.delay_seconds if delay is None else parse_duration(delay),
             factor=_BACKOFF.factor if factor is None else float(factor),
             max_delay_seconds=(

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
+from controller.base.states import DagRunState, FailureKind, RunType, TaskState
 from controller.store.types import StrEnumText, UTCDateTime, json_column_type
 
 NAMING_CONVENTION = {

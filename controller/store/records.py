@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
+from controller.base.states import DagRunState, FailureKind, RunType, TaskState
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Delete, Select, delete, func, or_, select
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.store.base import SessionBound, rowcount
 from controller.store.models import ActionRequest, DagRun, Event, TaskInstance
 

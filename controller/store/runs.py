@@ -16,7 +16,7 @@ from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import func, select, update
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
 from controller.store.models import DagRun
 from controller.store.notifications import notify_requests_pending

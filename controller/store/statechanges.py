@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.store.base import utcnow
 from controller.store.models import TaskInstance
 from controller.store.tasks import INSERT_BATCH, TaskFields

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.store.base import SessionBound
 from controller.store.models import DagRun, TaskInstance
 from controller.store.records import DagRunRecord, TaskInstanceRecord
@@ -44,29 +45,25 @@ class InstancesPage:
     total: int
 
 
-def _latest_tries(run_ids: Sequence[int], task_name: str | None = None) -> Select[int]:
-    """The ids of the latest try of each (run, task, item) of these runs."""
-    latest = (
-        select(
-            TaskInstance.run_id,
-            TaskInstance.task_name,
-            TaskInstance.item_index,
-            func.max(TaskInstance.try_number).label("try_number"),
+def _latest_try(run_ids: Sequence[int]) -> ColumnElement[bool]:
+    """True for a row of these runs that is the latest try of its (run, task, item).
+
+    "No later try exists", with the runs named on both sides, lets both databases read
+    only these runs' rows through the unique (run, task, item, try) index; grouping for
+    the maximum try and joining back, or leaving the inner side unbounded, made
+    PostgreSQL read the whole table (seconds at a million rows).
+    """
+    later = aliased(TaskInstance)
+    return ~(
+        select(later.id)
+        .where(
+            later.run_id.in_(list(run_ids)),
+            later.run_id == TaskInstance.run_id,
+            later.task_name == TaskInstance.task_name,
+            later.item_index == TaskInstance.item_index,
+            later.try_number > TaskInstance.try_number,
         )
-        .where(TaskInstance.run_id.in_(list(run_ids)))
-        .group_by(TaskInstance.run_id, TaskInstance.task_name, TaskInstance.item_index)
-    )
-    if task_name is not None:
-        latest = latest.where(TaskInstance.task_name == task_name)
-    sub = latest.subquery()
-    return select(TaskInstance.id).join(
-        sub,
-        and_(
-            TaskInstance.run_id == sub.c.run_id,
-            TaskInstance.task_name == sub.c.task_name,
-            TaskInstance.item_index == sub.c.item_index,
-            TaskInstance.try_number == sub.c.try_number,
-        ),
+        .exists()
     )
 
 
@@ -103,7 +100,6 @@ class SummaryQueries(SessionBound):
         """For each run, each task's instances counted by the state of their latest try."""
         if not run_ids:
             return {}
-        latest = _latest_tries(run_ids).subquery()
         stmt = (
             select(
                 TaskInstance.run_id,
@@ -111,7 +107,7 @@ class SummaryQueries(SessionBound):
                 TaskInstance.state,
                 func.count(),
             )
-            .where(TaskInstance.id.in_(select(latest.c.id)))
+            .where(TaskInstance.run_id.in_(list(run_ids)), _latest_try(run_ids))
             .group_by(TaskInstance.run_id, TaskInstance.task_name, TaskInstance.state)
         )
         counts: StateCounts = {run_id: {} for run_id in run_ids}
@@ -135,16 +131,18 @@ class SummaryQueries(SessionBound):
         """
         if limit < 1 or offset < 0:
             raise ValueError("limit must be at least 1 and offset not negative")
-        ids = _latest_tries([run_id], task_name).subquery()
-        total = self._session.scalar(select(func.count()).select_from(ids)) or 0
+        where = [TaskInstance.run_id == run_id, _latest_try([run_id])]
+        if task_name is not None:
+            where.append(TaskInstance.task_name == task_name)
+        total = self._session.scalar(select(func.count()).select_from(TaskInstance).where(*where))
         stmt = (
             select(TaskInstance, DagRun.dag_name)
             .join(DagRun, DagRun.id == TaskInstance.run_id)
-            .where(TaskInstance.id.in_(select(ids.c.id)))
+            .where(*where)
             .order_by(*_task_rank(task_order), TaskInstance.task_name, TaskInstance.item_index)
             .limit(limit)
             .offset(offset)
             .execution_options(populate_existing=True)
         )
         rows = [task_record(ti, dag_name) for ti, dag_name in self._session.execute(stmt)]
-        return InstancesPage(instances=rows, total=total)
+        return InstancesPage(instances=rows, total=total or 0)

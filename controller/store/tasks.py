@@ -17,7 +17,7 @@ from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Result, Row, Select, func, select, update
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
 from controller.store.models import DagRun, TaskInstance
 from controller.store.records import NewTaskInstance, TaskInstanceRecord

@@ -23,13 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import kubernetes.client
-
-from controller.cli.status import collect, dag_state
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
+from controller.executor.kubeclient import ApiClient
 from controller.executor.podlogs import LogFollow, PodGoneError, read_pod_logs
 from controller.executor.podspec import TASK_CONTAINER
 from controller.logstore import LogKey, LogStore
+from controller.operations.dagstatus import collect, dag_state
 from controller.operations.pausing import set_paused
 from controller.runtime.actions import ActionRefusedError, NotFoundError
 from controller.runtime.manual import TriggerError, trigger_run
@@ -93,7 +92,7 @@ class UiEndpoints:
         *,
         store: Store,
         log_store: LogStore,
-        api: kubernetes.client.ApiClient,
+        api: ApiClient,
         namespace: str,
         token: str | None,
         repo_url: str | None,

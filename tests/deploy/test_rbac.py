@@ -30,7 +30,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, text
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.runtime.manual import trigger_run
 from controller.store import Store, upgrade
 from tests.deploy.manifests import render

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
+from controller.base.states import DagRunState
 from controller.config import load_config
-from controller.engine.states import DagRunState
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.executor.watchstream import list_pods

@@ -3,7 +3,7 @@
 The executor is tested against the real store and the real API server; what stands in
 for the engine is only this: rows written as the engine writes them (PENDING -> LAUNCHED
 with the pod name, before launching), and an UpdateSink that commits through the
-engine's own transaction code.
+engine's own transaction code and builds relaunch orders with the engine's builder.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.base import naming
+from controller.base.states import DagRunState, RunType, TaskState
+from controller.engine.graph import GraphCache
 from controller.engine.rendering import RenderedTask
-from controller.engine.states import DagRunState, RunType, TaskState
-from controller.executor import naming
-from controller.runtime.seam import CursorUpdate, LaunchOrder, TaskUpdate
+from controller.engine.retries import DEFAULT_MAX_INFRA_RETRIES
+from controller.engine.seam import CursorUpdate, LaunchOrder, TaskUpdate
+from controller.runtime.launching import orders_to_relaunch
 from controller.runtime.updates import commit_updates
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import NewTaskInstance, Store, TaskInstanceRecord
@@ -40,6 +43,15 @@ class StoreSink:
             changed = commit_updates(uow, updates, cursor=cursor, now=datetime.now(UTC))
             self.applied.extend(updates)
         return [record.id for record in changed]
+
+    def relaunch_orders(self, task_instance_ids: Sequence[int]) -> list[LaunchOrder]:
+        return orders_to_relaunch(
+            self._store,
+            task_instance_ids,
+            graphs=GraphCache(),
+            now=datetime.now(UTC),
+            max_infra_retries=DEFAULT_MAX_INFRA_RETRIES,
+        )
 
 
 def scripted(**annotations: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, RunType, TaskState
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, dag_to_dict

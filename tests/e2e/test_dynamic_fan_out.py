@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.base import naming
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, RunType, TaskState
-from controller.executor import naming
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.spec.model import Dag, ResultFormat, dag_to_dict

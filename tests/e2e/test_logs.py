@@ -20,8 +20,8 @@ import kubernetes.client
 import pytest
 import yaml
 
+from controller.base.states import TaskState
 from controller.cli import main
-from controller.engine.states import TaskState
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.executor.watchstream import list_pods
 from controller.logstore import LogKey, LogStore

@@ -9,11 +9,11 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
+from controller.base.states import DagRunState, TaskState
 from controller.cli import main
 from controller.cli.run import drive
 from controller.config import load_config
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, TaskState
 from controller.executor.kubeclient import make_api_client
 from controller.executor.podspec import TASK_CONTAINER
 from controller.executor.watchstream import list_pods
@@ -107,7 +107,8 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
             try_number=1,
             container=TASK_CONTAINER,
         )
-        assert (logs.read(key) or "").startswith("started 1"), row
+        stored = logs.read(key)
+        assert (stored or "").startswith("started 1"), (row, stored)
 
 
 FIXABLE = """\

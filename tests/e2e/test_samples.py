@@ -9,8 +9,8 @@ from pathlib import Path
 import kubernetes.client
 import pytest
 
+from controller.base.states import TaskState
 from controller.cli import main
-from controller.engine.states import TaskState
 from controller.store import Store
 from tests.e2e.repo import SAMPLES, Repository
 

@@ -13,10 +13,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.graph import RunGraph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, TaskInstanceView
-from controller.engine.states import FailureKind, TaskState
 from controller.spec.model import ResultFormat, TriggerRule
 from tests.engine.support import T0, identity
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from controller.base.states import FailureKind, RunType, TaskState
 from controller.engine.graph import build_graph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity, TaskInstanceView
-from controller.engine.states import FailureKind, RunType, TaskState
 from controller.spec.model import (
     JSON,
-    Backoff,
     Dag,
     ResultFormat,
+    RetryBackoff,
     RetryPolicy,
     Task,
     TriggerRule,
@@ -28,7 +28,7 @@ def task(
     rule: TriggerRule = TriggerRule.ALL_SUCCESS,
     items: Sequence[JSON] | None = None,
     retries: int = 0,
-    backoff: Backoff | None = None,
+    backoff: RetryBackoff | None = None,
     command: Sequence[str] = (),
     env: Sequence[dict[str, JSON]] = (),
     result_format: ResultFormat = ResultFormat.TEXT,
@@ -41,7 +41,7 @@ def task(
         env=tuple(env),
         depends_on=deps,
         trigger_rule=rule,
-        retries=RetryPolicy(limit=retries, backoff=backoff or Backoff()),
+        retries=RetryPolicy(limit=retries, backoff=backoff or RetryBackoff()),
         with_items=None if items is None else tuple(items),
         result_format=result_format,
         items_from=items_from,

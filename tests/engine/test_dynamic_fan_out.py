@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.expansion import MAX_ITEMS
 from controller.engine.records import InstanceKey
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.spec.model import Dag, ResultFormat, TriggerRule
 from tests.engine.support import T0, created, dag, finished, row, start, task
 

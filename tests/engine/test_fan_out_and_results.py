@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from controller.base.states import DagRunState, TaskState
 from controller.engine.records import InstanceKey
 from controller.engine.rendering import ResultError, parse_result
-from controller.engine.states import DagRunState, TaskState
 from controller.spec.model import Dag, ResultFormat, TriggerRule
 from controller.spec.templates import TemplateError
 from tests.engine.support import T0, created, dag, finished, row, start, task

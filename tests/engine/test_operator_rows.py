@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from controller.base.states import DagRunState, TaskState
 from controller.engine.clearing import (
     downstream_to_clear,
     failed_to_clear,
@@ -11,7 +12,6 @@ from controller.engine.clearing import (
     task_to_clear,
 )
 from controller.engine.graph import build_graph
-from controller.engine.states import DagRunState, TaskState
 from controller.spec.model import TriggerRule
 from tests.engine.support import T0, created, dag, finished, row, start, task
 

@@ -14,10 +14,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.admission import admit
 from controller.engine.graph import build_graph
 from controller.engine.records import NewTry, Plan
-from controller.engine.states import DagRunState, FailureKind, TaskState
 from controller.spec.model import Dag, ResultFormat, Task, TriggerRule
 from tests.engine.simulation import Simulation, oracle
 from tests.engine.support import T0, dag, task

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.retries import INFRA_BACKOFF, retry_at
-from controller.engine.states import DagRunState, FailureKind, TaskState
-from controller.spec.model import Backoff, RetryPolicy
+from controller.spec.model import RetryBackoff, RetryPolicy
 from tests.engine.support import T0, created, dag, finished, row, start, task
 
-BACKOFF = Backoff(delay_seconds=30, factor=2, max_delay_seconds=100)
+BACKOFF = RetryBackoff(delay_seconds=30, factor=2, max_delay_seconds=100)
 
 
 def test_a_task_failure_gets_a_new_try_after_the_backoff() -> None:

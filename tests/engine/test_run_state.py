@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.spec.model import TriggerRule
 from tests.engine.support import T0, created, dag, row, start, task
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from controller.base.states import TaskState
 from controller.engine.records import Plan, TaskInstanceView
-from controller.engine.states import TaskState
 from controller.spec.model import Dag, TriggerRule
 from tests.engine.support import T0, dag, finished, row, start, task
 

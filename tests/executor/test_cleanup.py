@@ -1,4 +1,5 @@
-"""The pod cleaner: it yields to launches within a bound, and trusts watched pods safely."""
+"""The pod cleaner: it yields to launches within a bound, trusts watched pods safely, and
+keeps a stored log when a late copy of a pod already gone comes back."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.states import TaskState
 from controller.devcluster.readiness import wait_until
-from controller.engine.states import TaskState
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
-from controller.executor.podspec import RESULT_FINALIZER
-from controller.logstore import LogStore
+from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
+from controller.executor.podspec import RESULT_FINALIZER, TASK_CONTAINER
+from controller.logstore import LogKey, LogStore
 from controller.store import TaskInstanceRecord
 
 OTHER_FINALIZER = "example.com/keep"
@@ -206,3 +208,26 @@ def test_a_stale_watched_copy_removes_only_the_result_finalizer(
             [{"op": "remove", "path": "/metadata/finalizers"}],
             _request_timeout=10,
         )
+
+
+@pytest.mark.cluster
+def test_a_late_copy_of_a_pod_already_gone_keeps_the_log_stored_for_it(
+    kube: kubernetes.client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    # The pod was cleaned (log stored, finalizer removed) and is gone; a watch event, or a
+    # restarted controller's replay, still carries a copy taken while it had its finalizer.
+    logs = LogStore(str(tmp_path))
+    kept = LogKey(run_id=1, task="t", item_index=0, try_number=1, container=TASK_CONTAINER)
+    logs.write(kept, "started 1\n")
+    cleaner = PodCleaner(kube, logs, policy=CleanupPolicy())
+    try:
+        late = finished_pod("gone", namespace=namespace)
+        assert cleaner.submit(late, record("gone", state=TaskState.CANCELLED))
+        wait_idle(cleaner)
+        assert (cleaner.cleaned, cleaner.failures) == (1, 0)
+    finally:
+        cleaner.close(wait=True)
+    assert logs.read(kept) == "started 1\n"
+    # A container with nothing stored still gets the reason it has no log.
+    never = LogKey(run_id=1, task="t", item_index=0, try_number=1, container=INIT_CONTAINER)
+    assert logs.read(never) == '[kubedag: no log: pods "gone" not found]\n'

@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from controller.engine.states import FailureKind, TaskState
+from controller.base.states import FailureKind, TaskState
 from controller.executor.cleanup import CleanupPolicy
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import ExecutorSettings, KubernetesExecutor

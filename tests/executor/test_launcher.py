@@ -20,8 +20,8 @@ import pytest
 
 from controller.base.backoff import Backoff
 from controller.executor.kubeclient import make_api_client
-from controller.executor.launcher import Launcher, LaunchOutcome, LaunchRequest, LaunchStatus
-from controller.executor.observer import NullObserver
+from controller.executor.launcher import Launcher, LaunchOutcome, LaunchRequest
+from controller.executor.observer import LaunchStatus, NullObserver
 
 LABEL = "kubedag.io/test"
 

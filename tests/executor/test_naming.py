@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.executor.naming import (
+from controller.base.naming import (
     MAX_LENGTH,
     is_label_value,
     label_value,

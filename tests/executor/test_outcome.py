@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controller.engine.states import FailureKind
+from controller.base.states import FailureKind
 from controller.executor.outcome import RESULT_LIMIT, OutcomePhase, PodOutcome, classify
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -16,10 +16,10 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.states import RunType
 from controller.devcluster.readiness import wait_until
 from controller.engine.records import RunIdentity
 from controller.engine.rendering import render_task
-from controller.engine.states import RunType
 from controller.executor.podspec import (
     PodConfig,
     PodIdentity,
@@ -63,9 +63,30 @@ def _param_value(param: Param) -> JSON:
     return PLACEHOLDERS[param.type]
 
 
-def _placeholder_result(task: Task) -> JSON:
+# A dynamic fan-out's items exist only at run time: each sample task that has one names
+# items shaped like its upstream's real output here.
+DYNAMIC_ITEMS: dict[tuple[str, str], tuple[JSON, ...]] = {
+    ("partition-load", "load-partition"): (
+        {"table": "orders", "day": "2026-01-02"},
+        {"table": "customers", "day": "2026-01-02"},
+    ),
+}
+
+
+def _items(dag: Dag, task: Task) -> tuple[JSON, ...]:
+    if task.with_items is not None:
+        return task.with_items
+    if task.items_from is None:
+        return (None,)
+    assert (dag.name, task.name) in DYNAMIC_ITEMS, (
+        f"{dag.name}/{task.name} fans out at run time: add its items to DYNAMIC_ITEMS"
+    )
+    return DYNAMIC_ITEMS[dag.name, task.name]
+
+
+def _placeholder_result(dag: Dag, task: Task) -> JSON:
     # Downstream templates read a fan-out's results as one array in item order.
-    return "result" if task.with_items is None else ["result"] * task.fan_out
+    return ["result"] * len(_items(dag, task)) if task.fans_out else "result"
 
 
 def _instances(dag: Dag, *, run_id: int) -> Iterator[tuple[Task, int, Rendered]]:
@@ -77,11 +98,11 @@ def _instances(dag: Dag, *, run_id: int) -> Iterator[tuple[Task, int, Rendered]]
         run_type=RunType.SCHEDULED,
         params={param.name: _param_value(param) for param in dag.params},
     )
-    results = {task.name: _placeholder_result(task) for task in dag.tasks}
+    results = {task.name: _placeholder_result(dag, task) for task in dag.tasks}
     for task in dag.tasks:
-        for item_index in range(task.fan_out):
+        for item_index, item in enumerate(_items(dag, task)):
             rendered = render_task(
-                task, identity=identity, item_index=item_index, task_results=results
+                task, identity=identity, item_index=item_index, task_results=results, item=item
             )
             yield task, item_index, rendered
 

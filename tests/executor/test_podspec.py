@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.base.naming import is_label_value
 from controller.executor.gitcheckout import CHECKOUT_SCRIPT
-from controller.executor.naming import is_label_value
 from controller.executor.podspec import (
     PodConfig,
     PodIdentity,

@@ -26,10 +26,13 @@ def key(container: str = "task", *, try_number: int = 1) -> LogKey:
 def test_a_stored_log_reads_back_as_written(log_store: LogStore) -> None:
     log_store.write(key(), "line one\nzwei ünd drei\n")
     assert log_store.read(key()) == "line one\nzwei ünd drei\n"
+    assert log_store.exists(key())
+    assert not log_store.exists(key(try_number=2))
 
 
 def test_a_log_never_stored_reads_as_none(log_store: LogStore) -> None:
     assert log_store.read(key()) is None
+    assert not log_store.exists(key())
     assert log_store.containers(run_id=7, task="load", item_index=2, try_number=1) == []
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.logstore import LogKey, LogStore
 from controller.store import NewTaskInstance, Store, upgrade
 from tests.engine.support import dag, task

@@ -11,21 +11,21 @@ import pytest
 
 from controller.base.backoff import Backoff
 from controller.config import ConfigError, load_config
+from controller.engine.seam import LaunchOrder
 from controller.metrics import Metrics
 from controller.notifications.delivery import DeliveryError, deliver
 from controller.notifications.follower import NotificationFollower
 from controller.notifications.settings import NotificationSettings, Route
 from controller.operations.requests import request_cancel
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
-from controller.spec.model import Backoff as SpecBackoff
+from controller.spec.model import RetryBackoff
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.notifications.receiver import receiving
 from tests.runtime.support import Recorder, engine_on, queue_run, store_dag
 
 PIPELINE = dag(
-    task("extract", retries=1, backoff=SpecBackoff(delay_seconds=0)),
+    task("extract", retries=1, backoff=RetryBackoff(delay_seconds=0)),
     task("load", "extract"),
     name="sales",
 )

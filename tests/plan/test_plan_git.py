@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType
 from controller.store import Store
 from tests.plan.repo import DagRepo, dag_text
 

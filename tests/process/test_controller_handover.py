@@ -22,8 +22,8 @@ import kubernetes.watch
 import pytest
 import yaml
 
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, RunType, TaskState
 from controller.store import DagRecord, Store, upgrade
 from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import ExternalCluster

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.states import DagRunState, FailureKind, RunType
 from controller.devcluster import LocalCluster
-from controller.engine.states import DagRunState, FailureKind, RunType
 from controller.process.controller import Controller
 from controller.store import DagRecord, TaskInstanceRecord
 from tests.fixtures.cluster import ExternalCluster

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.executor.launcher import LaunchStatus
+from controller.executor.observer import LaunchStatus
 from controller.metrics import Metrics
 from controller.process.observing import MetricsObserver
 from tests.process.test_metrics import samples

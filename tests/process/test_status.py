@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType
 from controller.process.dagsync import DagSync
 from controller.store import Store
 from tests.process.test_dagsync import BROKEN, dag_yaml

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.store import Store, TaskInstanceRecord
 from tests.realnode.conftest import Deployment
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.states import FailureKind
+from controller.base.states import FailureKind
 from controller.runtime.manual import trigger_run
 from controller.store import TaskInstanceRecord
 from tests.realnode.conftest import Deployment

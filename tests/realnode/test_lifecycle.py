@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.runtime.manual import trigger_run
 from tests.realnode.conftest import Deployment
 from tests.realnode.deployment import run_kubectl

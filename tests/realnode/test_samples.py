@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from controller.base.states import DagRunState, TaskState
 from controller.devcluster.realnode import HOST_LOG_STORE
-from controller.engine.states import DagRunState, TaskState
 from controller.runtime.manual import trigger_run
 from tests.deploy.test_rbac import expected_states
 from tests.realnode.conftest import Deployment

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
+from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import Behaviour, InProcessExecutor, Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Dag, dag_to_dict
 from controller.store import DagRunRecord, Store, TaskInstanceRecord
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType
 from controller.operations.backfill import backfill
 from controller.operations.requests import ActionRefusedError, NotFoundError
 from controller.runtime.scheduler import Scheduler

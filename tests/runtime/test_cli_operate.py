@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from controller.base.states import DagRunState
 from controller.cli import main
-from controller.engine.states import DagRunState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.runtime.support import Recorder, engine_on, queue_run, run_state, store_dag

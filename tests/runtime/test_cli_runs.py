@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType
 from controller.runtime.inprocess import Outcome
 from controller.spec.model import Dag, Param, ParamType, dag_to_dict
 from controller.store import Store

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
+from controller.engine.seam import CursorUpdate, LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.runtime.engine import Engine, EngineStoppedError
 from controller.runtime.inprocess import InProcessExecutor, Outcome
-from controller.runtime.seam import CursorUpdate, LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.runtime.support import Recorder, queue_run, run_state, store_dag, task_rows, wait_for

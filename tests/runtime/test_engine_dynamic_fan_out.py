@@ -6,10 +6,10 @@ import json
 import threading
 from dataclasses import replace
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import ResultFormat
 from controller.store import Store
 from tests.engine.support import dag, task

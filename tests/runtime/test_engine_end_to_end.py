@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.runtime.support import (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from controller.engine.states import DagRunState, FailureKind, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
-from controller.spec.model import Backoff, ResultFormat
+from controller.spec.model import ResultFormat, RetryBackoff
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.runtime.support import (
@@ -21,7 +21,9 @@ from tests.runtime.support import (
 )
 
 FLAKY = dag(
-    task("flaky", retries=2, backoff=Backoff(delay_seconds=30, factor=2, max_delay_seconds=600)),
+    task(
+        "flaky", retries=2, backoff=RetryBackoff(delay_seconds=30, factor=2, max_delay_seconds=600)
+    ),
     task("after", "flaky"),
     name="flaky-dag",
 )
@@ -143,7 +145,12 @@ def test_infra_failures_stop_after_the_engines_bound(store: Store) -> None:
 
 def test_an_unreadable_json_result_fails_the_try_and_is_retried(store: Store) -> None:
     json_dag = dag(
-        task("emit", retries=1, backoff=Backoff(delay_seconds=1), result_format=ResultFormat.JSON),
+        task(
+            "emit",
+            retries=1,
+            backoff=RetryBackoff(delay_seconds=1),
+            result_format=ResultFormat.JSON,
+        ),
         name="json-dag",
     )
     store_dag(store, json_dag)

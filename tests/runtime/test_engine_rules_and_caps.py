@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
+from controller.engine.seam import LaunchOrder
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import TriggerRule
 from controller.store import Store
 from tests.engine.support import dag, task

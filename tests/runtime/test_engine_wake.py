@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
+from controller.engine.seam import LaunchOrder
 from controller.operations.requests import request_cancel
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.manual import trigger_run
-from controller.runtime.seam import LaunchOrder
 from controller.store import Store, create_engine_for, upgrade
 from tests.engine.support import dag, task
 from tests.runtime.support import Recorder, run_state, store_dag, wait_for

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from controller.engine.states import DagRunState, TaskState
+from controller.base.states import DagRunState, TaskState
+from controller.engine.seam import LaunchOrder, PodStop, UpdateSink
 from controller.operations.requests import (
     ActionRefusedError,
     NotFoundError,
@@ -17,7 +18,6 @@ from controller.operations.requests import (
 )
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor, Outcome
-from controller.runtime.seam import LaunchOrder, PodStop, UpdateSink
 from controller.spec.model import ResultFormat
 from controller.store import Store, TaskInstanceRecord
 from tests.engine.support import dag, task

@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.runtime.scheduler import Scheduler
 from controller.spec.model import Dag, Param, ParamType
 from controller.store import DagRecord, Store, create_engine_for, upgrade

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
 from controller.runtime.engine import Engine
 from controller.runtime.inprocess import InProcessExecutor
 from controller.runtime.scheduler import Scheduler

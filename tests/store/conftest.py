@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.store import DagRunRecord, Store
 from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from controller.engine.states import TaskState
+from controller.base.states import TaskState
 from controller.store import DagRunRecord, NewTaskInstance, Store
 
 

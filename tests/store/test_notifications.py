@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.store import RequestListener, Store, create_engine_for, upgrade
 from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.states import DagRunState, RunType, TaskState
 from controller.cli import main
-from controller.engine.states import DagRunState, RunType, TaskState
 from controller.logstore import LogKey, LogStore
 from controller.operations.retention import clean
 from controller.store import DagRunRecord, NewTaskInstance, Store

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from controller.engine.states import DagRunState, RunType
+from controller.base.states import DagRunState, RunType
 from controller.store import DagRunRecord, Store
 from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 

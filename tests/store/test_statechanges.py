@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.engine.states import FailureKind, TaskState
+from controller.base.states import FailureKind, TaskState
 from controller.store import DagRunRecord, NewTaskInstance, StateChange, Store, TaskInstanceRecord
 
 NOW = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from controller.engine.states import RunType, TaskState
+from controller.base.states import RunType, TaskState
 from controller.store import DagRunRecord, NewTaskInstance, Store
 from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from controller.engine.states import DagRunState, FailureKind, RunType, TaskState
+from controller.base.states import DagRunState, FailureKind, RunType, TaskState
 from controller.store import DagRunRecord, NewTaskInstance, Store
 from tests.store.rows import LOGICAL_DATE, SPEC, add_dag
 

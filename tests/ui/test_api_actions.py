@@ -8,10 +8,10 @@ from typing import Any
 
 import kubernetes.client
 
-from controller.engine.states import DagRunState
+from controller.base.states import DagRunState
+from controller.engine.seam import LaunchOrder
 from controller.logstore import LogStore
 from controller.runtime.inprocess import Outcome
-from controller.runtime.seam import LaunchOrder
 from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui import Reply

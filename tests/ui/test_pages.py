@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.engine.states import RunType
+from controller.base.states import RunType
 from controller.store import DagRunRecord
 from tests.ui.browser import Browser
 from tests.ui.site import Site, api, wait_run

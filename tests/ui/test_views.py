@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.engine.states import RunType, TaskState
+from controller.base.states import RunType, TaskState
 from controller.spec.model import Dag, Task, TriggerRule, dag_to_dict
 from controller.store import DagRunRecord, NewTaskInstance, Store
 from controller.ui import views

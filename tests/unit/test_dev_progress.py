@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from controller.base.states import TaskState
 from controller.cli.dev import progress_updates
-from controller.engine.states import TaskState
 from controller.store import TaskInstanceRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from controller.base.states import DagRunState, TaskState
 from controller.engine.graph import GraphCache
-from controller.engine.states import DagRunState, TaskState
 from controller.runtime.actions.common import (
     UNFINISHED,
     ActionRefusedError,

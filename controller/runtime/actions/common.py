@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.clearing import InstanceRef
 from controller.engine.graph import GraphCache, RunGraph
-from controller.engine.states import FailureKind, TaskState
+from controller.engine.seam import PodStop
 from controller.runtime.active import spec_digest
-from controller.runtime.seam import PodStop
 from controller.spec.model import dag_from_dict
 from controller.store import (
     ActionRequestRecord,

@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from controller.base.states import DagRunState, TaskState
 from controller.engine.clearing import (
     InstanceRef,
     downstream_to_clear,
 )
 from controller.engine.graph import GraphCache
 from controller.engine.rendering import ResultError, parse_result
-from controller.engine.states import DagRunState, TaskState
+from controller.engine.seam import PodStop
 from controller.runtime.actions.common import (
     UNFINISHED,
     ActionRefusedError,
@@ -27,7 +28,6 @@ from controller.runtime.actions.common import (
     require_run,
     who,
 )
-from controller.runtime.seam import PodStop
 from controller.store import (
     ActionRequestRecord,
     DagRunRecord,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from controller.base.states import DagRunState
 from controller.engine.clearing import (
     InstanceRef,
     failed_to_clear,
@@ -14,7 +15,6 @@ from controller.engine.clearing import (
     task_to_clear,
 )
 from controller.engine.graph import GraphCache
-from controller.engine.states import DagRunState
 from controller.runtime.actions.common import (
     ActionRefusedError,
     Applied,

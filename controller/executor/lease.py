@@ -1,6 +1,6 @@
 """One coordination.k8s.io/v1 Lease, read and written as a `LeaseRecord`.
 
-The elector in `leader` decides *when* to read and write; this module only knows how,
+The elector in `process.leader` decides *when* to read and write; this module only knows how,
 and keeps the traps of the wire format and the connection out of the protocol:
 
 - Its own connection pool, with urllib3 retries off. A launcher saturating the shared

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from controller.base.states import FailureKind, TaskState
 from controller.engine.rendering import RenderedTask
-from controller.engine.states import FailureKind, TaskState
 from controller.spec.model import Task
 
 
@@ -107,6 +107,14 @@ class UpdateSink(Protocol):
         """Commit `updates` and `cursor` in one transaction; return the ids that changed.
 
         An update not allowed from the row's current state is dropped, not an error.
+        """
+        ...
+
+    def relaunch_orders(self, task_instance_ids: Sequence[int]) -> list[LaunchOrder]:
+        """The orders of those tries that are still LAUNCHED, to create their missing pods.
+
+        Built as the engine built them first (same pod name, same rendering), by the one
+        builder of launch orders, so an executor never renders a try itself.
         """
         ...
 
