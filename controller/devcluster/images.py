@@ -140,6 +140,9 @@ class ImageBuilder:
         if all(path.exists() for path in paths):
             return paths
         packages.ensure(BUILD_PACKAGES, why="building the real node's images", log=self._log)
+        # Every build into this storage holds the lock, so a working container seen here is
+        # left from a build that was killed; it would keep its image from being pruned.
+        self._buildah("rm", "--all")
         self._ensure_base()
         for path, stand_in in stand_ins.items():
             if not path.exists():
