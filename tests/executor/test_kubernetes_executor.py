@@ -281,7 +281,10 @@ def test_a_task_without_checkout_runs_without_the_repository_and_without_a_token
     )
     dag = Dag(name="no-checkout", tasks=(notify,))
     run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
-    executor = executor_for(api, sqlite_store, namespace, tmp_path)
+    # The pod is kept after success: a pod this quick could otherwise come and go between
+    # two listings, and the test would never see it.
+    keep = CleanupPolicy(delete_on_success=False, delete_on_failure=False)
+    executor = executor_for(api, sqlite_store, namespace, tmp_path, cleanup=keep)
     executor.start(StoreSink(sqlite_store))
     try:
         executor.launch(orders_for(dag, run_id, rows))
