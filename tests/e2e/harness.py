@@ -66,6 +66,23 @@ def task(name: str, *, overrides: Mapping[str, Any] | None = None, **fields: Any
     return Task(name=name, image="busybox:1.36", pod_overrides=dict(overrides or {}), **fields)
 
 
+def queued_run(store: Store, dag: Dag) -> int:
+    """A queued run of ``dag``, as a trigger leaves it for the controller to start."""
+    spec = dag_to_dict(dag)
+    with store.transaction() as uow:
+        uow.upsert_dag(
+            name=dag.name, path=f"{dag.name}.yaml", revision=REVISION, spec_hash="h", spec=spec
+        )
+        run, _ = uow.create_run(
+            dag_name=dag.name,
+            logical_date=datetime.now(UTC),
+            run_type=RunType.MANUAL,
+            revision=REVISION,
+            spec=spec,
+        )
+    return run.id
+
+
 def launched_run(
     store: Store, dag: Dag, *, namespace: str, items: Mapping[str, int] | None = None
 ) -> tuple[int, list[TaskInstanceRecord]]:

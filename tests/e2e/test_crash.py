@@ -5,20 +5,19 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes.client
 import pytest
 
-from controller.base.states import DagRunState, RunType, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.devcluster import LocalCluster
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
-from controller.spec.model import Dag, dag_to_dict
+from controller.spec.model import Dag
 from controller.store import Store
 from tests.e2e.crashing import SELECTOR, start_controller
-from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.harness import queued_run, scripted, task, wait_for
 from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import without_watch_cache
 
@@ -42,19 +41,7 @@ def queue_run(store: Store) -> int:
             task("last", depends_on=("fan",), overrides=scripted(**{"termination-message": "l"})),
         ),
     )
-    spec = dag_to_dict(dag)
-    with store.transaction() as uow:
-        uow.upsert_dag(
-            name=dag.name, path="crash.yaml", revision="0" * 40, spec_hash="c", spec=spec
-        )
-        run, _ = uow.create_run(
-            dag_name=dag.name,
-            logical_date=datetime.now(UTC),
-            run_type=RunType.MANUAL,
-            revision="0" * 40,
-            spec=spec,
-        )
-    return run.id
+    return queued_run(store, dag)
 
 
 def states(store: Store, run_id: int) -> list[TaskState]:

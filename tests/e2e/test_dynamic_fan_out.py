@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import json
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from controller.base import naming
-from controller.base.states import DagRunState, RunType, TaskState
+from controller.base.states import DagRunState, TaskState
 from controller.devcluster import LocalCluster
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
-from controller.spec.model import Dag, ResultFormat, dag_to_dict
+from controller.spec.model import Dag, ResultFormat
 from controller.store import Store, TaskInstanceRecord
 from tests.e2e.crashing import SELECTOR, start_controller
-from tests.e2e.harness import scripted, task, wait_for
+from tests.e2e.harness import queued_run, scripted, task, wait_for
 from tests.e2e.podaudit import PodAudit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
@@ -59,19 +58,7 @@ def queue_run(store: Store) -> int:
             ),
         ),
     )
-    spec = dag_to_dict(dag)
-    with store.transaction() as uow:
-        uow.upsert_dag(
-            name=dag.name, path="dynamic.yaml", revision="0" * 40, spec_hash="d", spec=spec
-        )
-        run, _ = uow.create_run(
-            dag_name=dag.name,
-            logical_date=datetime.now(UTC),
-            run_type=RunType.MANUAL,
-            revision="0" * 40,
-            spec=spec,
-        )
-    return run.id
+    return queued_run(store, dag)
 
 
 def rows_of(store: Store, run_id: int) -> dict[tuple[str, int], TaskInstanceRecord]:
