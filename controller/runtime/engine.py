@@ -65,7 +65,14 @@ from controller.runtime.starting import (
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
+from controller.store import (
+    REQUESTS,
+    RUNS,
+    DagRunRecord,
+    RequestListener,
+    Store,
+    TaskInstanceRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +203,13 @@ class Engine:
         """An operator's request was queued: apply it now rather than at the next poll."""
         self._inbox.request_actions()
 
-    def _notified(self) -> None:
-        # A notification does not say what waits: a queued run or an operator's request.
-        self._inbox.request_queued_check()
-        self._inbox.request_actions()
+    def _notified(self, what: frozenset[str]) -> None:
+        # Only what the notification says waits: a trigger's wake-up does not also read
+        # the requests, nor a cancel's the queued runs.
+        if RUNS in what:
+            self._inbox.request_queued_check()
+        if REQUESTS in what:
+            self._inbox.request_actions()
 
     # -- the UpdateSink -------------------------------------------------------------
 
