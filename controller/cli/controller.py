@@ -15,9 +15,10 @@ import sys
 import threading
 from typing import Any
 
-from controller.config import ConfigError, load_config
 from controller.process.logging import configure_logging
 from controller.process.wiring import StartupError
+from controller.settings.loading import load_config
+from controller.settings.model import ConfigError
 
 EXIT_CONFIG = 2
 

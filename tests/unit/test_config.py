@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, duration_setting, load_config
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
+from controller.settings.loading import duration_setting, load_config
+from controller.settings.model import ConfigError
 from controller.spec.model import Task
 
 
