@@ -15,11 +15,11 @@ import logging
 import sys
 import time
 
-from controller.config import load_config
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
+from controller.settings.loading import load_config
 from controller.store import Store
 
 LISTEN_TIMEOUT_SECONDS = 30.0

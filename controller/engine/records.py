@@ -51,7 +51,7 @@ class TaskInstanceView:
 class RunIdentity:
     """Who a run is: the values `{{ run.* }}` and `{{ params.* }}` render to."""
 
-    run_id: str
+    run_id: int
     dag_name: str
     logical_date: datetime
     revision: str

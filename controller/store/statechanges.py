@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from controller.base.states import TaskState
 from controller.store.base import utcnow
 from controller.store.models import TaskInstance
-from controller.store.tasks import INSERT_BATCH, TaskFields
+from controller.store.tasks import IN_CHUNK, TaskFields
 
 TABLE = cast(Table, TaskInstance.__table__)
 
@@ -62,8 +62,8 @@ def apply_state_changes(session: Session, changes: Sequence[StateChange]) -> lis
 
 def _lock_states(session: Session, ids: list[int]) -> dict[int, TaskState]:
     states: dict[int, TaskState] = {}
-    for start in range(0, len(ids), INSERT_BATCH):
-        chunk = ids[start : start + INSERT_BATCH]
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
         stmt = (
             select(TaskInstance.id, TaskInstance.state)
             .where(TaskInstance.id.in_(chunk))

@@ -10,9 +10,8 @@ because the caps that decide what may launch (maxActiveTasks) are per DAG.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from itertools import islice
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Result, Row, Select, func, select, update
@@ -22,8 +21,8 @@ from controller.store.base import SessionBound, rowcount, state_list, utcnow
 from controller.store.models import DagRun, TaskInstance
 from controller.store.records import NewTaskInstance, TaskInstanceRecord
 
-# Rows per INSERT: well under SQLite's limit on bound variables per statement.
-INSERT_BATCH = 500
+# Ids or names per `IN (...)`: well under SQLite's limit on bound variables per statement.
+IN_CHUNK = 500
 
 
 class TaskFields(TypedDict, total=False):
@@ -92,34 +91,35 @@ def _pending() -> Select[Any]:
     )
 
 
-def _batches(items: Iterable[NewTaskInstance]) -> Iterator[list[NewTaskInstance]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, INSERT_BATCH)):
-        yield batch
-
-
 class TaskQueries(SessionBound):
     def add_task_instances(self, instances: Iterable[NewTaskInstance]) -> list[TaskInstanceRecord]:
         """Create the instances that do not exist yet; returns only those it created."""
-        created_ids: list[int] = []
+        # One statement executed with a list of parameter sets: SQLAlchemy compiles it
+        # once and sends it as multi-row INSERTs ("insertmanyvalues"), RETURNING the rows
+        # inserted, so no second query reads them. A statement with the rows in
+        # `.values()` was compiled anew per batch: seconds for a fan-out of thousands.
         now = utcnow()
-        for batch in _batches(instances):
-            rows = [_insert_values(instance, now) for instance in batch]
-            stmt = (
-                self._insert(TaskInstance)
-                .values(rows)
-                .on_conflict_do_nothing(
-                    index_elements=[
-                        TaskInstance.run_id,
-                        TaskInstance.task_name,
-                        TaskInstance.item_index,
-                        TaskInstance.try_number,
-                    ]
-                )
-                .returning(TaskInstance.id)
+        rows = [_insert_values(instance, now) for instance in instances]
+        if not rows:
+            return []
+        stmt = (
+            self._insert(TaskInstance)
+            .on_conflict_do_nothing(
+                index_elements=[
+                    TaskInstance.run_id,
+                    TaskInstance.task_name,
+                    TaskInstance.item_index,
+                    TaskInstance.try_number,
+                ]
             )
-            created_ids.extend(self._session.execute(stmt).scalars())
-        return self._by_ids(created_ids)
+            .returning(*TaskInstance.__table__.c)
+        )
+        created = self._session.execute(stmt, rows).all()
+        run_ids = sorted({row.run_id for row in created})
+        names = select(DagRun.id, DagRun.dag_name).where(DagRun.id.in_(run_ids))
+        dag_names = {row.id: row.dag_name for row in self._session.execute(names)}
+        records = [task_record(row, dag_names[row.run_id]) for row in created]
+        return sorted(records, key=lambda record: record.id)
 
     def get_task_instances(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
         """The instances with these ids (unknown ids are left out), by id, in few queries."""
@@ -129,8 +129,8 @@ class TaskQueries(SessionBound):
         """The instances whose pod has one of these names, in few queries (one per chunk)."""
         names = sorted(set(pod_names))
         records: list[TaskInstanceRecord] = []
-        for start in range(0, len(names), INSERT_BATCH):
-            chunk = names[start : start + INSERT_BATCH]
+        for start in range(0, len(names), IN_CHUNK):
+            chunk = names[start : start + IN_CHUNK]
             stmt = _with_dag_name().where(TaskInstance.pod_name.in_(chunk))
             records.extend(_records(self._session.execute(stmt)))
         return records
@@ -201,8 +201,8 @@ class TaskQueries(SessionBound):
 
     def _by_ids(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
         records: list[TaskInstanceRecord] = []
-        for start in range(0, len(ids), INSERT_BATCH):
-            chunk = ids[start : start + INSERT_BATCH]
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start : start + IN_CHUNK]
             stmt = _with_dag_name().where(TaskInstance.id.in_(chunk)).order_by(TaskInstance.id)
             records.extend(_records(self._session.execute(stmt)))
         return records
