@@ -58,7 +58,7 @@ def cluster_kubeconfig() -> Iterator[str]:
         yield named
         return
     from controller.devcluster import ClusterConfig, LocalCluster, sharing
-    from controller.devcluster.config import TEST_PORT_BASE, default_data_dir
+    from controller.devcluster.layout import TEST_PORT_BASE, default_data_dir
 
     local = LocalCluster(ClusterConfig(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE))
     sharing.acquire(local, with_node_agent=False)

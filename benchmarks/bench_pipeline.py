@@ -49,7 +49,6 @@ from benchmarks.bench_launch import bare_loop, fresh_namespace
 from benchmarks.bench_launch import pod as bench_pod
 from benchmarks.clusters import BENCH_WITH_AGENT, own_cluster
 from controller.base.states import DagRunState, RunType
-from controller.config import load_config
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import (
     ExecutorSettings,
@@ -60,6 +59,7 @@ from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
+from controller.settings.loading import load_config
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, upgrade
 

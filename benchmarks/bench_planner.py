@@ -52,7 +52,7 @@ class Outcome:
 def play(dag: Dag, *, seed: int) -> Outcome:
     """Run one DagRun to its end; return what the planner did and how long it took."""
     rng = random.Random(seed)
-    identity = RunIdentity("1", dag.name, T0, "abc123", RunType.SCHEDULED, {})
+    identity = RunIdentity(1, dag.name, T0, "abc123", RunType.SCHEDULED, {})
     started = time.process_time()
     graph = build_graph(dag)
     planner, plan = RunPlanner.recover(graph, identity, [], now=T0)

@@ -48,7 +48,7 @@ from benchmarks.bench_pipeline import namespace_gone, wait_until
 from benchmarks.bench_trigger import FirstPods, database, start_controller, started_line
 from benchmarks.clusters import own_cluster
 from controller.devcluster import LocalCluster
-from controller.devcluster.config import TEST_PORT_BASE
+from controller.devcluster.layout import TEST_PORT_BASE
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.runtime.manual import trigger_run

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from controller.devcluster import ClusterConfig, LocalCluster, sharing
-from controller.devcluster.config import default_data_dir
+from controller.devcluster.layout import default_data_dir
 
 # Port bases below Linux's ephemeral range (32768-60999): a base inside it had the
 # controller-manager's port taken by an outgoing connection of the apiserver to etcd.

@@ -27,12 +27,12 @@ from datetime import datetime
 from typing import IO, Any
 
 import controller.executor.launcher as launcher_module
-from controller.config import load_config
 from controller.engine.seam import LaunchOrder
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
+from controller.settings.loading import load_config
 from controller.store import Store
 
 LISTEN_TIMEOUT_SECONDS = 30.0

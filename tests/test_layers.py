@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"controller.ui"},
     {"controller.plan", "controller.operations", "controller.notifications"},
     {"controller.runtime", "controller.executor", "controller.nodeagent"},
-    {"controller.config"},
+    {"controller.settings"},
     {
         "controller.metrics",
         "controller.gitsync",

@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from controller.cli.database import add_database_arguments, database_url
-from controller.config import ConfigError
 from controller.operations.backfill import Backfill, backfill, progress
 from controller.operations.requests import ActionRefusedError, cli_requester
+from controller.settings.model import ConfigError
 from controller.store import NotMigratedError, Store, display_url
 from controller.store.errors import DatabaseError
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from controller.config import database_url_for, load_config
+from controller.settings.loading import database_url_for, load_config
 from controller.store import Store, display_url
 from controller.store.errors import DatabaseError, describe_database_error
 

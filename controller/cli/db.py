@@ -16,9 +16,10 @@ from typing import Any
 
 from controller.base.durations import DurationError, parse_duration
 from controller.cli.database import add_database_arguments, database_url
-from controller.config import ConfigError, database_url_for, load_config
 from controller.logstore import LogStore
 from controller.operations.retention import clean
+from controller.settings.loading import database_url_for, load_config
+from controller.settings.model import ConfigError
 from controller.store import NotMigratedError, Store, current_revision, display_url, head_revision
 from controller.store import upgrade as upgrade_database
 from controller.store.errors import DatabaseError, describe_database_error

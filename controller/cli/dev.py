@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller.base.states import DagRunState
-from controller.config import Config, ConfigError, database_url_for, load_config
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import NODE_AGENT, PACKAGE_ROOT
-from controller.devcluster.config import DEV_PORT_BASE, cache_dir, default_data_dir
+from controller.devcluster.layout import DEV_PORT_BASE, cache_dir, default_data_dir
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.process.logging import configure_logging
 from controller.process.wiring import StartupError
 from controller.runtime.manual import TriggerError, trigger_run
+from controller.settings.loading import database_url_for, load_config, sqlite_url_in
+from controller.settings.model import Config, ConfigError
 from controller.spec.params import ParamError
 from controller.store import DagRecord, Store, TaskInstanceRecord
 
@@ -212,7 +213,9 @@ def dev_config(args: argparse.Namespace, *, repo: Path, revision: str, kubeconfi
         overrides={
             "kubeconfig": str(kubeconfig),
             "dataDir": str(data_dir),
-            "databaseUrl": f"sqlite:///{data_dir.resolve() / 'kubedag.db'}",
+            # Its own database, whatever $KUBEDAG_DATABASE_URL says: a dev controller
+            # must never write into the database of a real one.
+            "databaseUrl": sqlite_url_in(data_dir),
             "logFormat": "text",
             "http.bind": "127.0.0.1",
             "http.port": args.http_port,

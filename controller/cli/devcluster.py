@@ -18,7 +18,7 @@ from typing import Any
 
 from controller.devcluster import ClusterConfig, ClusterError, LocalCluster
 from controller.devcluster.cluster import PACKAGE_ROOT
-from controller.devcluster.config import (
+from controller.devcluster.layout import (
     DEV_PORT_BASE,
     REAL_PORT_BASE,
     default_data_dir,

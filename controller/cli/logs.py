@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 from controller.cli.database import add_database_arguments
-from controller.config import ConfigError, database_url_for, load_config
 from controller.executor.kubeclient import ApiClient, make_api_client, read_error
 from controller.executor.podlogs import (
     LogFollow,
@@ -26,6 +25,8 @@ from controller.executor.podlogs import (
 )
 from controller.executor.podspec import TASK_CONTAINER as MAIN_CONTAINER
 from controller.logstore import LogKey, LogStore
+from controller.settings.loading import database_url_for, load_config
+from controller.settings.model import ConfigError
 from controller.store import NotMigratedError, Store, TaskInstanceRecord
 
 

@@ -20,7 +20,6 @@ from controller.cli.database import (
     fail,
     opened_store,
 )
-from controller.config import ConfigError
 from controller.operations.pausing import set_paused
 from controller.operations.requests import (
     ActionRefusedError,
@@ -31,6 +30,7 @@ from controller.operations.requests import (
     request_retry,
     wait_for,
 )
+from controller.settings.model import ConfigError
 from controller.store import NotMigratedError, Store
 from controller.store.errors import DatabaseError
 

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.base.states import DagRunState
-from controller.config import Config, ConfigError, database_url_for, load_config
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync.localrepo import PinError, pinned_revision
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
 from controller.runtime.manual import queue_manual_run
+from controller.settings.loading import database_url_for, load_config
+from controller.settings.model import Config, ConfigError
 from controller.spec.model import dag_to_dict
 from controller.spec.params import ParamError, resolve_params
 from controller.spec.validate import validate_paths

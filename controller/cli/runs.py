@@ -26,8 +26,8 @@ from controller.cli.database import (
     fail,
     opened_store,
 )
-from controller.config import ConfigError
 from controller.runtime.manual import TriggerError, trigger_run
+from controller.settings.model import ConfigError
 from controller.spec.params import ParamError
 from controller.store import (
     DagRunRecord,

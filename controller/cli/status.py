@@ -16,8 +16,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.config import ConfigError, database_url_for, load_config
 from controller.operations.dagstatus import DagStatus, collect
+from controller.settings.loading import database_url_for, load_config
+from controller.settings.model import ConfigError
 from controller.store import NotMigratedError, Store, display_url
 from controller.store.errors import DatabaseError
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from controller.config import ConfigError, load_config, pod_policy
+from controller.settings.loading import load_config
+from controller.settings.model import ConfigError, pod_policy
 from controller.spec.model import Task, dag_to_dict
 from controller.spec.schedule import next_fire_times, to_crontab
 from controller.spec.schema import schema_text

@@ -26,8 +26,8 @@ import kubernetes.config
 import yaml
 
 from controller.devcluster import commands, processes
-from controller.devcluster.config import ClusterConfig
 from controller.devcluster.kubeconfig import write_kubeconfig
+from controller.devcluster.layout import ClusterConfig
 from controller.devcluster.pki import REAL_NODE, Pki, ensure_pki
 from controller.devcluster.readiness import ClusterError, wait_until
 from controller.devcluster.realnode import RealNode, write_kubelet_kubeconfig

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from controller.devcluster.config import ClusterConfig
+from controller.devcluster.layout import ClusterConfig
 from controller.devcluster.pki import Pki
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.devcluster import packages
-from controller.devcluster.config import cache_dir
+from controller.devcluster.layout import cache_dir
 from controller.devcluster.readiness import ClusterError
 
 BASE_IMAGE = "kubedag.local/debian:bookworm"

@@ -35,9 +35,9 @@ from typing import Any
 import kubernetes.client
 
 from controller.devcluster import images, packages, processes
-from controller.devcluster.config import ClusterConfig
 from controller.devcluster.hostchanges import HostChanges, unmount_all
 from controller.devcluster.kubeconfig import write_kubeconfig
+from controller.devcluster.layout import ClusterConfig
 from controller.devcluster.pki import (
     APISERVER_KUBELET_CLIENT,
     REAL_NODE,

@@ -51,9 +51,9 @@ def parse_result(task: Task, raw: str | None) -> JSON:
 
 
 def run_fields(identity: RunIdentity) -> dict[str, str]:
-    """The `run.*` values of a run's templates."""
+    """The `run.*` values of a run's templates: text, as every template renders."""
     return {
-        "id": identity.run_id,
+        "id": str(identity.run_id),
         "dag": identity.dag_name,
         "logicalDate": identity.logical_date.isoformat(),
         "revision": identity.revision,

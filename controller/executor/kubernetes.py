@@ -40,7 +40,6 @@ from kubernetes import client
 
 from controller.base import naming
 from controller.base.states import FailureKind, TaskState
-from controller.config import Config, pod_policy
 from controller.engine.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.executor.cleanup import DEFAULT_MAX_DEFERRAL, CleanupPolicy, PodCleaner
 from controller.executor.launcher import (
@@ -57,6 +56,7 @@ from controller.executor.podspec import PodConfig, PodIdentity, build_pod
 from controller.executor.reconciler import Reconciler
 from controller.executor.watcher import NamespaceWatcher
 from controller.logstore import LogStore
+from controller.settings.model import Config, pod_policy
 from controller.spec.loader import field_name
 from controller.spec.podpolicy import PodPolicy, task_violations
 from controller.store import Store, TaskInstanceRecord

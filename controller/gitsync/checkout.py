@@ -28,8 +28,8 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from controller.gitsync.config import GitSyncConfig
 from controller.gitsync.credentials import GitCredentials
+from controller.gitsync.settings import GitSyncConfig
 
 log = logging.getLogger(__name__)
 

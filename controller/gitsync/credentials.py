@@ -20,7 +20,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from controller.gitsync.config import HttpsAuth, SshAuth
+from controller.gitsync.settings import HttpsAuth, SshAuth
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.gitsync.checkout import CheckoutStore, GitSyncError
-from controller.gitsync.config import GitSyncConfig
 from controller.gitsync.credentials import GitCredentials
+from controller.gitsync.settings import GitSyncConfig
 from controller.gitsync.webhook import WebhookError, push_concerns_ref, verify_push
 
 log = logging.getLogger(__name__)

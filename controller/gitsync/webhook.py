@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from controller.gitsync.config import is_pinned_sha
+from controller.gitsync.settings import is_pinned_sha
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _NULL_SHA_RE = re.compile(r"0{40}|0{64}")

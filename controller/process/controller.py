@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from http import HTTPStatus
 
-from controller.config import Config, pod_policy
 from controller.executor.kubeclient import ApiClient
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.gitsync import GitSync, SyncResult
@@ -45,6 +44,7 @@ from controller.process.wiring import (
 )
 from controller.runtime.engine import Engine
 from controller.runtime.scheduler import Scheduler
+from controller.settings.model import Config, pod_policy
 from controller.store import PUSH_CHANNEL, DagRecord, RequestListener, Store
 from controller.ui.endpoints import UiEndpoints
 

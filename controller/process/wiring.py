@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from controller.config import Config, database_url_for
 from controller.executor.kubeclient import CREDENTIAL_ERRORS, ApiClient, make_api_client
 from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth
-from controller.gitsync.config import is_ssh_url
 from controller.gitsync.credentials import redact_url_userinfo
+from controller.gitsync.settings import is_ssh_url
+from controller.settings.loading import database_url_for
+from controller.settings.model import Config
 from controller.store import NotMigratedError, Store, display_url, upgrade
 from controller.store.errors import DatabaseError
 

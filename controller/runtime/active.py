@@ -75,7 +75,7 @@ class ActiveRun:
 
 def identity_of(record: DagRunRecord) -> RunIdentity:
     return RunIdentity(
-        run_id=str(record.id),
+        run_id=record.id,
         dag_name=record.dag_name,
         logical_date=record.logical_date,
         revision=record.revision,

@@ -7,7 +7,7 @@ import subprocess
 import kubernetes.client
 import pytest
 
-from controller.devcluster.config import kubernetes_bin_dir
+from controller.devcluster.layout import kubernetes_bin_dir
 from controller.devcluster.pki import TEST_USERS
 from tests.cluster.pods import finished, process_pod, scripted_pod, wait_pod
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from controller.devcluster.config import kubernetes_bin_dir
+from controller.devcluster.layout import kubernetes_bin_dir
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 KUSTOMIZATIONS = ("base", "overlays/with-postgres", "overlays/local-real-node")

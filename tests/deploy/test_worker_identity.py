@@ -23,9 +23,9 @@ import kubernetes.client
 import pytest
 import yaml
 
-from controller.config import load_config
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
+from controller.settings.loading import load_config
 from controller.spec.model import Task
 from tests.deploy.manifests import render
 

@@ -14,12 +14,12 @@ import sys
 import time
 
 from controller.base.states import DagRunState
-from controller.config import load_config
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import KubernetesExecutor, settings_from_config
 from controller.executor.watchstream import list_pods
 from controller.logstore import LogStore
 from controller.runtime.engine import Engine
+from controller.settings.loading import load_config
 from controller.store import Store
 
 DEADLINE_SECONDS = 120.0

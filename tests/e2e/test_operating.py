@@ -12,7 +12,6 @@ import pytest
 from controller.base.states import DagRunState, TaskState
 from controller.cli import main
 from controller.cli.run import drive
-from controller.config import load_config
 from controller.devcluster import LocalCluster
 from controller.executor.kubeclient import make_api_client
 from controller.executor.podspec import TASK_CONTAINER
@@ -21,6 +20,7 @@ from controller.logstore import LogKey, LogStore
 from controller.process.dagsync import DagSync
 from controller.runtime.manual import trigger_run
 from controller.runtime.scheduler import Scheduler
+from controller.settings.loading import load_config
 from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui.endpoints import UiEndpoints

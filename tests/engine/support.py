@@ -54,7 +54,7 @@ def dag(*tasks: Task, name: str = "sales") -> Dag:
 
 def identity(*, params: dict[str, JSON] | None = None) -> RunIdentity:
     return RunIdentity(
-        run_id="42",
+        run_id=42,
         dag_name="sales",
         logical_date=T0,
         revision="0123abcd",

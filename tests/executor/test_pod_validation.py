@@ -91,7 +91,7 @@ def _placeholder_result(dag: Dag, task: Task) -> JSON:
 
 def _instances(dag: Dag, *, run_id: int) -> Iterator[tuple[Task, int, Rendered]]:
     identity = RunIdentity(
-        run_id=str(run_id),
+        run_id=run_id,
         dag_name=dag.name,
         logical_date=datetime(2026, 1, 2, 3, 0, tzinfo=UTC),
         revision=SHA,

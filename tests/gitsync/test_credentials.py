@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from controller.gitsync import GitSync, GitSyncConfig, GitSyncError, HttpsAuth, SshAuth
-from controller.gitsync.config import GitSyncConfigError
 from controller.gitsync.credentials import GitCredentials, redact_url_userinfo
+from controller.gitsync.settings import GitSyncConfigError
 from tests.gitsync.conftest import Remote
 from tests.gitsync.httpgit import serve_git
 

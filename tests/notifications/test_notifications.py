@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from controller.base.backoff import Backoff
-from controller.config import ConfigError, load_config
 from controller.engine.seam import LaunchOrder
 from controller.metrics import Metrics
 from controller.notifications.delivery import DeliveryError, deliver
@@ -18,6 +17,8 @@ from controller.notifications.follower import NotificationFollower
 from controller.notifications.settings import NotificationSettings, Route
 from controller.operations.requests import request_cancel
 from controller.runtime.inprocess import Outcome
+from controller.settings.loading import load_config
+from controller.settings.model import ConfigError
 from controller.spec.model import RetryBackoff
 from controller.store import Store
 from tests.engine.support import dag, task

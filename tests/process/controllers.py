@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.config import Config, load_config
+from controller.settings.loading import load_config
+from controller.settings.model import Config
 from tests.gitsync.conftest import Remote
 
 T = TypeVar("T")

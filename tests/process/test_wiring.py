@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import Config, load_config
 from controller.gitsync import HttpsAuth
 from controller.process.wiring import StartupError, gitsync_config, webhook_secret
+from controller.settings.loading import load_config
+from controller.settings.model import Config
 
 
 def config_with(tmp_path: Path, **git: str) -> Config:

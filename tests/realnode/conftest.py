@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import make_url
 
 from controller.devcluster import ClusterConfig, LocalCluster, sharing
-from controller.devcluster.config import REAL_PORT_BASE, default_data_dir
+from controller.devcluster.layout import REAL_PORT_BASE, default_data_dir
 from controller.devcluster.pki import REAL_NODE_IP
 from controller.devcluster.readiness import wait_until
 from controller.store import Store, upgrade

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from controller.cli import main
-from controller.config import database_url_for, load_config
+from controller.settings.loading import database_url_for, load_config
 from controller.store import (
     NotMigratedError,
     Store,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.config import load_config
 from controller.process.controller import Controller
+from controller.settings.loading import load_config
 from controller.store import DagRecord
 from tests.gitsync.conftest import Remote, git, make_remote
 from tests.process.controllers import wait_for

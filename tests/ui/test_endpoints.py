@@ -9,9 +9,9 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from controller.config import load_config
 from controller.logstore import LogStore
 from controller.process.wiring import StartupError, api_token
+from controller.settings.loading import load_config
 from controller.spec.model import Dag, Param, ParamType, Task, dag_to_dict
 from controller.store import Store
 from controller.ui import Reply

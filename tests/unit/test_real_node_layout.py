@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.devcluster.config import REAL_PORT_BASE
 from controller.devcluster.hostchanges import HostChanges
 from controller.devcluster.images import CONTROLLER_IMAGE, STAND_INS, source_files
+from controller.devcluster.layout import REAL_PORT_BASE
 from controller.devcluster.realnode import HOST_LOG_STORE
 from controller.executor.podspec import PodConfig
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gitsync.config import is_ssh_url
+from controller.gitsync.settings import is_ssh_url
 
 
 @pytest.mark.parametrize(
