@@ -436,7 +436,7 @@ class Engine:
 
     def _write(self, items: list[tuple[ActiveRun, Plan]], *, now: datetime) -> None:
         """Write the plans of several runs in one transaction, then act on the outcome."""
-        items = [(run, plan) for run, plan in items if plan.decisions or plan.exhausted]
+        items = [(run, plan) for run, plan in items if plan.news]
         if not items:
             return
         try:

@@ -33,7 +33,7 @@ from controller.settings.model import (
     ExecutorConfig,
     GitConfig,
     LeaderElectionConfig,
-    check_rules,
+    rule_problems,
 )
 
 
@@ -259,9 +259,20 @@ def load_config(
             f"{'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
             for e in errors
         ]
-        where = f" in {file_path}" if file_path else ""
-        raise ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(lines))
-    return _build(document)
+        raise _invalid(file_path, lines)
+    try:
+        config = _build(document)
+    except ConfigError as error:  # a duration or notification setting
+        raise _invalid(file_path, [str(error)]) from None
+    problems = rule_problems(config)
+    if problems:
+        raise _invalid(file_path, problems)
+    return config
+
+
+def _invalid(file_path: str | None, problems: list[str]) -> ConfigError:
+    where = f" in {file_path}" if file_path else ""
+    return ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
 
 
 def _build(doc: Mapping[str, Any]) -> Config:
@@ -272,7 +283,7 @@ def _build(doc: Mapping[str, Any]) -> Config:
     http = doc.get("http", {})
     retention = doc.get("retention", {})
     base = Config()
-    config = Config(
+    return Config(
         database_url=doc.get("databaseUrl"),
         kubeconfig=doc.get("kubeconfig"),
         data_dir=doc.get("dataDir", base.data_dir),
@@ -311,8 +322,6 @@ def _build(doc: Mapping[str, Any]) -> Config:
         executor=_executor(executor, cleanup),
         leader_election=_leader(leader),
     )
-    check_rules(config)
-    return config
 
 
 def _executor(executor: Mapping[str, Any], cleanup: Mapping[str, Any]) -> ExecutorConfig:

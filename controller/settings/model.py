@@ -1,9 +1,9 @@
 """The controller's configuration as the code reads it: typed values, defaults, rules.
 
 Every setting has its default here, and every rule that ties settings together (a
-renew deadline shorter than the lease it renews, SSH with known hosts) is checked here,
-once a whole configuration exists; each problem names the field as the configuration
-file spells it. Where the values come from (the file, the environment, flags) is
+renew deadline shorter than the lease it renews, SSH with known hosts) is written here,
+to be checked once a whole configuration exists; each problem names the field as the
+configuration file spells it. Where the values come from (the file, the environment, flags) is
 `controller.settings.loading`'s business: nothing here reads a file or the environment.
 
 Secrets are never values here: the database URL comes from the environment (a Secret
@@ -118,8 +118,8 @@ def pod_policy(config: Config) -> PodPolicy:
     )
 
 
-def check_rules(config: Config) -> None:
-    """Raise ConfigError naming every rule between settings that `config` breaks."""
+def rule_problems(config: Config) -> list[str]:
+    """Every rule between settings that `config` breaks, each naming its field."""
     problems: list[str] = []
     leader = config.leader_election
     if leader.renew_deadline_seconds >= leader.lease_duration_seconds:
@@ -143,5 +143,4 @@ def check_rules(config: Config) -> None:
         )
     if len(set(config.executor.namespaces)) != len(config.executor.namespaces):
         problems.append("executor.namespaces: a namespace is listed twice")
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return problems

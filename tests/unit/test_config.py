@@ -66,8 +66,9 @@ def test_every_problem_is_reported_with_its_field(tmp_path: Path) -> None:
 
 def test_renew_deadline_must_be_shorter_than_lease(tmp_path: Path) -> None:
     path = write(tmp_path, "leaderElection: {leaseDuration: 10s, renewDeadline: 10s}\n")
-    with pytest.raises(ConfigError, match=r"leaderElection\.renewDeadline"):
+    with pytest.raises(ConfigError, match=r"leaderElection\.renewDeadline") as error:
         load_config(path=path, environ={})
+    assert path in str(error.value)
 
 
 def test_ssh_key_needs_known_hosts(tmp_path: Path) -> None:
