@@ -163,12 +163,11 @@ class Engine:
         # Requests made while no engine ran come first: a cancelled run's LAUNCHED tries
         # must not be launched again by the recovery below.
         self._apply_requests(self._clock())
-        relaunch = self._recover_all(self._clock())
-        # Handed out before the executor starts: an executor that looks for itself which
-        # of them lack a pod (Kubernetes) does so once it starts, so only relaunches
-        # handed out later (after a loop error) ask it to look again.
-        hand_out(self._executor, relaunch)
+        # An executor that finds for itself which LAUNCHED tries lack a pod does so when it
+        # starts; it is handed relaunches only after a loop error, to look again then.
+        relaunch = self._recover_all(self._clock(), orders=not self._executor.relaunches_itself)
         self._executor.start(self)
+        hand_out(self._executor, relaunch)
         self._inbox.request_queued_check()
         self.listener = self._store.listen_for_requests(self._notified)
         if background:
@@ -383,8 +382,9 @@ class Engine:
                 self._slots.hold(row.id, run_id=row.run_id)
         return run, plan
 
-    def _recover_all(self, now: datetime) -> list[LaunchOrder]:
-        """Rebuild every RUNNING run from its rows; the LAUNCHED tries to hand out again."""
+    def _recover_all(self, now: datetime, *, orders: bool = True) -> list[LaunchOrder]:
+        """Rebuild every RUNNING run from its rows; the LAUNCHED tries to hand out again
+        (none without `orders`)."""
         self._forget_all()
         loaded: list[tuple[DagRunRecord, list[TaskInstanceRecord]]] = []
         with self._store.transaction() as uow:
@@ -395,7 +395,7 @@ class Engine:
         items = [self._activate(run, rows, now=now) for run, rows in loaded]
         self._write(items, now=now)
         relaunch: list[LaunchOrder] = []
-        for run, rows in loaded:
+        for run, rows in loaded if orders else ():
             active = self._runs.get(run.id)
             if active is not None:
                 relaunch.extend(relaunch_orders(active, rows))
