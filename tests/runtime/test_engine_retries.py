@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.seam import LaunchOrder
-from controller.runtime.inprocess import Outcome
 from controller.spec.model import ResultFormat, RetryBackoff
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import (
     FastClock,
     Recorder,

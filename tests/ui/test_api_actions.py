@@ -11,12 +11,12 @@ import kubernetes.client
 from controller.base.states import DagRunState
 from controller.engine.seam import LaunchOrder
 from controller.logstore import LogStore
-from controller.runtime.inprocess import Outcome
 from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui import Reply
 from controller.ui.endpoints import UiEndpoints
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import Recorder, engine_on, queue_run, run_state, store_dag
 
 TOKEN = "s3cret-token"
