@@ -35,9 +35,9 @@ from benchmarks.random_dags import layered_dag
 from controller.base.states import DagRunState, RunType
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store, create_engine_for, upgrade
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 
 WIDTHS = (7, 10, 14, 9, 8, 6)
 LOGICAL_DATE = datetime(2026, 1, 1, tzinfo=UTC)

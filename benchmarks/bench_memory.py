@@ -38,10 +38,10 @@ from sqlalchemy import text
 from benchmarks.bench_trigger import ROOT, database
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.manual import trigger_run
 from controller.spec.model import Dag, Task, dag_to_dict
 from controller.store import Store
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 
 INSTANCES = 10_000
 TIMEOUT_SECONDS = 600.0

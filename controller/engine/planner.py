@@ -49,9 +49,12 @@ from controller.engine.graph import RunGraph
 from controller.engine.records import (
     FinishedInstance,
     InstanceKey,
+    InstanceOutcome,
+    Instances,
     NewTry,
     Plan,
     RejectedResult,
+    RunFailing,
     RunIdentity,
     TaskInstanceView,
 )
@@ -111,6 +114,7 @@ class RunPlanner:
         self._partial: set[int] = set()  # decided tasks some of whose instances have no row
         self._terminal = 0
         self._failed = 0
+        self._failing_told = False
 
     @classmethod
     def recover(
@@ -421,3 +425,35 @@ class RunPlanner:
 
     def _conclude(self, plan: Plan) -> None:
         plan.run_state = self.run_state
+        if plan.run_state is DagRunState.FAILED:
+            plan.failed = self._listed(failed=True)
+        elif self._failed and not self._failing_told:
+            # The run cannot succeed any more, but it ends only once every instance is
+            # finished for good: tries that run finish, retries that wait still run.
+            plan.failing = RunFailing(
+                failed=self._listed(failed=True), unfinished=self._listed(failed=False)
+            )
+        self._failing_told = self._failing_told or bool(self._failed)
+
+    def _listed(self, *, failed: bool) -> Instances:
+        """The instances that failed for good (`failed`), or those not finished for good,
+        in the DAG's task order.
+
+        Linear in the run's instances: called when the run starts failing and when it
+        ends, never per event."""
+        listed: list[InstanceOutcome] = []
+        total = 0
+        for task, instances in enumerate(self._instances):
+            name = self._graph.tasks[task].name
+            for item, instance in enumerate(instances):
+                if failed:
+                    wanted = instance.terminal and instance.state in _FAILED_OUTCOMES
+                else:
+                    wanted = not instance.terminal
+                if not wanted:
+                    continue
+                total += 1
+                if len(listed) < Instances.LISTED:
+                    state = instance.state if instance.try_number else None
+                    listed.append(InstanceOutcome(name, item, instance.try_number, state))
+        return Instances(tuple(listed), total)

@@ -105,6 +105,36 @@ class RejectedResult:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceOutcome:
+    """Where one instance stands: its latest try and that try's state (None: no try yet)."""
+
+    task: str
+    item_index: int
+    try_number: int
+    state: TaskState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Instances:
+    """Some instances of a run, the first `LISTED` of them by name, and how many in all."""
+
+    listed: tuple[InstanceOutcome, ...]
+    total: int
+
+    LISTED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailing:
+    """News: an instance failed for good, so the run will end failed, but others are
+    unfinished (running, waiting for a retry, or not decided yet), and the run waits for
+    them: nothing is cancelled on the run's behalf. Told once per run."""
+
+    failed: Instances
+    unfinished: Instances
+
+
 @dataclass
 class Plan:
     """What the engine does next for one run; applying it twice must be harmless."""
@@ -116,6 +146,15 @@ class Plan:
     """SUCCEEDED or FAILED once every instance is finished; None while the run goes on."""
     exhausted: list[InstanceKey] = field(default_factory=list)
     """Instances whose try just failed with no retry left (news, not a decision to write)."""
+    failing: RunFailing | None = None
+    """The run's failure just became certain while instances are unfinished (news)."""
+    failed: Instances | None = None
+    """With run_state FAILED: the instances that made it fail."""
+
+    @property
+    def news(self) -> bool:
+        """Something to write: decisions, or news that only becomes events."""
+        return bool(self.decisions or self.exhausted or self.failing)
 
     @property
     def decisions(self) -> int:

@@ -146,12 +146,11 @@ class LeaderElector:
         """A readiness check: leading, or a standby that can reach the API server."""
         with self._lock:
             silent_for = time.monotonic() - self._last_contact
-            holder = self._observed.holder if self._observed else ""
         if self.is_leader:
             return True, f"leading as {self.identity}"
         if silent_for > self._lease_duration:
             return False, "lease not read for longer than the lease duration"
-        return True, f"standby; leader is {holder or 'nobody'}"
+        return True, f"standby; leader is {self.observed_leader or 'nobody'}"
 
     def start(self) -> None:
         if self._thread is not None:

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.base.states import DagRunState, FailureKind, TaskState
-from controller.engine.records import Plan
+from controller.engine.records import InstanceOutcome, Instances, Plan
 from controller.runtime.active import ActiveRun
 from controller.store import NewTaskInstance, TaskInstanceRecord, UnitOfWork
 
 REJECTED_REASON = "ResultRejected"
+RUN_FAILING = "run-failing"
+"""The event of a run whose failure is certain while instances are unfinished."""
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,29 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
             when = try_.not_before.isoformat() if try_.not_before else "now"
             message = f"{try_.task}[{try_.item_index}] retries as try {try_.try_number} at {when}"
             _event(uow, run, "task-retry", message, try_.task, try_.try_number)
+    if plan.failing is not None and not uow.list_events(
+        run_id=run.run_id, kind=RUN_FAILING, limit=1
+    ):
+        # Told once per run, also when its planner is rebuilt from the rows.
+        uow.append_event(
+            kind=RUN_FAILING,
+            message=f"run {run.run_id} of {run.dag_name} will end failed "
+            f"({_describe(plan.failing.failed)}) once these finish: "
+            f"{_describe(plan.failing.unfinished)}",
+            dag_name=run.dag_name,
+            run_id=run.run_id,
+            at=now,
+        )
     if plan.run_state is not None:
         won = uow.cas_run_state(
             run.run_id, expected=DagRunState.RUNNING, new=plan.run_state, finished_at=now
         )
         consistent = consistent and won
         if won:
+            why = f": {_describe(plan.failed)}" if plan.failed is not None else ""
             uow.append_event(
                 kind=f"run-{plan.run_state.value}",
-                message=f"run {run.run_id} of {run.dag_name} {plan.run_state.value}",
+                message=f"run {run.run_id} of {run.dag_name} {plan.run_state.value}{why}",
                 dag_name=run.dag_name,
                 run_id=run.run_id,
                 at=now,
@@ -100,13 +116,25 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
     return Written(created=created, consistent=consistent)
 
 
+def _describe(instances: Instances) -> str:
+    """`extract[0] try 2 failed, load[0] not started` and how many more."""
+    text = ", ".join(_outcome(instance) for instance in instances.listed)
+    more = instances.total - len(instances.listed)
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def _outcome(instance: InstanceOutcome) -> str:
+    name = f"{instance.task}[{instance.item_index}]"
+    if instance.state is None:
+        return f"{name} not started"
+    return f"{name} try {instance.try_number} {instance.state.value}"
+
+
 def write_plans(
     uow: UnitOfWork, items: Sequence[tuple[ActiveRun, Plan]], *, now: datetime
 ) -> list[tuple[ActiveRun, Plan, Written]]:
-    """Write the plans that decided anything, each with what the store said of it."""
-    return [
-        (run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items if plan.decisions
-    ]
+    """Write the plans that decided or told anything, each with what the store said of it."""
+    return [(run, plan, write_plan(uow, run, plan, now=now)) for run, plan in items if plan.news]
 
 
 def _event(

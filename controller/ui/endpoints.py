@@ -42,7 +42,6 @@ from controller.ui.run_actions import BadRequestError
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-MAX_BODY_BYTES = 64 * 1024
 DEFAULT_PAGE = 25
 
 

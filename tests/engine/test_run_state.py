@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from controller.base.states import DagRunState, TaskState
+from controller.base.states import DagRunState, FailureKind, TaskState
+from controller.engine.records import Instances
 from controller.spec.model import TriggerRule
 from tests.engine.support import T0, created, dag, row, start, task
 
@@ -61,3 +62,35 @@ def test_recovery_completes_a_fan_out_whose_rows_were_partly_written() -> None:
     rows = [row("a", TaskState.SUCCEEDED), row("b", TaskState.PENDING, item=1)]
     _, plan = start(the_dag, rows)
     assert created(plan) == {("b", 0, 1), ("b", 2, 1)}
+
+
+def outcomes(instances: Instances | None) -> list[tuple[str, int, int, TaskState | None]]:
+    assert instances is not None
+    return [(i.task, i.item_index, i.try_number, i.state) for i in instances.listed]
+
+
+def test_a_run_whose_failure_is_certain_says_so_once_and_names_what_it_waits_for() -> None:
+    the_dag = dag(task("doomed"), task("pulled"), task("later", "pulled"))
+    planner, _ = start(the_dag)
+    infra = row("pulled", TaskState.FAILED, kind=FailureKind.INFRA)
+    plan = planner.advance([row("doomed", TaskState.FAILED), infra], now=T0)
+    assert plan.run_state is None
+    assert plan.failing is not None
+    assert outcomes(plan.failing.failed) == [("doomed", 0, 1, TaskState.FAILED)]
+    assert outcomes(plan.failing.unfinished) == [
+        ("pulled", 0, 2, TaskState.PENDING),
+        ("later", 0, 0, None),
+    ]
+    retried = planner.advance([row("pulled", TaskState.SUCCEEDED, try_number=2)], now=T0)
+    assert retried.failing is None
+    end = planner.advance([row("later", TaskState.SUCCEEDED)], now=T0)
+    assert (end.failing, end.run_state) == (None, DagRunState.FAILED)
+    assert outcomes(end.failed) == [("doomed", 0, 1, TaskState.FAILED)]
+
+
+def test_a_run_that_fails_at_its_last_instance_ends_without_a_failing_notice() -> None:
+    planner, _ = start(dag(task("a", items=list(range(12)))))
+    plan = planner.advance([row("a", TaskState.FAILED, item=i) for i in range(12)], now=T0)
+    assert (plan.failing, plan.run_state) == (None, DagRunState.FAILED)
+    assert plan.failed is not None
+    assert (len(plan.failed.listed), plan.failed.total) == (Instances.LISTED, 12)

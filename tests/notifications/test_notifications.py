@@ -16,13 +16,13 @@ from controller.notifications.delivery import DeliveryError, deliver
 from controller.notifications.follower import NotificationFollower
 from controller.notifications.settings import NotificationSettings, Route
 from controller.operations.requests import request_cancel
-from controller.runtime.inprocess import Outcome
 from controller.settings.loading import load_config
 from controller.settings.model import ConfigError
 from controller.spec.model import RetryBackoff
 from controller.store import Store
 from tests.engine.support import dag, task
 from tests.notifications.receiver import receiving
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import Recorder, engine_on, queue_run, store_dag
 
 PIPELINE = dag(

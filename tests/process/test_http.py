@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.gitsync.webhook import PushEvent, WebhookError, verify_push
 from controller.metrics import Metrics, StateCounts
-from controller.process.http import HttpServer, ReadinessCheck, WebhookHandler
+from controller.process.http import MAX_API_BODY_BYTES, HttpServer, ReadinessCheck, WebhookHandler
 from controller.ui import Reply
 
 
@@ -249,6 +249,36 @@ def test_a_signed_github_push_reaches_the_verifier_through_the_endpoint() -> Non
     assert [(p.provider, p.ref, p.after) for p in pushes] == [
         ("github", "refs/heads/main", "a" * 40)
     ]
+
+
+def test_an_api_body_over_the_limit_is_refused_without_calling_the_api() -> None:
+    bodies: list[bytes] = []
+
+    def api(method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        bodies.append(body)
+        return Reply(200, b"{}")
+
+    server = HttpServer(metrics=Metrics(), host="127.0.0.1", port=0, api=api)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            # Announced, never sent: the refusal must come from the length alone.
+            conn.putrequest("POST", "/api/v1/runs")
+            conn.putheader("Content-Length", str(MAX_API_BODY_BYTES + 1))
+            conn.endheaders()
+            assert conn.getresponse().status == 413
+        finally:
+            conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request("POST", "/api/v1/runs", body=b"x" * MAX_API_BODY_BYTES)
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+    finally:
+        server.stop()
+    assert bodies == [b"x" * MAX_API_BODY_BYTES]
 
 
 def test_a_streamed_api_answer_goes_out_chunk_by_chunk_and_stops_when_the_client_leaves() -> None:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from controller.base.states import DagRunState, RunType
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import Behaviour, InProcessExecutor, Outcome
 from controller.spec.model import Dag, dag_to_dict
 from controller.store import DagRunRecord, Store, TaskInstanceRecord
+from tests.runtime.inprocess import Behaviour, InProcessExecutor, Outcome
 
 LOGICAL_DATE = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 REVISION = "c0ffee" * 6 + "abcd"

@@ -11,9 +11,9 @@ from controller.base.states import DagRunState
 from controller.cli import main
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import Outcome
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import Recorder, engine_on, queue_run, run_state, store_dag
 
 PIPELINE = dag(task("extract"), task("load", "extract"), name="sales")

@@ -12,10 +12,10 @@ import pytest
 
 from controller.base.states import DagRunState, RunType
 from controller.cli import main
-from controller.runtime.inprocess import Outcome
 from controller.spec.model import Dag, Param, ParamType, dag_to_dict
 from controller.store import Store
 from tests.engine.support import task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import LOGICAL_DATE, REVISION, engine_on, store_dag
 
 KUBEDAG = (sys.executable, "-m", "controller")

@@ -10,9 +10,9 @@ import pytest
 from controller.base.states import DagRunState, TaskState
 from controller.engine.seam import CursorUpdate, LaunchOrder, PodStop, TaskUpdate, UpdateSink
 from controller.runtime.engine import Engine, EngineStoppedError
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 from tests.runtime.support import Recorder, queue_run, run_state, store_dag, task_rows, wait_for
 
 PIPELINE = dag(

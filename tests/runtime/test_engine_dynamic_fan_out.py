@@ -9,10 +9,10 @@ from dataclasses import replace
 from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.spec.model import ResultFormat
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 from tests.runtime.support import (
     Recorder,
     engine_on,

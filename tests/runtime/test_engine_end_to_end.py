@@ -6,9 +6,9 @@ import json
 
 from controller.base.states import DagRunState, TaskState
 from controller.engine.seam import LaunchOrder
-from controller.runtime.inprocess import Outcome
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import (
     Recorder,
     engine_on,

@@ -12,10 +12,10 @@ import pytest
 
 from controller.base.states import DagRunState, TaskState
 from controller.engine.seam import LaunchOrder
-from controller.runtime.inprocess import Outcome
 from controller.spec.model import TriggerRule
 from controller.store import Store
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import Outcome
 from tests.runtime.support import (
     LOGICAL_DATE,
     Recorder,

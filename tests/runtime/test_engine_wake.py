@@ -11,10 +11,10 @@ from controller.base.states import DagRunState
 from controller.engine.seam import LaunchOrder
 from controller.operations.requests import request_cancel
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.runtime.manual import trigger_run
 from controller.store import Store, create_engine_for, upgrade
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 from tests.runtime.support import Recorder, run_state, store_dag, wait_for
 
 pytestmark = pytest.mark.postgres

@@ -17,10 +17,10 @@ from controller.operations.requests import (
     request_retry,
 )
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor, Outcome
 from controller.spec.model import ResultFormat
 from controller.store import Store, TaskInstanceRecord
 from tests.engine.support import dag, task
+from tests.runtime.inprocess import InProcessExecutor, Outcome
 from tests.runtime.support import (
     Recorder,
     engine_on,

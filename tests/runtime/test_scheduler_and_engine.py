@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from controller.base.states import DagRunState
 from controller.runtime.engine import Engine
-from controller.runtime.inprocess import InProcessExecutor
 from controller.runtime.scheduler import Scheduler
 from controller.store import Store
+from tests.runtime.inprocess import InProcessExecutor
 from tests.runtime.support import Recorder, store_dag, wait_for
 from tests.runtime.test_scheduler import HOURLY, START, FakeClock, dags
 

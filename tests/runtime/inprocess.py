@@ -1,4 +1,5 @@
-"""An executor that runs tries as Python callables in a thread pool: for tests and benchmarks.
+"""An executor that runs tries as Python callables in a thread pool, for the engine's tests
+and benchmarks (the controller itself launches only pods).
 
 It proves the engine end to end without Kubernetes, so it must behave like the real
 executor where the engine can tell the difference:
