@@ -57,15 +57,10 @@ def cluster_kubeconfig() -> Iterator[str]:
     if named:
         yield named
         return
-    from controller.devcluster import ClusterConfig, LocalCluster, sharing
-    from controller.devcluster.layout import TEST_PORT_BASE, default_data_dir
+    from benchmarks.clusters import checkout_test_cluster
 
-    local = LocalCluster(ClusterConfig(data_dir=default_data_dir("test"), port_base=TEST_PORT_BASE))
-    sharing.acquire(local, with_node_agent=False)
-    try:
+    with checkout_test_cluster(with_node_agent=False) as local:
         yield str(local.kubeconfig)
-    finally:
-        sharing.release(local)
 
 
 @contextmanager

@@ -21,8 +21,8 @@ removed and the namespace deleted.
 
 Usage: ``python -m benchmarks.bench_restart [--live 5000] [--rounds 3] [--expire]
 [--shared]``. Runs a local cluster of its own (``~/.cache/kubedag/clusters/bench-restart``,
-ports from 28443), started if not running and stopped afterwards; ``--shared`` uses the
-shared test cluster instead.
+ports from 28443), started if not running and stopped afterwards; ``--shared`` uses this
+checkout's test cluster instead.
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ import yaml
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_pipeline import namespace_gone, wait_until
 from benchmarks.bench_trigger import FirstPods, database, start_controller, started_line
-from benchmarks.clusters import own_cluster
+from benchmarks.clusters import checkout_test_cluster, own_cluster
 from controller.devcluster import LocalCluster
-from controller.devcluster.layout import TEST_PORT_BASE
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods
 from controller.runtime.manual import trigger_run
@@ -211,14 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shared",
         action="store_true",
-        help="use the shared test cluster instead of a cluster of the benchmark's own",
+        help="use this checkout's test cluster instead of a cluster of the benchmark's own",
     )
     args = parser.parse_args(argv)
     load = os.getloadavg()[0]
     results: dict[int, list[Restart]] = {0: [], args.live: []}
     with (
         (
-            own_cluster("test", TEST_PORT_BASE)
+            checkout_test_cluster()
             if args.shared
             else own_cluster(OWN_CLUSTER, OWN_PORT_BASE, watch_cache=not args.expire)
         ) as cluster,

@@ -24,6 +24,7 @@ other session's fault test restarts its apiserver under the measurement.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -36,6 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import kubernetes.client
@@ -168,8 +170,10 @@ def database(backend: str, scratch: Path) -> Iterator[str]:
 
 
 @contextmanager
-def controller(url: str, namespace: str, kubeconfig: str) -> Iterator[subprocess.Popen[str]]:
-    process = start_controller(url, namespace, kubeconfig)
+def controller(
+    url: str, namespace: str, kubeconfig: str, *, trace: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    process = start_controller(url, namespace, kubeconfig, trace=trace)
     try:
         started_line(process)
         yield process
@@ -190,6 +194,7 @@ def start_controller(
     *,
     pod_template: Path | None = None,
     parallelism: int | None = None,
+    trace: Path | None = None,
 ) -> subprocess.Popen[str]:
     """``benchmarks.engine_process`` on `url`, launching into `namespace`."""
     argv = [
@@ -204,6 +209,8 @@ def start_controller(
         argv.append(f"--pod-template={pod_template}")
     if parallelism is not None:
         argv.append(f"--parallelism={parallelism}")
+    if trace is not None:
+        argv.append(f"--trace={trace}")
     return subprocess.Popen(
         argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -239,7 +246,16 @@ def one_task_dag() -> Dag:
     )
 
 
-def trigger_latencies(url: str, kubeconfig: str, namespace: str, count: int) -> list[float]:
+@dataclass(frozen=True)
+class Triggered:
+    run_id: int
+    committed: float
+    created: float
+
+
+def trigger_latencies(
+    url: str, kubeconfig: str, namespace: str, count: int, *, trace: Path
+) -> list[Triggered]:
     dag = one_task_dag()
     store = Store.connect(url)
     try:
@@ -253,7 +269,7 @@ def trigger_latencies(url: str, kubeconfig: str, namespace: str, count: int) -> 
             )
         with (
             make_api_client(kubeconfig=kubeconfig) as api,
-            controller(url, namespace, kubeconfig),
+            controller(url, namespace, kubeconfig, trace=trace),
         ):
             pods = FirstPods(api, namespace, key="kubedag.io/run-id")
             try:
@@ -262,13 +278,57 @@ def trigger_latencies(url: str, kubeconfig: str, namespace: str, count: int) -> 
                     run = trigger_run(store, dag_name=dag.name, params={})
                     committed = time.time()
                     created = pods.wait(str(run.id), timeout=POD_TIMEOUT_SECONDS)
-                    latencies.append(created - committed)
+                    latencies.append(Triggered(run.id, committed, created))
                     gap()
                 return latencies
             finally:
                 pods.stop()
     finally:
         store.close()
+
+
+STEPS = (
+    ("commit -> woken", "notified"),
+    ("woken -> run started", "started"),
+    ("started -> orders handed", "handed"),
+    ("handed -> create sent", "post"),
+    ("create sent -> answered", "posted"),
+)
+
+
+def breakdown(triggered: list[Triggered], trace: Path) -> dict[str, list[float]]:
+    """Per step of the path, each run's seconds in it (from the controller's trace).
+
+    A step a run's trace lacks (no notification on SQLite: the poll woke it) is timed
+    from the step before; "answered -> ADDED" is the watch's delivery.
+    """
+    events = [json.loads(line) for line in trace.read_text().splitlines() if line]
+    notified = sorted(e["t"] for e in events if e["event"] == "notified")
+    first: dict[tuple[str, str], float] = {}
+    for e in events:
+        if e["event"] in ("started", "handed"):
+            for run in e["runs"]:
+                first.setdefault((e["event"], str(run)), e["t"])
+        elif e["event"] in ("post", "posted"):
+            first.setdefault((e["event"], str(e["run"])), e["t"])
+    steps: dict[str, list[float]] = {name: [] for name, _ in STEPS}
+    steps["answered -> ADDED"] = []
+    for one in triggered:
+        at = one.committed
+        for name, event in STEPS:
+            if event == "notified":
+                woken = next((t for t in notified if t >= one.committed), None)
+                if woken is None or woken > first.get(("started", str(one.run_id)), woken):
+                    continue
+                when: float | None = woken
+            else:
+                when = first.get((event, str(one.run_id)))
+            if when is None:
+                continue
+            steps[name].append(max(0.0, when - at))
+            at = when
+        steps["answered -> ADDED"].append(max(0.0, one.created - at))
+    return {name: values for name, values in steps.items() if len(values) >= 2}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backends or ["postgresql", "sqlite"]
     load = os.getloadavg()[0]
     results: dict[str, list[float]] = {}
+    steps: dict[str, dict[str, list[float]]] = {}
     with (
         own_cluster(*BENCH) as cluster,
         make_api_client(kubeconfig=str(cluster.kubeconfig)) as admin,
@@ -295,8 +356,14 @@ def main(argv: list[str] | None = None) -> int:
                 database(backend, Path(scratch)) as url,
                 fresh_namespace(core) as namespace,
             ):
-                latencies = trigger_latencies(url, kubeconfig, namespace, args.triggers)
-                results[f"trigger -> first pod, {backend}"] = latencies
+                trace = Path(scratch) / "trace.jsonl"
+                triggered = trigger_latencies(
+                    url, kubeconfig, namespace, args.triggers, trace=trace
+                )
+                results[f"trigger -> first pod, {backend}"] = [
+                    one.created - one.committed for one in triggered
+                ]
+                steps[backend] = breakdown(triggered, trace)
     floor = statistics.median(results["bare create -> ADDED"])
     print(f"{args.triggers} each; load average at start {load:.1f} (2 cores)")
     print(f"  {'':<36} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'p50/floor':>10}")
@@ -305,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(values) / floor
         print(f"  {name:<36} {p50:8.0f} {p95:8.0f} {most:8.0f} {ratio:10.1f}")
     print("targets on PostgreSQL: p50 < 100 ms, p95 < 250 ms")
+    for backend, by_step in steps.items():
+        print(f"where the time went, {backend} (controller trace):")
+        for name, values in by_step.items():
+            p50, p95, most = percentiles(values)
+            print(f"  {name:<36} {p50:8.1f} {p95:8.1f} {most:8.1f}")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
     return 0
 
 

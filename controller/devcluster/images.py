@@ -37,6 +37,9 @@ BASE_IMAGE = "kubedag.local/debian:bookworm"
 PAUSE_IMAGE = "kubedag.local/pause:3.4.1"
 CONTROLLER_IMAGE = "ghcr.io/kubedag/kubedag:0.1.0"
 """The image manifests/base/deployment.yaml names."""
+BUILD_STAGE = "build"
+"""The Dockerfile's stage that builds the wheels."""
+BUILD_STAGE_IMAGE = "kubedag.local/controller-build:cache"
 BUILD_PACKAGES = ("buildah", "debootstrap", "gcc", "libc6-dev")
 BUILD_TIMEOUT = 1800.0
 
@@ -158,22 +161,23 @@ class ImageBuilder:
 
     def _build_controller(self, dockerfile: Path, *, out: Path) -> None:
         self._log("building the controller image from the Dockerfile")
+        bud = ("bud", "--isolation", "chroot", "--network", "host", "--pull-never", "--layers")
+        # The build stage first, under a name: the pruning below keeps a named image's
+        # layers, and one of them holds the downloaded dependencies, which the next
+        # build after a source change then takes from the cache.
         self._buildah(
-            "bud",
-            "--isolation",
-            "chroot",
-            "--network",
-            "host",
-            "--pull-never",
-            "--layers",
+            *bud,
+            "--target",
+            BUILD_STAGE,
             "-t",
-            CONTROLLER_IMAGE,
+            BUILD_STAGE_IMAGE,
             "-f",
             str(dockerfile),
             str(self.source_root),
         )
+        self._buildah(*bud, "-t", CONTROLLER_IMAGE, "-f", str(dockerfile), str(self.source_root))
         self._export(CONTROLLER_IMAGE, (CONTROLLER_IMAGE,), out)
-        # Each source change leaves the previous controller image behind, untagged.
+        # Each source change leaves the previous images behind, untagged.
         self._buildah("rmi", "--prune")
 
     def _ensure_base(self) -> None:

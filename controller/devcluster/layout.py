@@ -2,7 +2,8 @@
 
 A cluster is identified by its data directory; everything else (ports, certificates,
 PIDs, logs) hangs off it, so two clusters with two data directories and two port bases
-can run side by side (a developer's `dev-cluster up` and a test session at once). All
+can run side by side (a developer's `dev-cluster up` and a test session at once; each
+source checkout's tests have a cluster of their own, see `testclusters`). All
 ports derive from one base so a second cluster needs exactly one number to differ.
 """
 
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEV_PORT_BASE = 16443
-TEST_PORT_BASE = 26443
 REAL_PORT_BASE = 36443
 """The cluster with a real kubelet and containerd (`dev-cluster --node=real`)."""
 

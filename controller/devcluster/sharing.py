@@ -19,7 +19,8 @@ from controller.devcluster.cluster import LocalCluster
 
 
 @contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
+def locked(data_dir: Path) -> Iterator[None]:
+    """An exclusive flock on `data_dir/.lock` for the block: one user of it at a time."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -45,7 +46,7 @@ def acquire(
     """Bring the cluster up (or reuse it) and record this process as a user."""
     data_dir = cluster.config.data_dir
     lease_dir = data_dir / "leases"
-    with _locked(data_dir):
+    with locked(data_dir):
         lease_dir.mkdir(exist_ok=True)
         holders = _live_leases(lease_dir)
         marker = data_dir / "started-by-lease"
@@ -60,7 +61,7 @@ def release(cluster: LocalCluster) -> bool:
     """Drop this process's lease; stop the cluster if it was the last one. True if stopped."""
     data_dir = cluster.config.data_dir
     lease_dir = data_dir / "leases"
-    with _locked(data_dir):
+    with locked(data_dir):
         (lease_dir / str(os.getpid())).unlink(missing_ok=True)
         marker = data_dir / "started-by-lease"
         if _live_leases(lease_dir) or not marker.exists():

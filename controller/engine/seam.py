@@ -128,7 +128,8 @@ class Executor(Protocol):
         """Start these tries; returns at once, outcomes arrive through the sink.
 
         Idempotent by pod name: the engine hands every LAUNCHED try out again when it
-        starts (`LaunchOrder.relaunch`), and a pod that exists must be adopted. An
+        starts (`LaunchOrder.relaunch`, just before it calls `start`) and after it
+        recovered from an error, and a pod that exists must be adopted. An
         executor that finds out for itself which LAUNCHED tries lack a pod (the
         Kubernetes executor lists them) may relaunch those instead.
         """

@@ -221,16 +221,22 @@ class KubernetesExecutor:
             watcher.start()
 
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
-        """Create the pods of new tries; relaunches are left to the reconcile.
+        """Create the pods of new tries; relaunches are left to a reconcile.
 
         The engine hands every try LAUNCHED before it started out again (``relaunch``).
         Creating them all would post one create per live pod (each answered
         AlreadyExists) ahead of any new try's, after building every pod on the engine's
         thread: restart work growing with the pods. The reconcile lists the pods first
         and relaunches only the LAUNCHED tries whose pod is missing: at start, after a
-        410, and every ``reconcile_interval`` (which also covers an engine that
-        recovered from an error without the executor restarting).
+        410, every ``reconcile_interval``, and as soon as it can after relaunches are
+        handed out here: an engine that recovered from an error hands out the tries it
+        had claimed but perhaps not handed over, whose pods would otherwise wait for the
+        interval. (The engine hands out its first relaunches before it starts the
+        executor, so the startup reconcile covers them.)
         """
+        if any(order.relaunch for order in orders):
+            for watcher in self.watchers:
+                watcher.request_pass()
         self._submit([order for order in orders if not order.relaunch])
 
     def _submit(self, orders: Sequence[LaunchOrder]) -> None:

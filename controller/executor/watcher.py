@@ -17,6 +17,12 @@ same nodes, would rather have), while a single event waits no longer than ``ling
 When history since the cursor is gone (410, as an error or an ERROR event), the
 namespace is listed and reconciled and the watch resumes from the list's resourceVersion.
 
+`request_pass` asks for a full reconcile soon, not at the next interval: the engine
+hands out its LAUNCHED tries again after it recovered from an error, and a try claimed
+just before the error may have no pod yet; a pass that begins after the request finds
+it missing and creates it. A pass already begun after the request covers it, so a burst
+of requests costs one pass.
+
 The first thing the thread does is a full reconcile of the namespace (what the pods
 say, committed without moving the cursor, so the watch then replays harmlessly or hits
 410 and lists again). It runs here, not in `start`, so that a controller restarting
@@ -68,6 +74,11 @@ class _StreamEnded:
     error: BaseException | None
 
 
+@dataclass(frozen=True)
+class _PassRequested:
+    at: float
+
+
 class NamespaceWatcher:
     """Watch ``reconciler.namespace`` from the stored cursor until :meth:`stop`."""
 
@@ -98,6 +109,11 @@ class NamespaceWatcher:
         self._watch: PodWatch | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._events: queue.Queue[WatchEvent | _StreamEnded | _PassRequested] | None = None
+        self._pass_began = 0.0
+        """When the latest full pass began (monotonic): it covers requests made before."""
+        self._pass_wanted = 0.0
+        """When the latest pass was requested (monotonic)."""
         self.stats = WatchStats()
         self.healthy = False
 
@@ -115,6 +131,24 @@ class NamespaceWatcher:
             watch.stop()
         if self._thread is not None:
             self._thread.join(JOIN_TIMEOUT)
+
+    def request_pass(self) -> None:
+        """Reconcile the namespace soon (once a pass begun after now has run)."""
+        with self._lock:
+            self._pass_wanted = time.monotonic()
+            events = self._events
+        if events is not None:
+            events.put(_PassRequested(self._pass_wanted))
+
+    def _full_pass(self, *, resume: bool) -> str:
+        with self._lock:
+            self._pass_began = time.monotonic()
+        self.stats.reconciles += 1
+        return self.reconciler.full_pass(resume=resume)
+
+    def _pass_due(self) -> bool:
+        with self._lock:
+            return self._pass_wanted > self._pass_began
 
     def _run(self) -> None:
         failures = 0
@@ -145,8 +179,7 @@ class NamespaceWatcher:
         with self._store.transaction() as uow:
             cursor = uow.get_cursor(self.namespace)
         if cursor is not None:  # without one, the watch lists and reconciles first anyway
-            self.stats.reconciles += 1
-            self.reconciler.full_pass(resume=False)
+            self._full_pass(resume=False)
 
     def _watch_from_cursor(self) -> None:
         with self._store.transaction() as uow:
@@ -184,12 +217,13 @@ class NamespaceWatcher:
             raise ended
 
     def _relist(self) -> str:
-        self.stats.reconciles += 1
-        return self.reconciler.full_pass(resume=True)
+        return self._full_pass(resume=True)
 
     def _consume(self, watch: PodWatch, last_pass: float) -> tuple[BaseException | None, float]:
         """Apply the stream's events until it ends; returns why it ended, and the pass time."""
-        events: queue.Queue[WatchEvent | _StreamEnded] = queue.Queue()
+        events: queue.Queue[WatchEvent | _StreamEnded | _PassRequested] = queue.Queue()
+        with self._lock:
+            self._events = events
         reader = threading.Thread(
             target=_pump, args=(watch, events), name=f"watch-read-{self.namespace}", daemon=True
         )
@@ -197,16 +231,19 @@ class NamespaceWatcher:
         self.healthy = True
         try:
             while True:
+                if self._pass_due():
+                    # Asked for while no stream was read, or while the last batch was.
+                    self._full_pass(resume=False)
+                    last_pass = time.monotonic()
                 wait = max(0.0, self._interval - (time.monotonic() - last_pass))
                 try:
                     first = events.get(timeout=wait)
                 except queue.Empty:
-                    self.stats.reconciles += 1
-                    self.reconciler.full_pass(resume=False)
+                    self._full_pass(resume=False)
                     last_pass = time.monotonic()
                     continue
                 batch: list[WatchEvent] = []
-                item: WatchEvent | _StreamEnded = first
+                item: WatchEvent | _StreamEnded | _PassRequested = first
                 gather_until = time.monotonic() + self._linger
                 while isinstance(item, WatchEvent):
                     batch.append(item)
@@ -221,6 +258,8 @@ class NamespaceWatcher:
                 if isinstance(item, _StreamEnded):
                     return item.error, last_pass
         finally:
+            with self._lock:
+                self._events = None
             watch.stop()
             reader.join(JOIN_TIMEOUT)
 
@@ -235,7 +274,7 @@ class NamespaceWatcher:
         self.stats.batches += 1
 
 
-def _pump(watch: PodWatch, events: queue.Queue[WatchEvent | _StreamEnded]) -> None:
+def _pump(watch: PodWatch, events: queue.Queue[WatchEvent | _StreamEnded | _PassRequested]) -> None:
     try:
         for event in watch:
             events.put(event)

@@ -1,7 +1,7 @@
 """Follow the DAG repository: git-sync, push webhooks, and pinning local files to commits."""
 
 from controller.gitsync.checkout import GitSyncError
-from controller.gitsync.settings import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.gitsync.settings import GitSyncConfig, GitSyncConfigError, HttpsAuth
 from controller.gitsync.syncer import GitSync, SyncResult, SyncStatus
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "GitSyncConfigError",
     "GitSyncError",
     "HttpsAuth",
-    "SshAuth",
     "SyncResult",
     "SyncStatus",
 ]

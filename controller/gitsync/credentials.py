@@ -4,9 +4,9 @@ The easy ways leak: a token in the URL lands in `.git/config`, in `ps` output an
 every error message git prints; `-c http.extraHeader=...` puts it in process arguments;
 a host's `credential.helper=store` copies it to disk. Instead git gets only *paths*:
 GIT_ASKPASS names a tiny script that prints the contents of the mounted Secret files
-when git asks for a user name or password, and GIT_SSH_COMMAND names the key file and
-known_hosts file. Configured credential helpers are reset for our git calls so nothing
-is cached, and GIT_TERMINAL_PROMPT=0 keeps git from waiting on a prompt nobody answers.
+when git asks for a user name or password. Configured credential helpers are reset for
+our git calls so nothing is cached, and GIT_TERMINAL_PROMPT=0 keeps git from waiting on
+a prompt nobody answers.
 
 Error text still passes through `scrub`, which removes URL userinfo and any secret file
 contents, as a second line of defence.
@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 from pathlib import Path
 
-from controller.gitsync.settings import HttpsAuth, SshAuth
+from controller.gitsync.settings import HttpsAuth
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 
@@ -49,7 +47,7 @@ def redact_url_userinfo(text: str) -> str:
 class GitCredentials:
     """The environment that lets git authenticate, and the scrubber for its error text."""
 
-    def __init__(self, auth: HttpsAuth | SshAuth | None, *, state_dir: Path) -> None:
+    def __init__(self, auth: HttpsAuth | None, *, state_dir: Path) -> None:
         self._auth = auth
         self._state_dir = state_dir
 
@@ -62,10 +60,8 @@ class GitCredentials:
             "GIT_CONFIG_KEY_0": "credential.helper",
             "GIT_CONFIG_VALUE_0": "",
         }
-        if isinstance(self._auth, HttpsAuth):
+        if self._auth is not None:
             env.update(self._https_env(self._auth))
-        elif isinstance(self._auth, SshAuth):
-            env["GIT_SSH_COMMAND"] = self._ssh_command(self._auth)
         return env
 
     def scrub(self, text: str) -> str:
@@ -77,7 +73,7 @@ class GitCredentials:
 
     def _secrets(self) -> list[str]:
         auth = self._auth
-        if not isinstance(auth, HttpsAuth):
+        if auth is None:
             return []
         secrets = []
         for path in (auth.token_file, auth.password_file):
@@ -110,47 +106,3 @@ class GitCredentials:
             env["KUBEDAG_GIT_USERNAME_FILE"] = str(auth.username_file.resolve())
             env["KUBEDAG_GIT_PASSWORD_FILE"] = str(auth.password_file.resolve())
         return env
-
-    def _ssh_command(self, auth: SshAuth) -> str:
-        key = self._private_key_copy(auth.key_file)
-        options = [
-            "ssh",
-            "-i",
-            str(key),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=30",
-        ]
-        if auth.strict_host_key_checking:
-            assert auth.known_hosts_file is not None
-            options += [
-                "-o",
-                f"UserKnownHostsFile={auth.known_hosts_file.resolve()}",
-                "-o",
-                "StrictHostKeyChecking=yes",
-            ]
-        else:
-            options += [
-                "-o",
-                f"UserKnownHostsFile={os.devnull}",
-                "-o",
-                "StrictHostKeyChecking=no",
-            ]
-        # GIT_SSH_COMMAND goes through a shell: quote every path.
-        return " ".join(shlex.quote(part) for part in options)
-
-    def _private_key_copy(self, key_file: Path) -> Path:
-        """A 0600 copy of the key: ssh refuses keys that others can read, and a mounted
-        Secret is often world-readable (defaultMode 0644)."""
-        self._state_dir.mkdir(parents=True, exist_ok=True)
-        self._state_dir.chmod(0o700)
-        target = self._state_dir / "ssh-key"
-        tmp = self._state_dir / "ssh-key.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out, key_file.open("rb") as src:
-            shutil.copyfileobj(src, out)
-        os.replace(tmp, target)
-        return target

@@ -1,11 +1,11 @@
 """How to reach and follow the DAG repository: one frozen value, checked when built.
 
 A controller that starts with a half-valid git configuration fails much later and far
-from the cause (an SSH host key prompt that never answers, a token pasted into the URL
-that then sits in `.git/config` and in every error message). So every rule is checked
-here, at construction, with a message naming the setting: credentials belong in files,
-never in the URL; SSH without a known_hosts file is refused unless host key checking is
-switched off on purpose; the DAG path must stay inside the repository.
+from the cause (a token pasted into the URL that then sits in `.git/config` and in every
+error message). So every rule is checked here, at construction, with a message naming
+the setting: credentials belong in files, never in the URL; the DAG path must stay
+inside the repository. SSH repositories are not followed at all (worker pods could not
+check them out); the controller refuses them at start, see `is_ssh_url`.
 """
 
 from __future__ import annotations
@@ -61,24 +61,6 @@ class HttpsAuth:
 
 
 @dataclass(frozen=True)
-class SshAuth:
-    """An SSH private key file, and the known_hosts file that vouches for the server."""
-
-    key_file: Path
-    known_hosts_file: Path | None = None
-    strict_host_key_checking: bool = True
-
-    def __post_init__(self) -> None:
-        if self.strict_host_key_checking and self.known_hosts_file is None:
-            raise GitSyncConfigError(
-                "SSH auth needs a known_hosts file to check the server's host key; "
-                "provide one (e.g. from `ssh-keyscan HOST`), or disable host key "
-                "checking explicitly, which lets anyone in the network path impersonate "
-                "the git server"
-            )
-
-
-@dataclass(frozen=True)
 class GitSyncConfig:
     """Everything git-sync needs. `root` holds the cache repository and the checkouts."""
 
@@ -88,7 +70,7 @@ class GitSyncConfig:
     dags_path: str = "."
     interval: float = 30.0
     depth: int = 1
-    auth: HttpsAuth | SshAuth | None = None
+    auth: HttpsAuth | None = None
     command_timeout: float = 120.0
     backoff: Backoff = SYNC_BACKOFF
     keep_revisions: int = 3
@@ -132,7 +114,7 @@ def is_ssh_url(url: str) -> bool:
     return scheme in _SSH_SCHEMES or (not scheme and _SCP_LIKE.match(url) is not None)
 
 
-def _check_url(url: str, auth: HttpsAuth | SshAuth | None) -> None:
+def _check_url(url: str, auth: HttpsAuth | None) -> None:
     if not url or url.startswith("-"):
         raise GitSyncConfigError(f"repository URL {url!r} is not a URL")
     parts = urlsplit(url)
@@ -142,7 +124,5 @@ def _check_url(url: str, auth: HttpsAuth | SshAuth | None) -> None:
             "the repository URL must not contain credentials; "
             "put the token in a file and configure HTTPS auth with it"
         )
-    if isinstance(auth, HttpsAuth) and scheme not in ("http", "https"):
+    if auth is not None and scheme not in ("http", "https"):
         raise GitSyncConfigError("HTTPS auth is configured but the repository URL is not https://")
-    if isinstance(auth, SshAuth) and scheme in ("http", "https", "file"):
-        raise GitSyncConfigError("SSH auth is configured but the repository URL is not an SSH URL")

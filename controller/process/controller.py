@@ -273,7 +273,7 @@ class Controller:
                 uow.notify_git_push()
         return status, message
 
-    def _push_elsewhere(self) -> None:
+    def _push_elsewhere(self, _what: frozenset[str]) -> None:
         """A push webhook reached another replica (or the listener just connected)."""
         if self.leadership.leading:
             self.gitsync.trigger()

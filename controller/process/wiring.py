@@ -63,12 +63,25 @@ def gitsync_config(config: Config) -> GitSyncConfig:
     git = config.git
     if not git.url:
         raise StartupError("git.url: the DAG repository is not set (--git-url or KUBEDAG_GIT_URL)")
-    if is_ssh_url(git.url) or git.ssh_key_file:
+    ssh_settings = [
+        name
+        for name, value in (
+            ("git.sshKeyFile", git.ssh_key_file),
+            ("git.knownHostsFile", git.known_hosts_file),
+        )
+        if value
+    ]
+    if is_ssh_url(git.url) or ssh_settings:
+        what = (
+            f"git.url: {redact_url_userinfo(git.url)} is reached over SSH"
+            if is_ssh_url(git.url)
+            else f"{' and '.join(ssh_settings)}: set, but SSH repositories are not supported"
+        )
         raise StartupError(
-            f"git.url: {redact_url_userinfo(git.url)} is reached over SSH, which worker pods "
-            "cannot do: they check out each run's commit with the HTTPS token of "
+            f"{what}; worker pods check out each run's commit with the HTTPS token of "
             "git.credentialsSecret only, so every task would fail in its checkout. Use the "
             "repository's https:// URL with git.tokenFile and git.credentialsSecret"
+            + (f", and remove {' and '.join(ssh_settings)}" if ssh_settings else "")
         )
     root = Path(git.checkout_root or Path(config.data_dir) / "git").expanduser()
     auth: HttpsAuth | None = None

@@ -61,11 +61,20 @@ from controller.runtime.slots import ActiveSlots
 from controller.runtime.starting import (
     SCAN_LIMIT,
     DagLimits,
+    Started,
     dag_limits,
     start_queued_runs,
 )
 from controller.runtime.updates import commit_updates, view_of
-from controller.store import DagRunRecord, RequestListener, Store, TaskInstanceRecord
+from controller.store import (
+    REQUESTS,
+    RUNS,
+    DagRunRecord,
+    RequestListener,
+    Store,
+    TaskInstanceRecord,
+    UnitOfWork,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +164,11 @@ class Engine:
         # must not be launched again by the recovery below.
         self._apply_requests(self._clock())
         relaunch = self._recover_all(self._clock())
-        self._executor.start(self)
+        # Handed out before the executor starts: an executor that looks for itself which
+        # of them lack a pod (Kubernetes) does so once it starts, so only relaunches
+        # handed out later (after a loop error) ask it to look again.
         hand_out(self._executor, relaunch)
+        self._executor.start(self)
         self._inbox.request_queued_check()
         self.listener = self._store.listen_for_requests(self._notified)
         if background:
@@ -196,10 +208,13 @@ class Engine:
         """An operator's request was queued: apply it now rather than at the next poll."""
         self._inbox.request_actions()
 
-    def _notified(self) -> None:
-        # A notification does not say what waits: a queued run or an operator's request.
-        self._inbox.request_queued_check()
-        self._inbox.request_actions()
+    def _notified(self, what: frozenset[str]) -> None:
+        # Only what the notification says waits: a trigger's wake-up does not also read
+        # the requests, nor a cancel's the queued runs.
+        if RUNS in what:
+            self._inbox.request_queued_check()
+        if REQUESTS in what:
+            self._inbox.request_actions()
 
     # -- the UpdateSink -------------------------------------------------------------
 
@@ -309,33 +324,42 @@ class Engine:
     # -- runs -----------------------------------------------------------------------
 
     def _start_queued(self, now: datetime, *, woken: frozenset[int]) -> bool:
-        # Starting runs and writing their first tries is one transaction: a commit less
-        # between a trigger and its first pod, and no run is RUNNING without its rows.
-        started: list[DagRunRecord] = []
+        # Starting runs, writing their first tries and claiming those that may launch is
+        # one transaction: the path from a trigger to its first pod commits once, and no
+        # run is RUNNING without its rows.
+        started: list[Started] = []
+        claimed: list[LaunchOrder] = []
         try:
             with self._store.transaction() as uow:
                 started, limits = start_queued_runs(uow, now=now)
                 self._limits.update(limits)
-                # A retried run starts with the rows of its earlier tries.
                 items = [
-                    self._activate(run, uow.list_task_instances(run.id), now=now) for run in started
+                    self._activate(
+                        one.run,
+                        # A retried run starts with the rows of its earlier tries.
+                        uow.list_task_instances(one.run.id) if one.ran_before else [],
+                        now=now,
+                    )
+                    for one in started
                 ]
-                written = write_plans(uow, items, now=now)
+                self._absorb(write_plans(uow, items, now=now), now=now)
+                if started and not self._stopping.is_set():
+                    claimed = self._claim(uow, self._take_due(now, limit=self._launch_batch), now)
         except Exception:
             # Rolled back: the runs are still queued, and their planners go.
-            for run in started:
-                self._forget_run(run.id)
+            for one in started:
+                self._forget_run(one.run.id)
             raise
-        for run_id in sorted(woken - {run.id for run in started}):
+        for run_id in sorted(woken - {one.run.id for one in started}):
             log.info("run %d stays queued behind maxActiveRuns", run_id, extra={"run": run_id})
-        for run in started:
+        for one in started:
             log.info(
                 "run %d of %s started",
-                run.id,
-                run.dag_name,
-                extra={"dag": run.dag_name, "run": run.id},
+                one.run.id,
+                one.run.dag_name,
+                extra={"dag": one.run.dag_name, "run": one.run.id},
             )
-        self._absorb(written, now=now)
+        hand_out(self._executor, claimed)
         return bool(started)
 
     def _activate(
@@ -479,26 +503,35 @@ class Engine:
     # -- launching ------------------------------------------------------------------
 
     def _launch(self, now: datetime) -> bool:
-        self._pending.promote(now)
-        taken = take_within_caps(
-            self._pending, self._slots, self._limits, parallelism=self._parallelism
-        )
+        taken = self._take_due(now)
         for start in range(0, len(taken), self._launch_batch):
             chunk = taken[start : start + self._launch_batch]
             if self._stopping.is_set():
                 # Still PENDING in the store: the next engine launches them.
                 return bool(start)
-            self._launch_chunk(chunk, now=now)
+            with self._store.transaction() as uow:
+                claimed = self._claim(uow, chunk, now)
+            hand_out(self._executor, claimed)
         return bool(taken)
 
-    def _launch_chunk(self, chunk: Sequence[PendingTry], *, now: datetime) -> None:
+    def _take_due(self, now: datetime, *, limit: int | None = None) -> list[PendingTry]:
+        """Due tries within the caps (at most `limit`), taken from the pending queue."""
+        self._pending.promote(now)
+        parallelism = self._parallelism
+        if limit is not None:
+            parallelism = min(parallelism, len(self._slots) + limit)
+        return take_within_caps(self._pending, self._slots, self._limits, parallelism=parallelism)
+
+    def _claim(
+        self, uow: UnitOfWork, chunk: Sequence[PendingTry], now: datetime
+    ) -> list[LaunchOrder]:
+        """Claim `chunk` in `uow`: the orders to hand out once it commits."""
         orders, broken = build_orders(chunk, self._runs)
-        with self._store.transaction() as uow:
-            claimed, stale = claim(uow, orders, broken, now=now)
+        claimed, stale = claim(uow, orders, broken, now=now)
         for run_id in stale:
             self._forget_run(run_id)
             self._inbox.request_recover(run_id)
         self.stats.launched += len(claimed)
         for order in claimed:
             self._slots.hold(order.task_instance_id, run_id=order.key.run_id)
-        hand_out(self._executor, claimed)
+        return claimed

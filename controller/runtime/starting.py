@@ -47,14 +47,23 @@ def dag_limits(uow: UnitOfWork, dag_name: str, *, fallback: Mapping[str, Any]) -
     )
 
 
+@dataclass(frozen=True)
+class Started:
+    run: DagRunRecord
+    """The run, now RUNNING."""
+    ran_before: bool
+    """It ran before (a retried run): it has rows of earlier tries. A run that never
+    started has none, so they need not be read."""
+
+
 def start_queued_runs(
     uow: UnitOfWork, *, now: datetime
-) -> tuple[list[DagRunRecord], dict[str, DagLimits]]:
+) -> tuple[list[Started], dict[str, DagLimits]]:
     """Move the queued runs that fit maxActiveRuns to RUNNING; the started runs and caps."""
     by_dag: defaultdict[str, list[DagRunRecord]] = defaultdict(list)
     for run in uow.list_runs(states=[DagRunState.QUEUED], limit=SCAN_LIMIT):
         by_dag[run.dag_name].append(run)
-    started: list[DagRunRecord] = []
+    started: list[Started] = []
     limits: dict[str, DagLimits] = {}
     for dag_name, runs in by_dag.items():
         limits[dag_name] = dag_limits(uow, dag_name, fallback=runs[0].spec)
@@ -71,5 +80,10 @@ def start_queued_runs(
                     run_id=run.id,
                     at=now,
                 )
-                started.append(replace(run, state=DagRunState.RUNNING, started_at=now))
+                started.append(
+                    Started(
+                        replace(run, state=DagRunState.RUNNING, started_at=now),
+                        ran_before=run.started_at is not None or run.finished_at is not None,
+                    )
+                )
     return started, limits

@@ -34,6 +34,8 @@ class GitConfig:
     token_file: str | None = None
     username_file: str | None = None
     password_file: str | None = None
+    # Accepted only to be refused at start with a reason (SSH repositories are not
+    # supported), rather than as unknown keys.
     ssh_key_file: str | None = None
     known_hosts_file: str | None = None
     webhook_secret_file: str | None = None
@@ -130,10 +132,6 @@ def rule_problems(config: Config) -> list[str]:
     if leader.retry_period_seconds >= leader.renew_deadline_seconds:
         problems.append("leaderElection.retryPeriod: must be shorter than renewDeadline")
     git = config.git
-    if git.ssh_key_file and git.token_file:
-        problems.append("git: set either sshKeyFile or tokenFile, not both")
-    if git.ssh_key_file and not git.known_hosts_file:
-        problems.append("git.knownHostsFile: required with sshKeyFile (host keys are checked)")
     if bool(git.username_file) != bool(git.password_file):
         problems.append("git: usernameFile and passwordFile go together")
     if config.executor.service_account == config.executor.controller_service_account:

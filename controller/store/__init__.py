@@ -14,7 +14,7 @@ from controller.store.database import (
     require_migrated,
     upgrade,
 )
-from controller.store.notifications import PUSH_CHANNEL, RequestListener
+from controller.store.notifications import PUSH_CHANNEL, REQUESTS, RUNS, RequestListener
 from controller.store.records import (
     ActionRequestRecord,
     DagRecord,
@@ -30,6 +30,8 @@ from controller.store.summaries import InstancesPage, RunsPage, StateCounts
 
 __all__ = [
     "PUSH_CHANNEL",
+    "REQUESTS",
+    "RUNS",
     "ActionRequestRecord",
     "DagRecord",
     "DagRunRecord",

@@ -8,6 +8,9 @@ that stores the request, so the notification is delivered when, and only if, tha
 transaction commits: a listener woken by it always finds the request, and a rolled-back
 request wakes nobody.
 
+A notification says what waits (`RUNS` or `REQUESTS`, its payload), so the engine looks
+only for that: a trigger's path to its first pod does not also read the request table.
+
 `RequestListener` holds a connection of its own (a LISTEN lives on one session; a
 pooled connection would be handed to other work), waits on its socket with `select`, and
 calls `on_request` for every batch of notifications. When the connection drops it
@@ -48,26 +51,38 @@ KEEPALIVE_SECONDS = 30.0
 """An idle listener checks its connection this often, so a dead one is noticed."""
 JOIN_TIMEOUT_SECONDS = 5.0
 
+RUNS = "runs"
+"""A payload: a run was queued."""
+REQUESTS = "requests"
+"""A payload: an operator's request (cancel, retry, mark) was queued."""
+EVERYTHING = frozenset({RUNS, REQUESTS})
+"""What may wait when the listener cannot know: at (re)connect, or an empty payload."""
+
+OnRequest = Callable[[frozenset[str]], None]
+
 
 def supports_notify(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def notify_requests_pending(session: Session, *, channel: str = CHANNEL) -> None:
+def notify_requests_pending(
+    session: Session, *, channel: str = CHANNEL, payload: str = REQUESTS
+) -> None:
     """Queue a notification on `channel`, sent by PostgreSQL when this transaction commits.
 
-    Several calls in one transaction are sent as one (same channel, same payload).
+    Several calls in one transaction with the same payload are sent as one.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+        )
 
 
 class RequestListener:
-    """LISTEN on `channel` on a connection of its own; `on_request()` when anything arrives."""
+    """LISTEN on `channel` on a connection of its own; `on_request(payloads)` when anything
+    arrives."""
 
-    def __init__(
-        self, engine: Engine, on_request: Callable[[], None], *, channel: str = CHANNEL
-    ) -> None:
+    def __init__(self, engine: Engine, on_request: OnRequest, *, channel: str = CHANNEL) -> None:
         if not supports_notify(engine):
             raise ValueError(f"{engine.dialect.name} has no LISTEN/NOTIFY")
         self._engine = engine
@@ -148,7 +163,7 @@ class RequestListener:
                 cursor.execute("SET application_name = 'kubedag-listener'")
                 cursor.execute(f"LISTEN {self._channel}")
             # Requests made while nobody listened were not delivered: look once.
-            self._on_request()
+            self._on_request(EVERYTHING)
             self.listening.set()
             self._wait_for_notifications(connection)
         finally:
@@ -166,5 +181,6 @@ class RequestListener:
                     cursor.execute("SELECT 1")
             connection.poll()
             if connection.notifies:
+                payloads = frozenset(n.payload or "" for n in connection.notifies)
                 connection.notifies.clear()
-                self._on_request()
+                self._on_request(EVERYTHING if "" in payloads else payloads)

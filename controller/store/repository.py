@@ -11,7 +11,7 @@ write, leave. Everything returned is a frozen record, valid after the transactio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
@@ -23,6 +23,7 @@ from controller.store.journal import JournalQueries
 from controller.store.notifications import (
     CHANNEL,
     PUSH_CHANNEL,
+    OnRequest,
     RequestListener,
     notify_requests_pending,
     supports_notify,
@@ -56,9 +57,9 @@ class UnitOfWork(
     def notify_requests_pending(self) -> None:
         """Wake the engine's listener when this transaction commits (PostgreSQL only).
 
-        Call it in every transaction that leaves a request for the engine in the database
-        (a queued run does it itself); without it the engine finds the request at its next
-        poll, seconds later.
+        Call it in every transaction that leaves an operator's request for the engine in
+        the database (a queued run does it itself); without it the engine finds the
+        request at its next poll, seconds later.
         """
         notify_requests_pending(self._session)
 
@@ -91,10 +92,10 @@ class Store:
             yield UnitOfWork(session)
 
     def listen_for_requests(
-        self, on_request: Callable[[], None], *, channel: str = CHANNEL
+        self, on_request: OnRequest, *, channel: str = CHANNEL
     ) -> RequestListener | None:
-        """A started listener calling `on_request` on each notification on `channel`
-        (requests for the engine, or PUSH_CHANNEL); None on SQLite."""
+        """A started listener calling `on_request(payloads)` on each batch of notifications
+        on `channel` (requests for the engine, or PUSH_CHANNEL); None on SQLite."""
         if not supports_notify(self.engine):
             return None
         listener = RequestListener(self.engine, on_request, channel=channel)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from controller.base.states import DagRunState, RunType
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
 from controller.store.models import DagRun
-from controller.store.notifications import notify_requests_pending
+from controller.store.notifications import RUNS, notify_requests_pending
 from controller.store.records import DagRunRecord
 
 
@@ -86,7 +86,7 @@ class RunQueries(SessionBound):
         )
         created_id = self._session.execute(stmt).scalar_one_or_none()
         if created_id is not None and state is DagRunState.QUEUED:
-            notify_requests_pending(self._session)
+            notify_requests_pending(self._session, payload=RUNS)
         existing = self._session.scalars(
             select(DagRun)
             .where(DagRun.dag_name == dag_name, DagRun.logical_date == logical_date)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Result, Row, Select, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, String, func, literal_column, select, update
 
 from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.store.base import SessionBound, rowcount, state_list, utcnow
@@ -81,7 +81,16 @@ def _with_dag_name() -> Select[Any]:
     )
 
 
-def _records(result: Result[Any]) -> list[TaskInstanceRecord]:
+def _run_dag_name() -> ColumnElement[str]:
+    # The DAG name of the row a RETURNING clause returns. Written out: SQLAlchemy does
+    # not correlate a scalar subquery in RETURNING with the row being inserted.
+    return literal_column(
+        "(SELECT dag_runs.dag_name FROM dag_runs WHERE dag_runs.id = task_instances.run_id)",
+        String(),
+    )
+
+
+def _records(result: Iterable[Row[Any]]) -> list[TaskInstanceRecord]:
     return [task_record(row, row.dag_name) for row in result]
 
 
@@ -96,8 +105,9 @@ class TaskQueries(SessionBound):
         """Create the instances that do not exist yet; returns only those it created."""
         # One statement executed with a list of parameter sets: SQLAlchemy compiles it
         # once and sends it as multi-row INSERTs ("insertmanyvalues"), RETURNING the rows
-        # inserted, so no second query reads them. A statement with the rows in
-        # `.values()` was compiled anew per batch: seconds for a fan-out of thousands.
+        # inserted with their run's DAG name, so no second query reads them. A statement
+        # with the rows in `.values()` was compiled anew per batch: seconds for a fan-out
+        # of thousands.
         now = utcnow()
         rows = [_insert_values(instance, now) for instance in instances]
         if not rows:
@@ -112,14 +122,10 @@ class TaskQueries(SessionBound):
                     TaskInstance.try_number,
                 ]
             )
-            .returning(*TaskInstance.__table__.c)
+            .returning(*TaskInstance.__table__.c, _run_dag_name().label("dag_name"))
         )
         created = self._session.execute(stmt, rows).all()
-        run_ids = sorted({row.run_id for row in created})
-        names = select(DagRun.id, DagRun.dag_name).where(DagRun.id.in_(run_ids))
-        dag_names = {row.id: row.dag_name for row in self._session.execute(names)}
-        records = [task_record(row, dag_names[row.run_id]) for row in created]
-        return sorted(records, key=lambda record: record.id)
+        return sorted(_records(created), key=lambda record: record.id)
 
     def get_task_instances(self, ids: Sequence[int]) -> list[TaskInstanceRecord]:
         """The instances with these ids (unknown ids are left out), by id, in few queries."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +11,18 @@ import pytest
 
 from controller.base.states import FailureKind, TaskState
 from controller.base.tries import TryKey
+from controller.engine.seam import LaunchOrder, PodStop, UpdateSink
 from controller.executor.cleanup import CleanupPolicy
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import ExecutorSettings, KubernetesExecutor
 from controller.executor.podspec import RESULT_FINALIZER, PodConfig
 from controller.logstore import LogKey, LogStore
+from controller.runtime.engine import Engine
 from controller.spec.model import Dag, Task
 from controller.spec.podpolicy import PodPolicy
 from controller.store import Store, upgrade
 from tests.e2e.harness import StoreSink, launched_run, orders_for, rows_of, scripted, task, wait_for
+from tests.runtime.support import queue_run, store_dag
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -323,3 +326,51 @@ def test_a_pod_stuck_before_its_task_starts_fails_its_try_and_goes(
         wait_for(lambda: not pods(api, namespace), what="the stuck pod to be deleted")
     finally:
         executor.stop()
+
+
+class FailsFirstLaunch:
+    """The executor, but its first hand-over of new tries raises: the engine's loop fails
+    after it claimed the tries and before any pod was asked for."""
+
+    def __init__(self, executor: KubernetesExecutor) -> None:
+        self.executor = executor
+        self.failed = False
+
+    def start(self, sink: UpdateSink) -> None:
+        self.executor.start(sink)
+
+    def launch(self, orders: Sequence[LaunchOrder]) -> None:
+        if not self.failed and any(not order.relaunch for order in orders):
+            self.failed = True
+            raise RuntimeError("the hand-over failed")
+        self.executor.launch(orders)
+
+    def cancel(self, stops: Sequence[PodStop]) -> None:
+        self.executor.cancel(stops)
+
+    def stop(self) -> None:
+        self.executor.stop()
+
+
+def test_a_try_claimed_before_an_engine_error_gets_its_pod_without_waiting_for_the_interval(
+    api: kubernetes.client.ApiClient, sqlite_store: Store, namespace: str, tmp_path: Path
+) -> None:
+    dag = Dag(name="claimed", tasks=(task("once", overrides=scripted()),))
+    executor = FailsFirstLaunch(
+        executor_for(api, sqlite_store, namespace, tmp_path, reconcile_interval=3600.0)
+    )
+    engine = Engine(sqlite_store, executor)
+    engine.start()
+    try:
+        store_dag(sqlite_store, dag)
+        run_id = queue_run(sqlite_store, dag).id
+        engine.wake([run_id])
+        wait_for(
+            lambda: finished(sqlite_store, run_id) and rows_of(sqlite_store, run_id),
+            what="the claimed try's pod to be created and the try to finish",
+        )
+        assert executor.failed
+        (row,) = rows_of(sqlite_store, run_id).values()
+        assert (row.state, row.try_number) == (TaskState.SUCCEEDED, 1)
+    finally:
+        engine.stop()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth, SshAuth
+from controller.gitsync import GitSyncConfig, GitSyncConfigError, HttpsAuth
 
 URL = "https://git.example.com/team/dags.git"
 
@@ -35,13 +35,6 @@ def test_impossible_settings_are_refused(
     settings: dict[str, object] = {"repo_url": URL, "root": tmp_path, **overrides}
     with pytest.raises(GitSyncConfigError, match=message):
         GitSyncConfig(**settings)  # type: ignore[arg-type]
-
-
-def test_ssh_auth_needs_an_ssh_url(tmp_path: Path) -> None:
-    auth = SshAuth(key_file=tmp_path / "id", known_hosts_file=tmp_path / "known_hosts")
-    with pytest.raises(GitSyncConfigError, match="not an SSH URL"):
-        GitSyncConfig(repo_url=URL, root=tmp_path, auth=auth)
-    assert GitSyncConfig(repo_url="git@host:team/dags.git", root=tmp_path, auth=auth).auth
 
 
 def test_https_auth_needs_a_token_or_both_basic_files(tmp_path: Path) -> None:

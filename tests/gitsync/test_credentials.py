@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gitsync import GitSync, GitSyncConfig, GitSyncError, HttpsAuth, SshAuth
+from controller.gitsync import GitSync, GitSyncConfig, GitSyncError, HttpsAuth
 from controller.gitsync.credentials import GitCredentials, redact_url_userinfo
 from controller.gitsync.settings import GitSyncConfigError
 from tests.gitsync.conftest import Remote
@@ -156,44 +156,6 @@ def test_a_git_command_that_hangs_is_killed_at_the_timeout(
     with pytest.raises(GitSyncError, match="did not complete"):
         GitSync(config).sync_once()
     assert time.monotonic() - started < 8
-
-
-def test_ssh_command_checks_host_keys_with_the_given_known_hosts(tmp_path: Path) -> None:
-    key, known_hosts = tmp_path / "id_ed25519", tmp_path / "known_hosts"
-    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    key.chmod(0o644)
-    known_hosts.write_text("")
-    credentials = GitCredentials(
-        SshAuth(key_file=key, known_hosts_file=known_hosts), state_dir=tmp_path / "auth"
-    )
-    command = credentials.env()["GIT_SSH_COMMAND"]
-    assert "StrictHostKeyChecking=yes" in command
-    assert f"UserKnownHostsFile={known_hosts.resolve()}" in command
-    assert "IdentitiesOnly=yes" in command
-    # ssh refuses a key others can read; a Secret mounted 0644 is copied to a 0600 file.
-    copy = tmp_path / "auth" / "ssh-key"
-    assert f"-i {copy}" in command
-    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
-
-
-def test_ssh_fetch_failure_is_reported(tmp_path: Path, closed_port: int) -> None:
-    key, known_hosts = tmp_path / "id", tmp_path / "known_hosts"
-    key.write_text("not a key\n")
-    known_hosts.write_text("")
-    config = GitSyncConfig(
-        repo_url=f"ssh://git@127.0.0.1:{closed_port}/repo.git",
-        root=tmp_path / "sync",
-        auth=SshAuth(key_file=key, known_hosts_file=known_hosts),
-    )
-    with pytest.raises(GitSyncError, match=r"Connection refused|Could not read from remote"):
-        GitSync(config).sync_once()
-
-
-def test_ssh_without_known_hosts_is_refused_unless_checking_is_disabled(tmp_path: Path) -> None:
-    with pytest.raises(GitSyncConfigError, match="known_hosts"):
-        SshAuth(key_file=tmp_path / "id")
-    relaxed = SshAuth(key_file=tmp_path / "id", strict_host_key_checking=False)
-    assert relaxed.known_hosts_file is None
 
 
 def test_credentials_in_the_url_are_refused(tmp_path: Path) -> None:

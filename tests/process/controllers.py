@@ -34,11 +34,13 @@ def controller_config(
     interval: str = "1s",
     webhook_secret_file: Path | None = None,
     instance: str | None = None,
+    max_infra_retries: int | None = None,
 ) -> Config:
     return load_config(
         path=None,
         environ={},
         overrides={
+            "executor.maxInfraRetries": max_infra_retries,
             "kubeconfig": str(kubeconfig),
             "dataDir": str(data_dir),
             "databaseUrl": database_url,

@@ -25,7 +25,7 @@ class Wakes:
         self._cond = threading.Condition()
         self.count = 0
 
-    def __call__(self) -> None:
+    def __call__(self, what: frozenset[str]) -> None:
         with self._cond:
             self.count += 1
             self._cond.notify_all()
@@ -138,7 +138,7 @@ def test_the_listener_reconnects_after_its_connection_is_killed(
 
 @pytest.mark.postgres
 def test_a_stopped_listener_leaves_no_connection_behind(postgres_store: Store) -> None:
-    listener = postgres_store.listen_for_requests(lambda: None)
+    listener = postgres_store.listen_for_requests(lambda what: None)
     assert listener is not None
     assert listener.listening.wait(WAIT_SECONDS)
     assert listening_backends(postgres_store) == 1
@@ -151,7 +151,7 @@ def test_sqlite_has_no_listener_and_its_hook_does_nothing(tmp_path: Path) -> Non
     upgrade(url)
     store = Store(create_engine_for(url))
     try:
-        assert store.listen_for_requests(lambda: None) is None
+        assert store.listen_for_requests(lambda what: None) is None
         with store.transaction() as uow:
             uow.notify_requests_pending()
     finally:

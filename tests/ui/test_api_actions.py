@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +12,27 @@ import kubernetes.client
 from controller.base.states import DagRunState
 from controller.engine.seam import LaunchOrder
 from controller.logstore import LogStore
+from controller.metrics import Metrics
+from controller.process.http import HttpServer
+from controller.runtime.engine import Engine
 from controller.spec.model import Dag
 from controller.store import Store
 from controller.ui import Reply
 from controller.ui.endpoints import UiEndpoints
 from tests.engine.support import dag, task
-from tests.runtime.inprocess import Outcome
-from tests.runtime.support import Recorder, engine_on, queue_run, run_state, store_dag
+from tests.runtime.inprocess import InProcessExecutor, Outcome
+from tests.runtime.support import (
+    Recorder,
+    engine_on,
+    queue_run,
+    run_state,
+    store_dag,
+    wait_for,
+)
 
 TOKEN = "s3cret-token"
+NO_POLL = 3600.0
+"""Longer than any test: a run that starts did not wait for the poll."""
 PIPELINE = dag(task("extract"), task("load", "extract"), name="sales")
 
 
@@ -31,8 +44,7 @@ def endpoints(store: Store, tmp_path: Path, **options: Any) -> UiEndpoints:
         namespace="default",
         token=TOKEN,
         repo_url=None,
-        wake=lambda run_ids: None,
-        **options,
+        **{"wake": lambda run_ids: None, **options},
     )
 
 
@@ -161,3 +173,39 @@ def test_a_backfill_through_the_api_gives_each_date_its_run(store: Store, tmp_pa
     assert [run["created"] for run in again["runs"]] == [False] * 7
     assert call(api, "POST", "/dags/daily/backfill", {"from": "2026-03-02"})[0] == 400
     assert call(api, "POST", "/dags/nope/backfill", week)[0] == 404
+
+
+def post(port: int, path: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our server
+        return int(response.status), json.loads(response.read())
+
+
+def test_a_trigger_through_the_http_api_starts_its_run_without_a_poll(
+    store: Store, tmp_path: Path
+) -> None:
+    """On both databases: the API wakes the engine in its own process (on SQLite, the
+    only way but the poll; on PostgreSQL, beside the notification)."""
+    store_dag(store, PIPELINE)
+    executor = InProcessExecutor(Recorder(), workers=4)
+    engine = Engine(store, executor, poll_seconds=NO_POLL)
+    api = endpoints(store, tmp_path, wake=engine.wake)
+    server = HttpServer(metrics=Metrics(), host="127.0.0.1", port=0, api=api.handle)
+    engine.start()
+    server.start()
+    try:
+        # The first run may be found by the look the engine takes when it starts; the
+        # later ones only by being woken.
+        for _ in range(3):
+            status, answer = post(server.port, f"/dags/{PIPELINE.name}/trigger", {})
+            assert status == 201
+            wait_for(lambda run_id=answer["id"]: run_state(store, run_id) is DagRunState.SUCCEEDED)
+    finally:
+        server.stop()
+        engine.stop()
+        executor.close()

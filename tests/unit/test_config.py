@@ -72,12 +72,6 @@ def test_renew_deadline_must_be_shorter_than_lease(tmp_path: Path) -> None:
     assert path in str(error.value)
 
 
-def test_ssh_key_needs_known_hosts(tmp_path: Path) -> None:
-    path = write(tmp_path, "git: {url: git@example.org:d.git, sshKeyFile: /k}\n")
-    with pytest.raises(ConfigError, match=r"git\.knownHostsFile"):
-        load_config(path=path, environ={})
-
-
 def test_bad_environment_value_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"executor\.parallelism"):
         load_config(environ={"KUBEDAG_PARALLELISM": "many"})

@@ -41,14 +41,30 @@ def test_other_urls_are_not_ssh(url: str) -> None:
 def test_the_controller_refuses_an_ssh_repository_at_start(
     tmp_path: Path, settings: dict[str, str], shown: str
 ) -> None:
+    refusal = start_controller(tmp_path, settings)
+    assert f"git.url: {shown} is reached over SSH" in refusal
+    assert "Use the repository's https:// URL" in refusal
+
+
+def test_the_controller_refuses_an_ssh_key_with_an_https_url_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "kubedag.yaml"
+    config.write_text("git: {url: 'https://example.org/dags.git', sshKeyFile: /keys/id}\n")
+    refusal = start_controller(tmp_path, {"KUBEDAG_CONFIG": str(config)})
+    assert "git.sshKeyFile: set, but SSH repositories are not supported" in refusal
+    assert "and remove git.sshKeyFile" in refusal
+
+
+def start_controller(tmp_path: Path, settings: dict[str, str]) -> str:
+    """Start the controller, which must refuse to; what it said."""
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "KUBEDAG_CONFIG"},
         "KUBEDAG_DATABASE_URL": f"sqlite:///{tmp_path / 'kubedag.db'}",
         "KUBEDAG_DATA_DIR": str(tmp_path),
         "KUBEDAG_LEADER_ELECTION": "false",
         **settings,
     }
-    env.pop("KUBEDAG_CONFIG", None)
     done = subprocess.run(
         [sys.executable, "-m", "controller", "controller", "--migrate"],
         env=env,
@@ -58,5 +74,4 @@ def test_the_controller_refuses_an_ssh_repository_at_start(
         check=False,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"git.url: {shown} is reached over SSH" in done.stderr
-    assert "Use the repository's https:// URL" in done.stderr
+    return done.stderr
