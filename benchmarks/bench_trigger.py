@@ -289,8 +289,9 @@ def trigger_latencies(
 
 STEPS = (
     ("commit -> woken", "notified"),
-    ("woken -> run started", "started"),
-    ("started -> orders handed", "handed"),
+    # Starting the run and claiming its first try is one transaction, whose orders are
+    # handed out when it commits.
+    ("woken -> started, orders handed", "handed"),
     ("handed -> create sent", "post"),
     ("create sent -> answered", "posted"),
 )
@@ -318,7 +319,7 @@ def breakdown(triggered: list[Triggered], trace: Path) -> dict[str, list[float]]
         for name, event in STEPS:
             if event == "notified":
                 woken = next((t for t in notified if t >= one.committed), None)
-                if woken is None or woken > first.get(("started", str(one.run_id)), woken):
+                if woken is None or woken > first.get(("handed", str(one.run_id)), woken):
                     continue
                 when: float | None = woken
             else:

@@ -104,13 +104,13 @@ def traced(engine: Engine, executor: KubernetesExecutor, trace: Tracer) -> None:
         trace("notified")
         notified(what)
 
-    start_queued = engine._start_queued
+    start_queued = engine._tracker.start_queued
 
     def on_start_queued(now: datetime, *, woken: frozenset[int]) -> bool:
-        before = set(engine._runs)
+        before = set(engine._tracker.runs)
         began = time.time()
         progressed = start_queued(now, woken=woken)
-        runs = sorted(set(engine._runs) - before)
+        runs = sorted(set(engine._tracker.runs) - before)
         if runs:
             trace("started", runs=runs, began=began)
         return progressed
@@ -131,7 +131,7 @@ def traced(engine: Engine, executor: KubernetesExecutor, trace: Tracer) -> None:
         return response
 
     engine._notified = on_notified  # type: ignore[method-assign]
-    engine._start_queued = on_start_queued  # type: ignore[method-assign]
+    engine._tracker.start_queued = on_start_queued  # type: ignore[method-assign]
     executor.launch = on_launch  # type: ignore[method-assign]
     launcher_module.post_json = on_post  # type: ignore[assignment]
 

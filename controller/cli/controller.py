@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any
 
-from controller.process.heap import freeze_startup_heap
+from controller.process.collection import tune_garbage_collection
 from controller.process.logging import configure_logging
 from controller.process.wiring import StartupError
 from controller.settings.loading import load_config
@@ -105,9 +105,9 @@ def run_controller(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    # Everything loaded and built so far lives as long as the process: out of the
-    # collector's full passes, it no longer slows each DAG sync's validation.
-    frozen = freeze_startup_heap()
+    # Everything loaded and built so far lives as long as the process; no thread runs
+    # yet. See controller/process/collection.py for what this saves and why it is safe.
+    frozen = tune_garbage_collection()
     log.debug("froze %d startup objects out of garbage collection", frozen)
     stop = threading.Event()
 

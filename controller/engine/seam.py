@@ -120,6 +120,12 @@ class UpdateSink(Protocol):
 
 
 class Executor(Protocol):
+    relaunches_itself: bool
+    """True for an executor that finds for itself, when it starts, which LAUNCHED tries
+    lack a pod (the Kubernetes executor lists them) and relaunches only those: the
+    engine then builds no relaunch orders when it starts (rendering one per live try
+    was most of a restart's work beside thousands of live pods)."""
+
     def start(self, sink: UpdateSink) -> None:
         """Begin reporting results to `sink` (for Kubernetes: start the watches)."""
         ...
@@ -128,8 +134,9 @@ class Executor(Protocol):
         """Start these tries; returns at once, outcomes arrive through the sink.
 
         Idempotent by pod name: the engine hands every LAUNCHED try out again when it
-        starts (`LaunchOrder.relaunch`, just before it calls `start`) and after it
-        recovered from an error, and a pod that exists must be adopted. An
+        starts (`LaunchOrder.relaunch`; not to an executor that `relaunches_itself`) and
+        after it recovered from an error, and a pod that
+        exists must be adopted. An
         executor that finds out for itself which LAUNCHED tries lack a pod (the
         Kubernetes executor lists them) may relaunch those instead.
         """

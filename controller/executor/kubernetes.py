@@ -140,6 +140,9 @@ class KubernetesExecutor:
     (``make_api_client(pool_maxsize=...)``).
     """
 
+    relaunches_itself = True
+    """The startup reconcile lists the pods and relaunches the LAUNCHED tries without one."""
+
     def __init__(
         self,
         api: client.ApiClient,
@@ -223,16 +226,15 @@ class KubernetesExecutor:
     def launch(self, orders: Sequence[LaunchOrder]) -> None:
         """Create the pods of new tries; relaunches are left to a reconcile.
 
-        The engine hands every try LAUNCHED before it started out again (``relaunch``).
+        After it recovered from an error, the engine hands every LAUNCHED try out again
+        (``relaunch``), among them tries it claimed but perhaps never handed over.
         Creating them all would post one create per live pod (each answered
-        AlreadyExists) ahead of any new try's, after building every pod on the engine's
-        thread: restart work growing with the pods. The reconcile lists the pods first
-        and relaunches only the LAUNCHED tries whose pod is missing: at start, after a
-        410, every ``reconcile_interval``, and as soon as it can after relaunches are
-        handed out here: an engine that recovered from an error hands out the tries it
-        had claimed but perhaps not handed over, whose pods would otherwise wait for the
-        interval. (The engine hands out its first relaunches before it starts the
-        executor, so the startup reconcile covers them.)
+        AlreadyExists) ahead of any new try's: work growing with the pods. The reconcile
+        lists the pods first and relaunches only the LAUNCHED tries whose pod is
+        missing: at start (so the engine hands out no relaunches then:
+        ``relaunches_itself``), after a 410, every ``reconcile_interval``, and as soon
+        as it can after relaunches are handed out here, so a claimed try's pod does not
+        wait for the interval.
         """
         if any(order.relaunch for order in orders):
             for watcher in self.watchers:

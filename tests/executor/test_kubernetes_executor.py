@@ -332,6 +332,8 @@ class FailsFirstLaunch:
     """The executor, but its first hand-over of new tries raises: the engine's loop fails
     after it claimed the tries and before any pod was asked for."""
 
+    relaunches_itself = True
+
     def __init__(self, executor: KubernetesExecutor) -> None:
         self.executor = executor
         self.failed = False

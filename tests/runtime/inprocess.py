@@ -68,6 +68,8 @@ Behaviour = Callable[[LaunchOrder], Outcome]
 
 
 class InProcessExecutor:
+    relaunches_itself = False
+
     def __init__(
         self,
         behaviour: Behaviour,

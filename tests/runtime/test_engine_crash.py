@@ -67,6 +67,8 @@ def test_a_new_engine_finishes_a_run_whose_tries_outlived_the_old_one(store: Sto
 class Swallow:
     """An executor that crashes before creating any pod: the orders are lost."""
 
+    relaunches_itself = False
+
     def __init__(self) -> None:
         self.orders: list[LaunchOrder] = []
 

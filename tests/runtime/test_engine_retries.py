@@ -127,6 +127,12 @@ def test_a_run_that_fails_waits_for_a_pending_infra_retry_to_be_decided(store: S
     assert finished.finished_at is not None
     assert pulled[1].finished_at is not None
     assert finished.finished_at >= pulled[1].finished_at
+    with store.transaction() as uow:
+        kinds = [event.kind for event in uow.list_events(run_id=run.id, limit=100)]
+    # Why it waited, once, before it ended; and doomed's end though it decided nothing.
+    assert kinds.count("run-failing") == 1
+    assert kinds.index("run-failing") < kinds.index("run-failed")
+    assert "task-retries-exhausted" in kinds
 
 
 def test_infra_failures_stop_after_the_engines_bound(store: Store) -> None:

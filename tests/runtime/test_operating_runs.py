@@ -126,6 +126,8 @@ def test_cancel_while_a_task_runs_stops_its_pod_and_launches_nothing_more(
 class NeverStarts:
     """An executor whose pods never report: its tries stay LAUNCHED."""
 
+    relaunches_itself = False
+
     def start(self, sink: UpdateSink) -> None:
         self.sink = sink
 
