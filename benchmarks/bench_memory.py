@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from benchmarks.bench_trigger import ROOT, database
+from benchmarks.databases import ROOT, database
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
 from controller.runtime.manual import trigger_run

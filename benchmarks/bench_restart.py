@@ -45,8 +45,9 @@ import yaml
 
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_pipeline import namespace_gone, wait_until
-from benchmarks.bench_trigger import FirstPods, database, start_controller, started_line
+from benchmarks.bench_trigger import FirstPods, start_controller, started_line
 from benchmarks.clusters import checkout_test_cluster, own_cluster
+from benchmarks.databases import database
 from controller.devcluster import LocalCluster
 from controller.executor.kubeclient import make_api_client
 from controller.executor.watchstream import list_pods

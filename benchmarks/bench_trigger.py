@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,22 +40,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import kubernetes.client
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_pod
 from benchmarks.clusters import BENCH, own_cluster
+from benchmarks.databases import ROOT, database
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.watchstream import PodWatch, list_pods
 from controller.runtime.engine import POLL_SECONDS
 from controller.runtime.manual import trigger_run
 from controller.spec.model import Dag, Task, dag_to_dict
-from controller.store import Store, upgrade
+from controller.store import Store
 
-SERVER_URL_ENV = "KUBEDAG_BENCH_DATABASE_URL"
-DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED = {"annotations": {"agent.kubedag.io/mode": "scripted"}}
 POD_TIMEOUT_SECONDS = 15.0
 START_TIMEOUT_SECONDS = 120.0
@@ -142,31 +137,6 @@ def bare_latencies(kubeconfig: str, namespace: str, count: int) -> list[float]:
             return latencies
         finally:
             pods.stop()
-
-
-@contextmanager
-def database(backend: str, scratch: Path) -> Iterator[str]:
-    """A fresh, migrated database of `backend`, dropped afterwards."""
-    if backend == "sqlite":
-        url = f"sqlite:///{scratch / 'kubedag.db'}"
-        upgrade(url)
-        yield url
-        return
-    server = make_url(os.environ.get(SERVER_URL_ENV, DEFAULT_SERVER_URL)).set(
-        drivername="postgresql+psycopg2"
-    )
-    name = f"kubedag_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = server.set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
