@@ -51,6 +51,7 @@ from benchmarks.bench_launch import bare_loop, fresh_namespace
 from benchmarks.bench_launch import pod as bench_pod
 from benchmarks.clusters import BENCH_WITH_AGENT, own_cluster
 from controller.base.states import DagRunState, RunType
+from controller.base.tries import TryKey
 from controller.executor.kubeclient import make_api_client
 from controller.executor.kubernetes import (
     ExecutorSettings,
@@ -145,10 +146,7 @@ def kubedag_pod(settings: ExecutorSettings) -> PodBody:
     def build(index: int, namespace: str) -> dict[str, Any]:
         identity = PodIdentity(
             dag="bare",
-            run_id=1,
-            task="fan",
-            item_index=index,
-            try_number=1,
+            key=TryKey(1, "fan", index, 1),
             revision="0" * 40,
             controller=settings.instance,
             dag_file="bare.yaml",

@@ -36,6 +36,7 @@ from benchmarks.bench_launch import fresh_namespace
 from benchmarks.bench_launch import pod as minimal_body
 from benchmarks.bench_pipeline import namespace_gone, wait_until
 from benchmarks.clusters import BENCH, own_cluster
+from controller.base.tries import TryKey
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.podspec import PodConfig, PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Task
@@ -64,10 +65,7 @@ def kubedag(*, checkout: bool = True, security: bool = True, token: bool = False
         )
         identity = PodIdentity(
             dag="bench",
-            run_id=1,
-            task="fan",
-            item_index=index,
-            try_number=1,
+            key=TryKey(1, "fan", index, 1),
             revision="0" * 40,
             controller="kubedag",
             dag_file="dags/bench.yaml",

@@ -118,7 +118,7 @@ def traced(engine: Engine, executor: KubernetesExecutor, trace: Tracer) -> None:
     launch = executor.launch
 
     def on_launch(orders: Sequence[LaunchOrder]) -> None:
-        trace("handed", runs=sorted({order.run_id for order in orders if not order.relaunch}))
+        trace("handed", runs=sorted({order.key.run_id for order in orders if not order.relaunch}))
         launch(orders)
 
     post = launcher_module.post_json

@@ -17,6 +17,8 @@ import hashlib
 import json
 import re
 
+from controller.base.tries import TryKey
+
 MAX_LENGTH = 63
 """Kubernetes' limit for a DNS-1123 label and for a label value."""
 
@@ -58,12 +60,13 @@ def _dns_piece(text: str, length: int) -> str:
     return _NOT_DNS.sub("-", text.lower())[:length].strip("-")
 
 
-def pod_name(*, dag: str, run_id: int, task: str, item_index: int, try_number: int) -> str:
+def pod_name(*, dag: str, key: TryKey) -> str:
     """The worker pod's name: `<dag>-<task>-<hash>-<run>-<item>-<try>` within 63 characters.
 
     The hash covers the full identity, so the readable parts may be truncated (or, for
     absurdly large numbers, dropped) without two identities ever sharing a name.
     """
+    run_id, task, item_index, try_number = key.run_id, key.task, key.item_index, key.try_number
     for label, number in (("run_id", run_id), ("item_index", item_index), ("try", try_number)):
         if number < 0:
             raise ValueError(f"{label} must not be negative, got {number}")

@@ -374,13 +374,7 @@ def progress_line(row: TaskInstanceRecord) -> str:
 
 
 def _log_reader(logs: LogStore, row: TaskInstanceRecord) -> Callable[[], str | None]:
-    key = LogKey(
-        run_id=row.run_id,
-        task=row.task_name,
-        item_index=row.item_index,
-        try_number=row.try_number,
-        container=MAIN_CONTAINER,
-    )
+    key = LogKey(row.key, MAIN_CONTAINER)
     return lambda: logs.read(key)
 
 

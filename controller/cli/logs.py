@@ -82,13 +82,7 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    key = LogKey(
-        run_id=chosen.run_id,
-        task=chosen.task_name,
-        item_index=chosen.item_index,
-        try_number=chosen.try_number,
-        container=args.container,
-    )
+    key = LogKey(chosen.key, args.container)
     logs = LogStore(config.log_store_location)
     if chosen.state.finished:
         stored = logs.read(key)

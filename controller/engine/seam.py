@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Protocol
 
 from controller.base.states import FailureKind, TaskState
+from controller.base.tries import TryKey
 from controller.engine.rendering import RenderedTask
 from controller.spec.model import Task
 
@@ -40,15 +41,14 @@ class LaunchOrder:
     """Launch one try of one task instance, already marked LAUNCHED in the store."""
 
     task_instance_id: int
-    run_id: int
+    key: TryKey
     dag_name: str
     dag_path: str | None
     """The DAG file's path inside the repository (for the task's default working dir)."""
     revision: str
     """The commit the run is pinned to; the worker checks out exactly this."""
     task: Task
-    item_index: int
-    try_number: int
+    """The task as the run's DAG defines it (`key.task` is its name)."""
     rendered: RenderedTask
     pod_name: str
     relaunch: bool = False

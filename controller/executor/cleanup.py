@@ -298,13 +298,7 @@ class PodCleaner:
         for entry in read_pod_logs(
             self._api, namespace=namespace, pod=name, observer=self._observer
         ):
-            key = LogKey(
-                run_id=record.run_id,
-                task=record.task_name,
-                item_index=record.item_index,
-                try_number=record.try_number,
-                container=entry.container,
-            )
+            key = LogKey(record.key, entry.container)
             if entry.error and not entry.text and self._log_store.exists(key):
                 continue
             self._log_store.write(key, _log_text(entry))

@@ -320,10 +320,7 @@ class KubernetesExecutor:
                 )
         identity = PodIdentity(
             dag=order.dag_name,
-            run_id=order.run_id,
-            task=order.task.name,
-            item_index=order.item_index,
-            try_number=order.try_number,
+            key=order.key,
             revision=order.revision,
             controller=self.settings.instance,
             dag_file=order.dag_path,

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from controller.base import naming
+from controller.base.tries import TryKey
 from controller.executor import gitcheckout
 from controller.executor.podmerge import merge, overrides_layer
 from controller.spec.model import Task
@@ -48,16 +49,10 @@ _DEFAULT_INIT_RESOURCES: Mapping[str, Any] = {
 
 @dataclass(frozen=True)
 class PodIdentity:
-    """Which try of which task instance a pod runs, and at which commit.
-
-    `item_index` is 0 for a task without withItems; `try_number` starts at 1.
-    """
+    """Which try a pod runs, of which DAG, and at which commit."""
 
     dag: str
-    run_id: int
-    task: str
-    item_index: int
-    try_number: int
+    key: TryKey
     revision: str
     controller: str
     dag_file: str | None = None
@@ -138,10 +133,10 @@ def identity_labels(identity: PodIdentity) -> dict[str, str]:
     return {
         naming.MANAGED_BY_LABEL: naming.MANAGED_BY_VALUE,
         naming.DAG_LABEL: naming.label_value(identity.dag),
-        naming.RUN_ID_LABEL: naming.label_value(str(identity.run_id)),
-        naming.TASK_LABEL: naming.label_value(identity.task),
-        naming.ITEM_LABEL: naming.label_value(str(identity.item_index)),
-        naming.TRY_LABEL: naming.label_value(str(identity.try_number)),
+        naming.RUN_ID_LABEL: naming.label_value(str(identity.key.run_id)),
+        naming.TASK_LABEL: naming.label_value(identity.key.task),
+        naming.ITEM_LABEL: naming.label_value(str(identity.key.item_index)),
+        naming.TRY_LABEL: naming.label_value(str(identity.key.try_number)),
         naming.CONTROLLER_LABEL: naming.label_value(identity.controller),
     }
 
@@ -150,10 +145,10 @@ def identity_annotations(identity: PodIdentity) -> dict[str, str]:
     """The same identity unhashed: labels may be cut to fit, annotations never are."""
     return {
         naming.DAG_LABEL: identity.dag,
-        naming.RUN_ID_LABEL: str(identity.run_id),
-        naming.TASK_LABEL: identity.task,
-        naming.ITEM_LABEL: str(identity.item_index),
-        naming.TRY_LABEL: str(identity.try_number),
+        naming.RUN_ID_LABEL: str(identity.key.run_id),
+        naming.TASK_LABEL: identity.key.task,
+        naming.ITEM_LABEL: str(identity.key.item_index),
+        naming.TRY_LABEL: str(identity.key.try_number),
         naming.CONTROLLER_LABEL: identity.controller,
         naming.REVISION_ANNOTATION: identity.revision,
     }
@@ -162,10 +157,10 @@ def identity_annotations(identity: PodIdentity) -> dict[str, str]:
 def identity_env(identity: PodIdentity) -> list[dict[str, Any]]:
     return [
         {"name": "KUBEDAG_DAG", "value": identity.dag},
-        {"name": "KUBEDAG_RUN_ID", "value": str(identity.run_id)},
-        {"name": "KUBEDAG_TASK", "value": identity.task},
-        {"name": "KUBEDAG_ITEM_INDEX", "value": str(identity.item_index)},
-        {"name": "KUBEDAG_TRY", "value": str(identity.try_number)},
+        {"name": "KUBEDAG_RUN_ID", "value": str(identity.key.run_id)},
+        {"name": "KUBEDAG_TASK", "value": identity.key.task},
+        {"name": "KUBEDAG_ITEM_INDEX", "value": str(identity.key.item_index)},
+        {"name": "KUBEDAG_TRY", "value": str(identity.key.try_number)},
         {"name": "KUBEDAG_REVISION", "value": identity.revision},
         {"name": "KUBEDAG_RESULT_PATH", "value": TERMINATION_MESSAGE_PATH},
     ]
@@ -301,13 +296,7 @@ def build_pod(
     *, task: Task, identity: PodIdentity, rendered: Rendered, config: PodConfig
 ) -> dict[str, Any]:
     """The Pod for one try: template, then kubedag's fields, then podOverrides, then identity."""
-    name = naming.pod_name(
-        dag=identity.dag,
-        run_id=identity.run_id,
-        task=identity.task,
-        item_index=identity.item_index,
-        try_number=identity.try_number,
-    )
+    name = naming.pod_name(dag=identity.dag, key=identity.key)
     pod: dict[str, Any] = merge(
         dict(config.pod_template or {}),
         _kubedag_layer(task=task, identity=identity, rendered=rendered, config=config),

@@ -24,35 +24,28 @@ from typing import Any
 
 import fsspec
 
+from controller.base.tries import TryKey
+
 _SUFFIX = ".log"
 
 
 @dataclass(frozen=True)
 class LogKey:
-    """One container's log of one try of one task instance."""
+    """One container's log of one try."""
 
-    run_id: int
-    task: str
-    item_index: int
-    try_number: int
+    try_key: TryKey
     container: str
 
     @property
     def relative_path(self) -> str:
-        return posixpath.join(
-            try_prefix(
-                run_id=self.run_id,
-                task=self.task,
-                item_index=self.item_index,
-                try_number=self.try_number,
-            ),
-            self.container + _SUFFIX,
-        )
+        return posixpath.join(try_prefix(self.try_key), self.container + _SUFFIX)
 
 
-def try_prefix(*, run_id: int, task: str, item_index: int, try_number: int) -> str:
+def try_prefix(key: TryKey) -> str:
     """The folder of one try's logs; task names are DNS labels, so safe as path parts."""
-    return posixpath.join(f"run-{run_id}", task, f"item-{item_index}", f"try-{try_number}")
+    return posixpath.join(
+        f"run-{key.run_id}", key.task, f"item-{key.item_index}", f"try-{key.try_number}"
+    )
 
 
 class LogStore:
@@ -85,11 +78,9 @@ class LogStore:
             return None
         return data.decode("utf-8", "replace")
 
-    def containers(self, *, run_id: int, task: str, item_index: int, try_number: int) -> list[str]:
+    def containers(self, key: TryKey) -> list[str]:
         """Containers with a stored log for this try, sorted by name."""
-        prefix = self._path(
-            try_prefix(run_id=run_id, task=task, item_index=item_index, try_number=try_number)
-        )
+        prefix = self._path(try_prefix(key))
         try:
             names = self._fs.ls(prefix, detail=False)
         except FileNotFoundError:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from controller.base.tries import TryKey
 from controller.executor.podspec import PodConfig, PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Dag, Task
 
@@ -27,10 +28,7 @@ def task_pod(dag: Dag, task: Task, *, dag_path: str, config: PodConfig) -> dict[
     """The pod of the first try of `task`'s first instance, templates unrendered."""
     identity = PodIdentity(
         dag=dag.name,
-        run_id=0,
-        task=task.name,
-        item_index=0,
-        try_number=1,
+        key=TryKey(run_id=0, task=task.name, item_index=0, try_number=1),
         revision=PLACEHOLDER_REVISION,
         controller=PLACEHOLDER_CONTROLLER,
         dag_file=dag_path,

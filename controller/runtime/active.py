@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controller.base.tries import TryKey
 from controller.engine.graph import GraphCache, RunGraph
 from controller.engine.planner import RunPlanner
 from controller.engine.records import Plan, RunIdentity
@@ -24,8 +25,6 @@ from controller.runtime.pending import PendingTry
 from controller.runtime.updates import view_of
 from controller.spec.model import JSON, Task, dag_from_dict
 from controller.store import DagRunRecord, TaskInstanceRecord
-
-TryKey = tuple[str, int, int]
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
@@ -58,17 +57,14 @@ class ActiveRun:
 
     def remember(self, records: Iterable[TaskInstanceRecord]) -> None:
         for record in records:
-            self.ids[(record.task_name, record.item_index, record.try_number)] = record.id
+            self.ids[record.key] = record.id
 
     def pending_try(self, record: TaskInstanceRecord) -> PendingTry:
         return PendingTry(
             ti_id=record.id,
-            run_id=record.run_id,
+            key=record.key,
             dag_name=record.dag_name,
             run_order=(self.record.logical_date, self.record.id),
-            task=record.task_name,
-            item_index=record.item_index,
-            try_number=record.try_number,
             not_before=record.not_before,
         )
 

@@ -17,6 +17,7 @@ from functools import partial
 
 from controller.base.naming import pod_name
 from controller.base.states import FailureKind, TaskState
+from controller.base.tries import TryKey
 from controller.engine.graph import GraphCache
 from controller.engine.records import InstanceKey
 from controller.engine.seam import Executor, LaunchOrder
@@ -36,23 +37,19 @@ def launch_order(
     run: ActiveRun,
     *,
     ti_id: int,
-    task: str,
-    item_index: int,
-    try_number: int,
+    key: TryKey,
     pod: str,
     relaunch: bool,
 ) -> LaunchOrder:
     """The order for one try, rendered by its run's planner; raises TemplateError."""
     return LaunchOrder(
         task_instance_id=ti_id,
-        run_id=run.run_id,
+        key=key,
         dag_name=run.dag_name,
         dag_path=run.dag_path,
         revision=run.record.revision,
-        task=run.task(task),
-        item_index=item_index,
-        try_number=try_number,
-        rendered=run.planner.render(InstanceKey(task, item_index)),
+        task=run.task(key.task),
+        rendered=run.planner.render(InstanceKey(key.task, key.item_index)),
         pod_name=pod,
         relaunch=relaunch,
     )
@@ -94,27 +91,13 @@ def build_orders(
     orders: list[LaunchOrder] = []
     broken: list[tuple[PendingTry, str]] = []
     for entry in chunk:
-        run = runs.get(entry.run_id)
+        run = runs.get(entry.key.run_id)
         if run is None:
             continue
-        name = pod_name(
-            dag=entry.dag_name,
-            run_id=entry.run_id,
-            task=entry.task,
-            item_index=entry.item_index,
-            try_number=entry.try_number,
-        )
+        name = pod_name(dag=entry.dag_name, key=entry.key)
         try:
             orders.append(
-                launch_order(
-                    run,
-                    ti_id=entry.ti_id,
-                    task=entry.task,
-                    item_index=entry.item_index,
-                    try_number=entry.try_number,
-                    pod=name,
-                    relaunch=False,
-                )
+                launch_order(run, ti_id=entry.ti_id, key=entry.key, pod=name, relaunch=False)
             )
         except TemplateError as error:
             broken.append((entry, str(error)))
@@ -148,7 +131,7 @@ def claim(
         if won:
             claimed.append(order)
         else:
-            stale.add(order.run_id)
+            stale.add(order.key.run_id)
     for entry, message in broken:
         uow.cas_task_state(
             entry.ti_id,
@@ -161,30 +144,22 @@ def claim(
         )
         uow.append_event(
             kind="task-failed",
-            message=f"{entry.task}[{entry.item_index}] try {entry.try_number}: {message}",
+            message=f"{entry.key}: {message}",
             dag_name=entry.dag_name,
-            run_id=entry.run_id,
-            task_name=entry.task,
-            item_index=entry.item_index,
-            try_number=entry.try_number,
+            run_id=entry.key.run_id,
+            task_name=entry.key.task,
+            item_index=entry.key.item_index,
+            try_number=entry.key.try_number,
             at=now,
         )
-        stale.add(entry.run_id)
+        stale.add(entry.key.run_id)
     return claimed, stale
 
 
 def relaunch_orders(run: ActiveRun, rows: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
     """The run's LAUNCHED tries, to hand out again under their recorded pod names."""
     return [
-        launch_order(
-            run,
-            ti_id=row.id,
-            task=row.task_name,
-            item_index=row.item_index,
-            try_number=row.try_number,
-            pod=row.pod_name,
-            relaunch=True,
-        )
+        launch_order(run, ti_id=row.id, key=row.key, pod=row.pod_name, relaunch=True)
         for row in rows
         if row.state is TaskState.LAUNCHED and row.pod_name
     ]
@@ -235,9 +210,9 @@ def hand_out(executor: Executor, orders: list[LaunchOrder]) -> None:
             order.pod_name,
             extra={
                 "dag": order.dag_name,
-                "run": order.run_id,
-                "task": order.task.name,
-                "try": order.try_number,
+                "run": order.key.run_id,
+                "task": order.key.task,
+                "try": order.key.try_number,
             },
         )
     executor.launch(orders)

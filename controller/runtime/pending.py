@@ -21,19 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from controller.base.tries import TryKey
+
 
 @dataclass(frozen=True, slots=True)
 class PendingTry:
     """One PENDING TaskInstance row the engine may launch."""
 
     ti_id: int
-    run_id: int
+    key: TryKey
     dag_name: str
     run_order: tuple[datetime, int]
     """(logical date, run id): older runs launch first."""
-    task: str
-    item_index: int
-    try_number: int
     not_before: datetime | None
 
 
@@ -107,7 +106,7 @@ class PendingQueue:
 
     def drop_run(self, run_id: int) -> None:
         """Forget every try of a run (it finished, or is being recovered from its rows)."""
-        for ti_id in [ti_id for ti_id, entry in self._live.items() if entry.run_id == run_id]:
+        for ti_id in [ti_id for ti_id, entry in self._live.items() if entry.key.run_id == run_id]:
             del self._live[ti_id]
         for name in list(self._dags):
             runs = self._dags[name].runs

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.base.states import DagRunState, FailureKind, TaskState
+from controller.base.tries import TryKey
 from controller.engine.records import InstanceOutcome, Instances, Plan
 from controller.runtime.active import ActiveRun
 from controller.store import NewTaskInstance, TaskInstanceRecord, UnitOfWork
@@ -61,7 +62,9 @@ def write_plan(uow: UnitOfWork, run: ActiveRun, plan: Plan, *, now: datetime) ->
     created = uow.add_task_instances(new)
     consistent = len(created) == len(new)
     for rejected in plan.reject:
-        ti_id = run.ids.get((rejected.task, rejected.item_index, rejected.try_number))
+        ti_id = run.ids.get(
+            TryKey(run.run_id, rejected.task, rejected.item_index, rejected.try_number)
+        )
         won = ti_id is not None and uow.cas_task_state(
             ti_id,
             expected=TaskState.SUCCEEDED,

@@ -302,5 +302,5 @@ class RunTracker:
             self._inbox.request_recover(run_id)
         self.stats.launched += len(claimed)
         for order in claimed:
-            self._slots.hold(order.task_instance_id, run_id=order.run_id)
+            self._slots.hold(order.task_instance_id, run_id=order.key.run_id)
         return claimed

@@ -115,7 +115,7 @@ def view_of(record: TaskInstanceRecord) -> TaskInstanceView:
 
 
 def _describe(record: TaskInstanceRecord) -> str:
-    what = f"{record.task_name}[{record.item_index}] try {record.try_number} {record.state}"
+    what = f"{record.key} {record.state}"
     if record.state is TaskState.FAILED:
         detail = ": ".join(part for part in (record.reason, record.message) if part)
         kind = record.failure_kind.value if record.failure_kind else FailureKind.TASK.value

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.base.states import DagRunState, FailureKind, RunType, TaskState
+from controller.base.tries import TryKey
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,11 @@ class TaskInstanceRecord:
     updated_at: datetime
     set_by: str | None = None
     """The operator who set this try's state by hand; None when it ran its course."""
+
+    @property
+    def key(self) -> TryKey:
+        """Which try this row is: what its pod is named after and its logs stored under."""
+        return TryKey(self.run_id, self.task_name, self.item_index, self.try_number)
 
 
 @dataclass(frozen=True)

@@ -295,13 +295,7 @@ class UiEndpoints:
         )
         if chosen is None:
             raise views.NotFoundError(f"no such try of {task}[{item}] in run {run}")
-        key = LogKey(
-            run_id=chosen.run_id,
-            task=chosen.task_name,
-            item_index=chosen.item_index,
-            try_number=chosen.try_number,
-            container=TASK_CONTAINER,
-        )
+        key = LogKey(chosen.key, TASK_CONTAINER)
         text = "text/plain; charset=utf-8"
         if chosen.state.finished:
             stored = self._logs.read(key)

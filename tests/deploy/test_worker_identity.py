@@ -23,6 +23,7 @@ import kubernetes.client
 import pytest
 import yaml
 
+from controller.base.tries import TryKey
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.settings.loading import load_config
@@ -57,10 +58,7 @@ def worker_pod() -> dict[str, Any]:
     settings = settings_from_config(config, repo_url="https://example.com/dags.git", dags_path=".")
     identity = PodIdentity(
         dag="d",
-        run_id=1,
-        task="t",
-        item_index=0,
-        try_number=1,
+        key=TryKey(1, "t", 0, 1),
         revision="0" * 40,
         controller="kubedag",
     )

@@ -107,13 +107,7 @@ def launched_run(
         ]
         created = uow.add_task_instances(new)
         for row in created:
-            name = naming.pod_name(
-                dag=dag.name,
-                run_id=run.id,
-                task=row.task_name,
-                item_index=row.item_index,
-                try_number=row.try_number,
-            )
+            name = naming.pod_name(dag=dag.name, key=row.key)
             uow.cas_task_state(
                 row.id,
                 expected=TaskState.PENDING,
@@ -126,18 +120,16 @@ def launched_run(
     return run.id, rows
 
 
-def orders_for(dag: Dag, run_id: int, rows: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
+def orders_for(dag: Dag, rows: Sequence[TaskInstanceRecord]) -> list[LaunchOrder]:
     tasks = {t.name: t for t in dag.tasks}
     return [
         LaunchOrder(
             task_instance_id=row.id,
-            run_id=run_id,
+            key=row.key,
             dag_name=dag.name,
             dag_path=f"{dag.name}.yaml",
             revision=REVISION,
             task=tasks[row.task_name],
-            item_index=row.item_index,
-            try_number=row.try_number,
             rendered=RenderedTask(command=tasks[row.task_name].command, args=(), env=()),
             pod_name=str(row.pod_name),
         )

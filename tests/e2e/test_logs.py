@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from controller.base.states import TaskState
+from controller.base.tries import TryKey
 from controller.cli import main
 from controller.executor.podspec import RESULT_FINALIZER
 from controller.executor.watchstream import list_pods
@@ -316,7 +317,7 @@ def test_following_a_finished_try_prints_its_stored_log_while_the_next_try_runs(
     )
     first = run.wait_for_try(1, TaskState.FAILED)
     run.wait_for_try(2, TaskState.RUNNING)
-    key = LogKey(run_id=first.run_id, task="talk", item_index=0, try_number=1, container="task")
+    key = LogKey(TryKey(first.run_id, "talk", 0, 1), "task")
     stored = wait_for(
         lambda: LogStore(str(tmp_path / "logs")).read(key), timeout=30, what="try 1's log"
     )
@@ -359,7 +360,7 @@ def test_following_a_running_try_whose_pod_is_already_gone_prints_its_stored_log
     )
     with e2e_store.transaction() as uow:
         uow.cas_task_state(row.id, expected=TaskState.LAUNCHED, new=TaskState.RUNNING)
-    key = LogKey(run_id=run_id, task="talk", item_index=0, try_number=1, container="task")
+    key = LogKey(TryKey(run_id, "talk", 0, 1), "task")
     LogStore(str(tmp_path / "logs")).write(key, "one\ntwo\n")
 
     assert main(["logs", str(run_id), "talk", "--follow"]) == 0

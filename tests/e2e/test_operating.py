@@ -10,6 +10,7 @@ import kubernetes.client
 import pytest
 
 from controller.base.states import DagRunState, TaskState
+from controller.base.tries import TryKey
 from controller.cli import main
 from controller.cli.run import drive
 from controller.devcluster import LocalCluster
@@ -100,13 +101,7 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
     assert {name: len(uids) for name, uids in audit.uids.items()} == {r.pod_name: 1 for r in tries}
     logs = LogStore(load_config().log_store_location)
     for row in tries:
-        key = LogKey(
-            run_id=run.id,
-            task="work",
-            item_index=row.item_index,
-            try_number=1,
-            container=TASK_CONTAINER,
-        )
+        key = LogKey(TryKey(run.id, "work", row.item_index, 1), TASK_CONTAINER)
         stored = logs.read(key)
         assert (stored or "").startswith("started 1"), (row, stored)
 

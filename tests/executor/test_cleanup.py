@@ -13,6 +13,7 @@ import kubernetes.client
 import pytest
 
 from controller.base.states import TaskState
+from controller.base.tries import TryKey
 from controller.devcluster.readiness import wait_until
 from controller.executor.cleanup import CleanupPolicy, PodCleaner
 from controller.executor.gitcheckout import CONTAINER_NAME as INIT_CONTAINER
@@ -217,7 +218,7 @@ def test_a_late_copy_of_a_pod_already_gone_keeps_the_log_stored_for_it(
     # The pod was cleaned (log stored, finalizer removed) and is gone; a watch event, or a
     # restarted controller's replay, still carries a copy taken while it had its finalizer.
     logs = LogStore(str(tmp_path))
-    kept = LogKey(run_id=1, task="t", item_index=0, try_number=1, container=TASK_CONTAINER)
+    kept = LogKey(TryKey(1, "t", 0, 1), TASK_CONTAINER)
     logs.write(kept, "started 1\n")
     cleaner = PodCleaner(kube, logs, policy=CleanupPolicy())
     try:
@@ -229,5 +230,5 @@ def test_a_late_copy_of_a_pod_already_gone_keeps_the_log_stored_for_it(
         cleaner.close(wait=True)
     assert logs.read(kept) == "started 1\n"
     # A container with nothing stored still gets the reason it has no log.
-    never = LogKey(run_id=1, task="t", item_index=0, try_number=1, container=INIT_CONTAINER)
+    never = LogKey(TryKey(1, "t", 0, 1), INIT_CONTAINER)
     assert logs.read(never) == '[kubedag: no log: pods "gone" not found]\n'

@@ -10,6 +10,7 @@ import kubernetes.client
 import pytest
 
 from controller.base.states import FailureKind, TaskState
+from controller.base.tries import TryKey
 from controller.engine.seam import LaunchOrder, PodStop, UpdateSink
 from controller.executor.cleanup import CleanupPolicy
 from controller.executor.kubeclient import make_api_client
@@ -87,7 +88,7 @@ def test_results_failures_and_logs_reach_the_store(
     executor = executor_for(api, sqlite_store, namespace, tmp_path)
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="every try to finish")
         wait_for(executor.cleaner.idle, what="cleanup")
         done = rows_of(sqlite_store, run_id)
@@ -99,7 +100,7 @@ def test_results_failures_and_logs_reach_the_store(
         with sqlite_store.transaction() as uow:
             assert uow.get_cursor(namespace)
         logs = LogStore(str(tmp_path / "logs"))
-        key = LogKey(run_id=run_id, task="ok", item_index=0, try_number=1, container="task")
+        key = LogKey(TryKey(run_id, "ok", 0, 1), "task")
         assert logs.read(key) == "hello\n"
         remaining = wait_for(
             lambda: (p := pods(api, namespace)) and len(p) == 1 and p,
@@ -120,7 +121,7 @@ def test_a_pod_the_api_refuses_fails_as_infrastructure_with_its_message(
     executor = executor_for(api, sqlite_store, namespace, tmp_path)
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="the refused try to fail")
         row = rows_of(sqlite_store, run_id)["bad/0"]
         assert (row.failure_kind, row.reason) == (FailureKind.INFRA, "PodRejected")
@@ -143,7 +144,7 @@ def test_a_result_the_kubelet_may_have_cut_fails_the_try(
     executor = executor_for(api, sqlite_store, namespace, tmp_path)
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="both tries to end")
         done = rows_of(sqlite_store, run_id)
         assert done["fits/0"].state is TaskState.SUCCEEDED
@@ -184,7 +185,7 @@ def test_a_task_the_pod_policy_refuses_fails_at_launch_and_no_pod_is_created(
     executor = executor_for(api, sqlite_store, namespace, tmp_path, pod_policy=policy)
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="every try to end")
         done = rows_of(sqlite_store, run_id)
         assert done["allowed/0"].state is TaskState.SUCCEEDED
@@ -215,7 +216,7 @@ def test_a_restarted_executor_adopts_running_pods_and_relaunches_unlaunched_ones
     first = executor_for(api, sqlite_store, namespace, tmp_path)
     first.start(StoreSink(sqlite_store))
     slow_run, rows = launched_run(sqlite_store, running, namespace=namespace)
-    first.launch(orders_for(running, slow_run, rows))
+    first.launch(orders_for(running, rows))
     wait_for(
         lambda: rows_of(sqlite_store, slow_run)["slow/0"].state is TaskState.RUNNING,
         what="the slow try to run",
@@ -246,7 +247,7 @@ def test_a_running_try_whose_pod_vanished_fails_as_lost(
     run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
     first = executor_for(api, sqlite_store, namespace, tmp_path)
     first.start(StoreSink(sqlite_store))
-    first.launch(orders_for(dag, run_id, rows))
+    first.launch(orders_for(dag, rows))
     wait_for(
         lambda: rows_of(sqlite_store, run_id)["gone/0"].state is TaskState.RUNNING,
         what="the try to run",
@@ -290,7 +291,7 @@ def test_a_task_without_checkout_runs_without_the_repository_and_without_a_token
     executor = executor_for(api, sqlite_store, namespace, tmp_path, cleanup=keep)
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         pod = wait_for(
             lambda: pods(api, namespace).get(str(rows[0].pod_name)), what="the pod to exist"
         )
@@ -313,7 +314,7 @@ def test_a_pod_stuck_before_its_task_starts_fails_its_try_and_goes(
     )
     executor.start(StoreSink(sqlite_store))
     try:
-        executor.launch(orders_for(dag, run_id, rows))
+        executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="the stuck try to fail")
         row = rows_of(sqlite_store, run_id)["hung/0"]
         assert (row.state, row.failure_kind, row.reason) == (

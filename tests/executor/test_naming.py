@@ -15,6 +15,7 @@ from controller.base.naming import (
     label_value,
     pod_name,
 )
+from controller.base.tries import TryKey
 from tests.executor.kube_names import DNS_LABEL, is_dns_label
 
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -29,11 +30,11 @@ identities = st.tuples(
 
 def name_of(identity: tuple[str, int, str, int, int]) -> str:
     dag, run_id, task, item, try_number = identity
-    return pod_name(dag=dag, run_id=run_id, task=task, item_index=item, try_number=try_number)
+    return pod_name(dag=dag, key=TryKey(run_id, task, item, try_number))
 
 
 def test_a_short_identity_reads_as_dag_task_hash_run_item_try() -> None:
-    name = pod_name(dag="daily-sales", run_id=42, task="extract", item_index=3, try_number=2)
+    name = pod_name(dag="daily-sales", key=TryKey(42, "extract", 3, 2))
     assert re.fullmatch(r"daily-sales-extract-[a-z2-7]{10}-42-3-2", name)
 
 
@@ -80,28 +81,28 @@ def test_a_large_sample_of_truncated_names_has_no_collision() -> None:
 def test_names_sharing_a_long_prefix_stay_distinct() -> None:
     dag = "d" * 63
     names = {
-        pod_name(dag=dag, run_id=7, task="t" * 60 + suffix, item_index=0, try_number=1)
+        pod_name(dag=dag, key=TryKey(7, "t" * 60 + suffix, 0, 1))
         for suffix in ("aaa", "aab", "aba", "baa")
     }
     assert len(names) == 4
 
 
 def test_the_hash_sees_where_dag_ends_and_task_begins() -> None:
-    first = pod_name(dag="a-b", run_id=1, task="c", item_index=0, try_number=1)
-    second = pod_name(dag="a", run_id=1, task="b-c", item_index=0, try_number=1)
+    first = pod_name(dag="a-b", key=TryKey(1, "c", 0, 1))
+    second = pod_name(dag="a", key=TryKey(1, "b-c", 0, 1))
     assert first != second
 
 
 def test_numbers_too_large_to_show_are_left_to_the_hash() -> None:
     huge = 10**40
-    name = pod_name(dag="dag", run_id=huge, task="task", item_index=huge, try_number=huge)
+    name = pod_name(dag="dag", key=TryKey(huge, "task", huge, huge))
     assert is_dns_label(name)
     assert name.startswith("dag-task-")
 
 
 def test_negative_numbers_are_refused() -> None:
     with pytest.raises(ValueError, match="run_id"):
-        pod_name(dag="d", run_id=-1, task="t", item_index=0, try_number=1)
+        pod_name(dag="d", key=TryKey(-1, "t", 0, 1))
 
 
 @given(any_names)

@@ -17,6 +17,7 @@ import kubernetes.client
 import pytest
 
 from controller.base.states import RunType
+from controller.base.tries import TryKey
 from controller.devcluster.readiness import wait_until
 from controller.engine.records import RunIdentity
 from controller.engine.rendering import render_task
@@ -157,10 +158,7 @@ def test_every_task_instance_of_a_sample_dag_passes_the_api_server(
     for task, item_index, rendered in _instances(loaded.dag, run_id=1042):
         identity = PodIdentity(
             dag=loaded.dag.name,
-            run_id=1042,
-            task=task.name,
-            item_index=item_index,
-            try_number=1,
+            key=TryKey(1042, task.name, item_index, 1),
             revision=SHA,
             controller="kubedag-0",
             dag_file=loaded.path,
@@ -180,10 +178,7 @@ def test_names_at_the_length_limits_pass_the_api_server(
             task=task,
             identity=PodIdentity(
                 dag=dag,
-                run_id=run_id,
-                task=task_name,
-                item_index=item_index,
-                try_number=try_number,
+                key=TryKey(run_id, task_name, item_index, try_number),
                 revision=SHA,
                 controller="kubedag-controller-" + "c" * 80,
             ),
@@ -214,10 +209,7 @@ def test_a_pod_built_on_an_operator_template_passes_the_api_server(
     config = PodConfig(repo_url=REPO_URL, namespace=namespace, pod_template=template)
     identity = PodIdentity(
         dag="reports",
-        run_id=5,
-        task="report",
-        item_index=0,
-        try_number=1,
+        key=TryKey(5, "report", 0, 1),
         revision=SHA,
         controller="kubedag-0",
     )
@@ -231,9 +223,7 @@ def test_the_dry_run_really_validates(kube: kubernetes.client.ApiClient, namespa
     # The control for the tests above: the same call refuses a pod the builder would
     # never make, so their passing means something.
     task = Task(name="t", image="busybox:1.36")
-    identity = PodIdentity(
-        dag="d", run_id=1, task="t", item_index=0, try_number=1, revision=SHA, controller="c"
-    )
+    identity = PodIdentity(dag="d", key=TryKey(1, "t", 0, 1), revision=SHA, controller="c")
     pod = build_pod(
         task=task,
         identity=identity,

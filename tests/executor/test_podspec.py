@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.base.naming import is_label_value
+from controller.base.tries import TryKey
 from controller.executor.gitcheckout import CHECKOUT_SCRIPT
 from controller.executor.podspec import (
     PodConfig,
@@ -36,7 +37,8 @@ def identity(**changes: Any) -> PodIdentity:
         "controller": "kubedag-0",
     }
     fields.update(changes)
-    return PodIdentity(**fields)
+    key = TryKey(*(fields.pop(name) for name in ("run_id", "task", "item_index", "try_number")))
+    return PodIdentity(key=key, **fields)
 
 
 def pod_for(

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.base.tries import TryKey
 from controller.executor.podspec import PodConfig, PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Task
 
@@ -47,7 +48,8 @@ def _identity(task: str, **changes: Any) -> PodIdentity:
         "controller": "kubedag-0",
     }
     fields.update(changes)
-    return PodIdentity(**fields)
+    key = TryKey(*(fields.pop(name) for name in ("run_id", "task", "item_index", "try_number")))
+    return PodIdentity(key=key, **fields)
 
 
 def _simple() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from controller.base.tries import TryKey
 from controller.executor.podmerge import load_pod_template, merge
 from controller.executor.podspec import PodConfig, PodIdentity, RenderedCommand, build_pod
 from controller.spec.model import Task
@@ -15,10 +16,7 @@ from controller.spec.model import Task
 SHA = "0123456789abcdef0123456789abcdef01234567"
 WHO = PodIdentity(
     dag="daily-sales",
-    run_id=7,
-    task="load",
-    item_index=0,
-    try_number=1,
+    key=TryKey(7, "load", 0, 1),
     revision=SHA,
     controller="kubedag-0",
 )

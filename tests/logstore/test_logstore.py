@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.tries import TryKey
 from controller.logstore import LogKey, LogStore
 
 
@@ -20,7 +21,7 @@ def log_store(request: pytest.FixtureRequest, tmp_path: Path) -> LogStore:
 
 
 def key(container: str = "task", *, try_number: int = 1) -> LogKey:
-    return LogKey(run_id=7, task="load", item_index=2, try_number=try_number, container=container)
+    return LogKey(TryKey(7, "load", 2, try_number), container)
 
 
 def test_a_stored_log_reads_back_as_written(log_store: LogStore) -> None:
@@ -33,7 +34,7 @@ def test_a_stored_log_reads_back_as_written(log_store: LogStore) -> None:
 def test_a_log_never_stored_reads_as_none(log_store: LogStore) -> None:
     assert log_store.read(key()) is None
     assert not log_store.exists(key())
-    assert log_store.containers(run_id=7, task="load", item_index=2, try_number=1) == []
+    assert log_store.containers(TryKey(7, "load", 2, 1)) == []
 
 
 def test_storing_again_replaces_the_log(log_store: LogStore) -> None:
@@ -46,11 +47,11 @@ def test_containers_lists_each_try_separately(log_store: LogStore) -> None:
     log_store.write(key("task"), "main")
     log_store.write(key("git-checkout"), "init")
     log_store.write(key("task", try_number=2), "retry")
-    assert log_store.containers(run_id=7, task="load", item_index=2, try_number=1) == [
+    assert log_store.containers(TryKey(7, "load", 2, 1)) == [
         "git-checkout",
         "task",
     ]
-    assert log_store.containers(run_id=7, task="load", item_index=2, try_number=2) == ["task"]
+    assert log_store.containers(TryKey(7, "load", 2, 2)) == ["task"]
 
 
 def test_a_directory_store_leaves_no_temporary_files(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import fsspec
 import pytest
 
 from controller.base.states import TaskState
+from controller.base.tries import TryKey
 from controller.logstore import LogKey, LogStore
 from controller.store import NewTaskInstance, Store, upgrade
 from tests.engine.support import dag, task
@@ -82,7 +83,7 @@ def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def key(container: str = "task", *, try_number: int = 1) -> LogKey:
-    return LogKey(run_id=7, task="load", item_index=2, try_number=try_number, container=container)
+    return LogKey(TryKey(7, "load", 2, try_number), container)
 
 
 def test_logs_are_stored_read_replaced_and_listed_in_s3(s3_env: dict[str, str]) -> None:
@@ -93,7 +94,7 @@ def test_logs_are_stored_read_replaced_and_listed_in_s3(s3_env: dict[str, str]) 
     store.write(key("git-checkout"), "cloned\n")
     store.write(key(try_number=2), "retry\n")
     assert store.read(key()) == "second\n"
-    assert store.containers(run_id=7, task="load", item_index=2, try_number=1) == [
+    assert store.containers(TryKey(7, "load", 2, 1)) == [
         "git-checkout",
         "task",
     ]
@@ -125,7 +126,7 @@ def test_kubedag_logs_reads_a_finished_try_from_an_s3_log_store(
         store.close()
     location = f"s3://{BUCKET}/cli-{time.monotonic_ns()}"
     LogStore(location).write(
-        LogKey(run_id=run.id, task="load", item_index=0, try_number=1, container="task"),
+        LogKey(TryKey(run.id, "load", 0, 1), "task"),
         "loaded 42 rows\n",
     )
     config = tmp_path / "config.yaml"

@@ -95,13 +95,13 @@ class Recorder:
 
     def __call__(self, order: LaunchOrder) -> Outcome:
         with self._lock:
-            self.calls[(order.task.name, order.item_index, order.try_number)] += 1
+            self.calls[(order.task.name, order.key.item_index, order.key.try_number)] += 1
             self.orders.append(order)
             self.running[order.dag_name] += 1
             self.peak[order.dag_name] = max(self.peak[order.dag_name], self.running[order.dag_name])
-            self.running_in_run[order.run_id] += 1
-            self.peak_of_run[order.run_id] = max(
-                self.peak_of_run[order.run_id], self.running_in_run[order.run_id]
+            self.running_in_run[order.key.run_id] += 1
+            self.peak_of_run[order.key.run_id] = max(
+                self.peak_of_run[order.key.run_id], self.running_in_run[order.key.run_id]
             )
             self.peak_total = max(self.peak_total, sum(self.running.values()))
         try:
@@ -109,7 +109,7 @@ class Recorder:
         finally:
             with self._lock:
                 self.running[order.dag_name] -= 1
-                self.running_in_run[order.run_id] -= 1
+                self.running_in_run[order.key.run_id] -= 1
 
 
 class FastClock:

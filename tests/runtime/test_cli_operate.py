@@ -26,7 +26,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def fail_load_once(order: LaunchOrder) -> Outcome:
-    if order.task.name == "load" and order.try_number == 1:
+    if order.task.name == "load" and order.key.try_number == 1:
         return Outcome.failed(message="boom")
     return Outcome.succeeded()
 

@@ -34,7 +34,7 @@ class Gate:
         if order.task.name == "transform":
             self.entered.release()
             assert self.opened.wait(30)
-        return Outcome.succeeded(f"{order.task.name}-{order.item_index}")
+        return Outcome.succeeded(f"{order.task.name}-{order.key.item_index}")
 
 
 def test_a_new_engine_finishes_a_run_whose_tries_outlived_the_old_one(store: Store) -> None:

@@ -30,8 +30,8 @@ FLAKY = dag(
 
 
 def fail_twice(order: LaunchOrder) -> Outcome:
-    if order.task.name == "flaky" and order.try_number < 3:
-        return Outcome.failed(message=f"boom {order.try_number}")
+    if order.task.name == "flaky" and order.key.try_number < 3:
+        return Outcome.failed(message=f"boom {order.key.try_number}")
     return Outcome.succeeded("ok")
 
 
@@ -77,7 +77,7 @@ def test_an_infra_failure_is_retried_without_spending_a_task_retry(store: Store)
     run = queue_run(store, no_retries)
 
     def image_pull_then_ok(order: LaunchOrder) -> Outcome:
-        if order.try_number == 1:
+        if order.key.try_number == 1:
             return Outcome.failed(kind=FailureKind.INFRA, reason="ErrImagePull")
         return Outcome.succeeded()
 
@@ -108,7 +108,7 @@ def test_a_run_that_fails_waits_for_a_pending_infra_retry_to_be_decided(store: S
     def behave(order: LaunchOrder) -> Outcome:
         if order.task.name == "doomed":
             return Outcome.failed(message="planned failure")
-        if order.task.name == "pulled" and order.try_number == 1:
+        if order.task.name == "pulled" and order.key.try_number == 1:
             return Outcome.failed(kind=FailureKind.INFRA, reason="ErrImagePull")
         return Outcome.succeeded()
 
@@ -163,7 +163,7 @@ def test_an_unreadable_json_result_fails_the_try_and_is_retried(store: Store) ->
     run = queue_run(store, json_dag)
 
     def bad_then_good(order: LaunchOrder) -> Outcome:
-        return Outcome.succeeded("not json" if order.try_number == 1 else '{"rows": 3}')
+        return Outcome.succeeded("not json" if order.key.try_number == 1 else '{"rows": 3}')
 
     with engine_on(store, Recorder(bad_then_good), clock=FastClock(speed=200)) as engine:
         engine.wake()

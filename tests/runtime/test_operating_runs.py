@@ -184,7 +184,7 @@ def test_cancelling_a_cancelled_run_is_a_no_op_and_a_finished_one_is_refused(
 
 
 def fail_load_once(order: LaunchOrder) -> Outcome:
-    if order.task.name == "load" and order.try_number == 1:
+    if order.task.name == "load" and order.key.try_number == 1:
         return Outcome.failed(message="boom")
     return Outcome.succeeded(order.task.name)
 
@@ -249,7 +249,7 @@ def test_retry_latest_repins_the_run_to_the_newest_version(store: Store) -> None
         record = uow.get_run(run.id)
     assert record is not None
     assert (record.state, record.revision) == (DagRunState.SUCCEEDED, "f" * 40)
-    assert [o.revision for o in recorder.orders if o.try_number == 3] == ["f" * 40] * 2
+    assert [o.revision for o in recorder.orders if o.key.try_number == 3] == ["f" * 40] * 2
 
 
 def test_retry_latest_is_refused_when_the_newest_version_dropped_a_task_of_the_run(
@@ -388,7 +388,7 @@ def test_a_retry_expands_a_dynamic_fan_out_that_never_ran(store: Store) -> None:
 
     def list_fails_once(order: LaunchOrder) -> Outcome:
         if order.task.name == "list":
-            if order.try_number == 1:
+            if order.key.try_number == 1:
                 return Outcome.failed(message="source down")
             return Outcome.succeeded('["a", "b"]')
         return Outcome.succeeded(order.rendered.command[1])

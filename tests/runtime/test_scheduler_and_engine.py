@@ -36,4 +36,4 @@ def test_runs_the_scheduler_catches_up_are_started_by_the_engine_it_wakes(store:
         engine.stop()
         executor.close()
     assert len(recorder.orders) == 5
-    assert len({order.run_id for order in recorder.orders}) == 5
+    assert len({order.key.run_id for order in recorder.orders}) == 5

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.base.states import DagRunState, RunType, TaskState
+from controller.base.tries import TryKey
 from controller.cli import main
 from controller.logstore import LogKey, LogStore
 from controller.operations.retention import clean
@@ -41,7 +42,7 @@ def make_run(
 
 
 def write_log(logs: LogStore, run: DagRunRecord) -> LogKey:
-    key = LogKey(run_id=run.id, task="extract", item_index=0, try_number=1, container="main")
+    key = LogKey(TryKey(run.id, "extract", 0, 1), "main")
     logs.write(key, f"log of run {run.id}\n")
     return key
 

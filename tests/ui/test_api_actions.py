@@ -60,7 +60,7 @@ def call(
 
 
 def fail_load_once(order: LaunchOrder) -> Outcome:
-    if order.task.name == "load" and order.try_number == 1:
+    if order.task.name == "load" and order.key.try_number == 1:
         return Outcome.failed(message="boom")
     return Outcome.succeeded("ok")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.base.tries import TryKey
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.settings.loading import duration_setting, load_config
@@ -107,9 +108,7 @@ def test_pod_settings_reach_the_worker_pods(tmp_path: Path) -> None:
     config = load_config(path=path, environ={})
     settings = settings_from_config(config, repo_url="https://example.org/dags.git", dags_path="")
     assert settings.cleanup_max_deferral == 5.0
-    identity = PodIdentity(
-        dag="d", run_id=1, task="t", item_index=0, try_number=1, revision="a" * 40, controller="k"
-    )
+    identity = PodIdentity(dag="d", key=TryKey(1, "t", 0, 1), revision="a" * 40, controller="k")
     pod = build_pod(
         task=Task(name="t", image="busybox:1.36", command=("true",)),
         identity=identity,

@@ -116,8 +116,7 @@ def apply_cancel_task(
     row = plan.row
     uow.append_event(
         kind="task-cancelled",
-        message=f"{row.task_name}[{row.item_index}] try {row.try_number} cancelled by "
-        f"{who(request)}",
+        message=f"{row.key} cancelled by {who(request)}",
         dag_name=row.dag_name,
         run_id=row.run_id,
         task_name=row.task_name,
@@ -126,7 +125,7 @@ def apply_cancel_task(
         at=now,
     )
     return Applied(
-        outcome=f"{row.task_name}[{row.item_index}] try {row.try_number} cancelled",
+        outcome=f"{row.key} cancelled",
         stops=pod_stops([row], request.options.get("grace_seconds")),
         rebuild={row.run_id},
     )
