@@ -29,9 +29,11 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from controller.base.backoff import Backoff
 from controller.devcluster import LocalCluster
 from controller.devcluster.cluster import AGENT_USER
 from controller.devcluster.readiness import wait_until
+from controller.executor.kubeclient import retry_call
 from controller.nodeagent.handle import NodeAgentHandle
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
@@ -162,20 +164,31 @@ def log_of(core: kubernetes.client.CoreV1Api, pod: kubernetes.client.V1Pod) -> s
     return " | ".join(log[-300:] for log in logs)
 
 
+def create_pod(core: kubernetes.client.CoreV1Api, namespace: str, pod: Any) -> None:
+    """Create one pod as the controller does: a busy API server's 5xx (etcd timing out
+    under this load) is tried again with the one backoff, and a 409 on a later attempt is
+    the pod an earlier, timed-out attempt already created."""
+    attempts = 0
+
+    def create() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            core.create_namespaced_pod(namespace, pod, _request_timeout=30)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409 or attempts == 1:
+                raise
+
+    retry_call(create, backoff=Backoff(), what=f"creating pod {pod['metadata']['name']}")
+
+
 def run_round(
     core: kubernetes.client.CoreV1Api, namespace: str, number: int
 ) -> tuple[list[str], set[str]]:
     """The failures of one round, and the nodes its pods ran on."""
     names = [f"r{number}-{index}" for index in range(PODS)]
     with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda i: core.create_namespaced_pod(
-                    namespace, load_pod(names[i], i), _request_timeout=30
-                ),
-                range(PODS),
-            )
-        )
+        list(pool.map(lambda i: create_pod(core, namespace, load_pod(names[i], i)), range(PODS)))
     deadline = time.monotonic() + ROUND_TIMEOUT
     while True:
         pods = core.list_namespaced_pod(namespace, _request_timeout=60).items
