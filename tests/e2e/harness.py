@@ -23,7 +23,7 @@ from controller.engine.seam import CursorUpdate, LaunchOrder, TaskUpdate
 from controller.runtime.launching import orders_to_relaunch
 from controller.runtime.updates import commit_updates
 from controller.spec.model import Dag, Task, dag_to_dict
-from controller.store import NewTaskInstance, Store, TaskInstanceRecord
+from controller.store import DagRunRecord, NewTaskInstance, Store, TaskInstanceRecord, UnitOfWork
 
 REVISION = "0" * 40
 
@@ -68,38 +68,33 @@ def task(name: str, *, overrides: Mapping[str, Any] | None = None, **fields: Any
 
 def queued_run(store: Store, dag: Dag) -> int:
     """A queued run of ``dag``, as a trigger leaves it for the controller to start."""
-    spec = dag_to_dict(dag)
     with store.transaction() as uow:
-        uow.upsert_dag(
-            name=dag.name, path=f"{dag.name}.yaml", revision=REVISION, spec_hash="h", spec=spec
-        )
-        run, _ = uow.create_run(
-            dag_name=dag.name,
-            logical_date=datetime.now(UTC),
-            run_type=RunType.MANUAL,
-            revision=REVISION,
-            spec=spec,
-        )
-    return run.id
+        return create_run(uow, dag, DagRunState.QUEUED).id
+
+
+def create_run(uow: UnitOfWork, dag: Dag, state: DagRunState) -> DagRunRecord:
+    """``dag`` synced at REVISION, and a manual run of it in ``state``."""
+    spec = dag_to_dict(dag)
+    uow.upsert_dag(
+        name=dag.name, path=f"{dag.name}.yaml", revision=REVISION, spec_hash="h", spec=spec
+    )
+    run, _ = uow.create_run(
+        dag_name=dag.name,
+        logical_date=datetime.now(UTC),
+        run_type=RunType.MANUAL,
+        revision=REVISION,
+        spec=spec,
+        state=state,
+    )
+    return run
 
 
 def launched_run(
     store: Store, dag: Dag, *, namespace: str, items: Mapping[str, int] | None = None
 ) -> tuple[int, list[TaskInstanceRecord]]:
     """A running run of ``dag`` with try 1 of every task instance LAUNCHED, as the engine does."""
-    spec = dag_to_dict(dag)
     with store.transaction() as uow:
-        uow.upsert_dag(
-            name=dag.name, path=f"{dag.name}.yaml", revision=REVISION, spec_hash="h", spec=spec
-        )
-        run, _ = uow.create_run(
-            dag_name=dag.name,
-            logical_date=datetime.now(UTC),
-            run_type=RunType.MANUAL,
-            revision=REVISION,
-            spec=spec,
-            state=DagRunState.RUNNING,
-        )
+        run = create_run(uow, dag, DagRunState.RUNNING)
         new = [
             NewTaskInstance(run_id=run.id, task_name=t.name, item_index=i)
             for t in dag.tasks
