@@ -12,6 +12,8 @@ import contextlib
 import fcntl
 import os
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -30,7 +32,9 @@ from controller.store import Store, upgrade
 from tests.e2e.repo import Repository
 from tests.fixtures.database import _admin_connection
 from tests.realnode.deployment import (
+    CONTROLLER,
     HOME,
+    KUBECTL_TIMEOUT,
     ControllerPods,
     ensure_namespace,
     install_config,
@@ -42,6 +46,7 @@ from tests.realnode.deployment import (
 from tests.realnode.gitserver import GitServer
 
 GIT_TOKEN = "kdg-real-node-token-5c1e"
+CONTROLLER_STOP_SECONDS = 60.0
 
 
 def real_cluster_config() -> ClusterConfig:
@@ -100,23 +105,69 @@ def uninstall(
     *,
     namespaces: set[str],
 ) -> None:
-    """`kubectl delete -k`, after freeing worker pods whose controller is going away: they
-    keep kubedag's finalizer until a controller stores their result."""
+    """`kubectl delete -k` of an install, live or left behind by a killed session.
+
+    Worker pods keep kubedag's finalizer until a controller stores their result, and a
+    controller left running (a node brought back up restarts it) goes on launching them.
+    So the controller goes first, then every pod is freed and removed without waiting for
+    a kubelet, and only then the namespaces; if they still hang, the error says on what."""
+    apps = kubernetes.client.AppsV1Api(core.api_client)
+    with contextlib.suppress(kubernetes.client.ApiException):
+        apps.delete_namespaced_deployment(CONTROLLER, HOME, _request_timeout=10)
+    controller = ControllerPods(core)
+    # Its grace period and then some; a pod still there is on a kubelet that cannot stop
+    # it (a node restarted under it), and goes from the API with the worker pods below.
+    given_up = time.monotonic() + CONTROLLER_STOP_SECONDS
+    wait_until(
+        lambda: not controller.pods(include_terminating=True) or time.monotonic() > given_up,
+        timeout=KUBECTL_TIMEOUT,
+        what="the controller pods to stop",
+        detail=controller.diagnosis,
+    )
     for namespace in namespaces:
         try:
             pods = core.list_namespaced_pod(namespace, _request_timeout=10).items
         except kubernetes.client.ApiException:
             continue
         for pod in pods:
-            if pod.metadata.finalizers:
-                with contextlib.suppress(kubernetes.client.ApiException):
+            with contextlib.suppress(kubernetes.client.ApiException):
+                if pod.metadata.finalizers:
                     core.patch_namespaced_pod(
                         pod.metadata.name,
                         namespace,
                         {"metadata": {"finalizers": None}},
                         _request_timeout=10,
                     )
-    run_kubectl(kubeconfig, "delete", "-k", str(kustomization), "--ignore-not-found", "--wait=true")
+                core.delete_namespaced_pod(
+                    pod.metadata.name, namespace, grace_period_seconds=0, _request_timeout=10
+                )
+    try:
+        run_kubectl(
+            kubeconfig, "delete", "-k", str(kustomization), "--ignore-not-found", "--wait=true"
+        )
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(
+            f"uninstalling kubedag hangs:\n{leftovers(core, namespaces)}"
+        ) from error
+
+
+def leftovers(core: kubernetes.client.CoreV1Api, namespaces: set[str]) -> str:
+    """What keeps the install's namespaces from going: their conditions and their pods."""
+    lines = []
+    for namespace in sorted(namespaces):
+        try:
+            status = core.read_namespace(namespace, _request_timeout=10).status
+        except kubernetes.client.ApiException as error:
+            lines.append(f"namespace {namespace}: {error.status}")
+            continue
+        lines.append(f"namespace {namespace}: {status.phase}")
+        lines += [f"  {c.type}: {c.message}" for c in status.conditions or [] if c.status == "True"]
+        for pod in core.list_namespaced_pod(namespace, _request_timeout=10).items:
+            lines.append(
+                f"  pod {pod.metadata.name}: {pod.status.phase}, finalizers "
+                f"{pod.metadata.finalizers}, deleting since {pod.metadata.deletion_timestamp}"
+            )
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="session")

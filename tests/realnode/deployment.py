@@ -22,6 +22,7 @@ from tests.deploy.manifests import MANIFESTS, kubectl, render
 
 OVERLAY = MANIFESTS / "overlays" / "local-real-node"
 HOME = "kubedag"
+CONTROLLER = "kubedag-controller"
 CONTROLLER_LABEL = "app.kubernetes.io/name=kubedag-controller"
 KUBECTL_TIMEOUT = 120.0
 
@@ -128,11 +129,13 @@ class ControllerPods:
 
     core: kubernetes.client.CoreV1Api
 
-    def pods(self) -> list[Any]:
+    def pods(self, *, include_terminating: bool = False) -> list[Any]:
         listed = self.core.list_namespaced_pod(
             HOME, label_selector=CONTROLLER_LABEL, _request_timeout=10
         )
-        return [p for p in listed.items if p.metadata.deletion_timestamp is None]
+        return [
+            p for p in listed.items if include_terminating or p.metadata.deletion_timestamp is None
+        ]
 
     def ready_pod(self) -> str | None:
         for pod in self.pods():
@@ -144,7 +147,7 @@ class ControllerPods:
     def diagnosis(self) -> str:
         """What `kubectl describe` and `kubectl logs --previous` would show."""
         lines = []
-        for pod in self.pods():
+        for pod in self.pods(include_terminating=True):
             lines.append(f"pod {pod.metadata.name}: phase {pod.status.phase}")
             for status in pod.status.container_statuses or []:
                 lines.append(f"  {status.name}: restarts {status.restart_count} {status.state}")
