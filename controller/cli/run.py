@@ -174,11 +174,12 @@ def drive(
     engine.wake([run_id])
     try:
         run = _follow(store, engine, run_id)
-        # Give the last pods' logs a moment to reach the log store, so `kubedag logs`
-        # answers from it right away.
+        # Wait (bounded) for the last pods' results and logs to reach the store, so
+        # `kubedag logs` answers from it right away; a pod left holding its finalizer is
+        # cleaned by the controller that adopts the run.
         deadline = time.monotonic() + CLEANUP_WAIT_SECONDS
-        while not executor.cleaner.idle() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while not executor.results_stored(run.id) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
     finally:
         engine.stop()
         api.close()  # type: ignore[no-untyped-call]

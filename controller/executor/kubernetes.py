@@ -41,7 +41,12 @@ from kubernetes import client
 from controller.base import naming
 from controller.base.states import FailureKind, TaskState
 from controller.engine.seam import LaunchOrder, PodStop, TaskUpdate, UpdateSink
-from controller.executor.cleanup import DEFAULT_MAX_DEFERRAL, CleanupPolicy, PodCleaner
+from controller.executor.cleanup import (
+    DEFAULT_MAX_DEFERRAL,
+    CleanupPolicy,
+    PodCleaner,
+    has_finalizer,
+)
 from controller.executor.launcher import (
     DEFAULT_BURST,
     DEFAULT_QPS,
@@ -55,6 +60,7 @@ from controller.executor.podmerge import load_pod_template
 from controller.executor.podspec import PodConfig, PodIdentity, build_pod
 from controller.executor.reconciler import Reconciler
 from controller.executor.watcher import NamespaceWatcher
+from controller.executor.watchstream import list_pods
 from controller.logstore import LogStore
 from controller.settings.model import Config, pod_policy
 from controller.spec.loader import field_name
@@ -296,6 +302,23 @@ class KubernetesExecutor:
                 name=stop.pod_name,
                 grace_seconds=stop.grace_seconds,
             )
+
+    def results_stored(self, run_id: int | None = None) -> bool:
+        """Whether no pod (of ``run_id``, or of any run) still holds the result finalizer.
+
+        A pod keeps it until its result and logs are stored, so once a run has ended this
+        is the point after which `kubedag logs` answers from the log store. The cleaner
+        being idle is not: a try is finished in the store a moment before its pod is
+        handed to the cleaner.
+        """
+        selector = self.settings.label_selector
+        if run_id is not None:
+            selector += f",{naming.RUN_ID_LABEL}={run_id}"
+        for namespace in self.settings.watched_namespaces:
+            pods, _ = list_pods(self._api, namespace=namespace, label_selector=selector)
+            if any(has_finalizer(pod) for pod in pods):
+                return False
+        return True
 
     def stop(self) -> None:
         self._launcher.close(wait=True)

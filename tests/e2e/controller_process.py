@@ -48,7 +48,7 @@ def main() -> int:
                     api, namespace=settings.pod.namespace, label_selector=settings.label_selector
                 )
                 pods_left = bool(pods)
-            if not open_runs and executor.cleaner.idle() and not pods_left:
+            if not open_runs and not pods_left and executor.results_stored():
                 watcher = executor.watchers[0].stats
                 print(f"done expired={watcher.expired}", flush=True)
                 return 0

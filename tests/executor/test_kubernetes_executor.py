@@ -90,7 +90,7 @@ def test_results_failures_and_logs_reach_the_store(
     try:
         executor.launch(orders_for(dag, rows))
         wait_for(lambda: finished(sqlite_store, run_id), what="every try to finish")
-        wait_for(executor.cleaner.idle, what="cleanup")
+        wait_for(lambda: executor.results_stored(run_id), what="results and logs stored")
         done = rows_of(sqlite_store, run_id)
         assert (done["ok/0"].state, done["ok/0"].result) == (TaskState.SUCCEEDED, "42")
         assert done["boom/0"].state is TaskState.FAILED
