@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
         default="agent",
         help="agent: the node agent runs pods as local processes (fast, the default); "
         "real: a kubelet with containerd runs them in containers (root only; its own "
-        "cluster, default data dir clusters/real and port base 36443)",
+        "cluster, default data dir clusters/real and port base 26443)",
     )
     dev.add_argument(
         "--data-dir",

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEV_PORT_BASE = 16443
-REAL_PORT_BASE = 36443
-"""The cluster with a real kubelet and containerd (`dev-cluster --node=real`)."""
+REAL_PORT_BASE = 26443
+"""The cluster with a real kubelet and containerd (`dev-cluster --node=real`). Like every
+cluster's ports, below Linux's ephemeral range (32768-60999): at 36443 its etcd once found
+its port taken by an outgoing connection of another process and did not start."""
 
 
 def cache_dir() -> Path:

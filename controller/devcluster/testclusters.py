@@ -26,9 +26,9 @@ from controller.devcluster.sharing import locked
 FIRST_PORT_BASE = 20000
 PORTS_PER_SLOT = 10
 SLOTS = 600
-"""Port bases 20000 to 25990: clear of the dev (16443), benchmark (28443-28849) and
-real-node (36443) clusters, and below Linux's ephemeral range (32768 and up), where an
-outgoing connection could take a cluster's port."""
+"""Port bases 20000 to 25990: clear of the dev (16443), real-node (26443-26449, its
+controller 26480) and benchmark (28443-28849) clusters, and below Linux's ephemeral range
+(32768 and up), where an outgoing connection could take a cluster's port."""
 
 
 def checkout_cluster_config(

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.cluster]
 
 DEV_TIMEOUT = 240
 # Ports tried for a cluster of the test's own, away from the dev and test clusters'.
-PORT_BASES = range(36443, 36943, 10)
+PORT_BASES = range(27000, 27500, 10)
 
 
 @pytest.mark.usefixtures("node_agent")
