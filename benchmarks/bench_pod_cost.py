@@ -5,7 +5,9 @@ in chunks that alternate between variants of the pod: minimal one-container pods
 kubedag's pod as built by default and with one part added back or taken away: the
 projected API token (what the ServiceAccount admission adds unless
 ``automountServiceAccountToken: false``), the checkout init container and workspace
-volume (``checkout: false``), the security context. Chunks are small and their order
+volume (``checkout: false``), the security context; and two pods kubedag does not build,
+to see what a change would gain: the checkout script held by the init image instead of
+posted in every pod, and no identity annotations beside the labels. Chunks are small and their order
 rotates, so a server that slows down (etcd growing, other work on the machine) weighs
 on every variant alike; a variant's rate is its pods over the time its chunks took, and
 its ratio is that rate over the minimal pods' rate of the same round.
@@ -56,7 +58,14 @@ def minimal(index: int, namespace: str) -> dict[str, Any]:
     return unscheduled(minimal_body(f"bare-{index}"))
 
 
-def kubedag(*, checkout: bool = True, security: bool = True, token: bool = False) -> Body:
+def kubedag(
+    *,
+    checkout: bool = True,
+    security: bool = True,
+    token: bool = False,
+    script_in_image: bool = False,
+    annotations: bool = True,
+) -> Body:
     """kubedag's pod for one fan-out item, bar the finalizer (so its namespace can go)."""
 
     def build(index: int, namespace: str) -> dict[str, Any]:
@@ -84,6 +93,12 @@ def kubedag(*, checkout: bool = True, security: bool = True, token: bool = False
         if token:
             # The pod as it was before kubedag turned the token off by default.
             del body["spec"]["automountServiceAccountToken"]
+        if script_in_image:
+            # What the init container would weigh if its image held the checkout script.
+            body["spec"]["initContainers"][0]["command"] = ["/usr/local/bin/kubedag-checkout"]
+        if not annotations:
+            # Labels only, as if no value ever needed cutting to fit one.
+            body["metadata"]["annotations"] = {}
         return unscheduled(body)
 
     return build
@@ -96,6 +111,8 @@ ALL: dict[str, Body] = {
     "- checkout (checkout: false)": kubedag(checkout=False),
     "- security context": kubedag(security=False),
     "- checkout - security": kubedag(checkout=False, security=False),
+    "checkout script in the image": kubedag(script_in_image=True),
+    "- identity annotations": kubedag(annotations=False),
 }
 
 
