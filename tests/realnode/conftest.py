@@ -34,7 +34,6 @@ from tests.fixtures.database import _admin_connection
 from tests.realnode.deployment import (
     CONTROLLER,
     HOME,
-    KUBECTL_TIMEOUT,
     ControllerPods,
     ensure_namespace,
     install_config,
@@ -118,12 +117,8 @@ def uninstall(
     # Its grace period and then some; a pod still there is on a kubelet that cannot stop
     # it (a node restarted under it), and goes from the API with the worker pods below.
     given_up = time.monotonic() + CONTROLLER_STOP_SECONDS
-    wait_until(
-        lambda: not controller.pods(include_terminating=True) or time.monotonic() > given_up,
-        timeout=KUBECTL_TIMEOUT,
-        what="the controller pods to stop",
-        detail=controller.diagnosis,
-    )
+    while controller.pods(include_terminating=True) and time.monotonic() < given_up:
+        time.sleep(1)
     for namespace in namespaces:
         try:
             pods = core.list_namespaced_pod(namespace, _request_timeout=10).items
