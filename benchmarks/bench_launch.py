@@ -28,6 +28,7 @@ from typing import Any
 import kubernetes.client
 import kubernetes.config
 
+from controller.devcluster.readiness import admits_pods, wait_until
 from controller.executor.kubeclient import make_api_client, post_json
 from controller.executor.launcher import Launcher, LaunchRequest
 from controller.executor.observer import LaunchStatus
@@ -67,19 +68,11 @@ def cluster_kubeconfig() -> Iterator[str]:
 def fresh_namespace(core: kubernetes.client.CoreV1Api) -> Iterator[str]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}}, _request_timeout=10)
-    deadline = time.monotonic() + 60
-    # Pods are refused until the namespace's default ServiceAccount has its token.
-    while True:
-        try:
-            account = core.read_namespaced_service_account("default", name, _request_timeout=5)
-            if account.secrets:
-                break
-        except kubernetes.client.ApiException as error:
-            if error.status != 404:
-                raise
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"namespace {name} got no default ServiceAccount token in 60s")
-        time.sleep(0.2)
+    wait_until(
+        lambda: admits_pods(core, name),
+        timeout=60,
+        what=f"namespace {name} to admit pods (its default ServiceAccount's token)",
+    )
     try:
         yield name
     finally:

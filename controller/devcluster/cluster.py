@@ -29,7 +29,7 @@ from controller.devcluster import commands, processes
 from controller.devcluster.kubeconfig import write_kubeconfig
 from controller.devcluster.layout import ClusterConfig
 from controller.devcluster.pki import REAL_NODE, Pki, ensure_pki
-from controller.devcluster.readiness import ClusterError, wait_until
+from controller.devcluster.readiness import ClusterError, admits_pods, wait_until
 from controller.devcluster.realnode import RealNode, write_kubelet_kubeconfig
 
 COMPONENTS: tuple[str, ...] = (
@@ -170,9 +170,9 @@ class LocalCluster:
         # Pods cannot be created until the controller-manager made the default
         # ServiceAccount's token; callers expect `up` to mean "ready for pods".
         wait_until(
-            self._default_service_account_ready,
+            self._default_namespace_admits_pods,
             timeout=timeout,
-            what="the default ServiceAccount token",
+            what="the default namespace to admit pods (its ServiceAccount's token)",
         )
         if node is not None:
             kubelet_kubeconfig = cfg.kubeconfig_for(f"system:node:{REAL_NODE}")
@@ -329,14 +329,12 @@ class LocalCluster:
     def _healthz(self, port: int) -> Callable[[], bool]:
         return lambda: self._https_ok(port, "/healthz", token=None)
 
-    def _default_service_account_ready(self) -> bool:
+    def _default_namespace_admits_pods(self) -> bool:
         with self.api_client() as api:
-            core = kubernetes.client.CoreV1Api(api)
             try:
-                sa = core.read_namespaced_service_account("default", "default", _request_timeout=5)
+                return admits_pods(kubernetes.client.CoreV1Api(api), "default")
             except kubernetes.client.ApiException:
-                return False
-            return bool(sa.secrets)
+                return False  # the control plane is still starting; the wait is bounded
 
     def _ensure(
         self, name: str, argv: list[str], ready: Callable[[], bool], *, timeout: float

@@ -18,7 +18,7 @@ import pytest
 
 from controller.base.states import RunType
 from controller.base.tries import TryKey
-from controller.devcluster.readiness import wait_until
+from controller.devcluster.readiness import admits_pods, wait_until
 from controller.engine.records import RunIdentity
 from controller.engine.rendering import render_task
 from controller.executor.podspec import (
@@ -108,11 +108,6 @@ def _instances(dag: Dag, *, run_id: int) -> Iterator[tuple[Task, int, Rendered]]
             yield task, item_index, rendered
 
 
-def _service_account_ready(core: kubernetes.client.CoreV1Api, *, name: str, ns: str) -> bool:
-    account = core.read_namespaced_service_account(name, ns, _request_timeout=5)
-    return bool(account.secrets)
-
-
 def _ensure_service_accounts(kube: kubernetes.client.ApiClient, ns: str, pods: list[Any]) -> None:
     """The ServiceAccount admission plugin rejects pods naming an account that is missing."""
     core = kubernetes.client.CoreV1Api(kube)
@@ -123,7 +118,7 @@ def _ensure_service_accounts(kube: kubernetes.client.ApiClient, ns: str, pods: l
         )
     for name in sorted(names):
         wait_until(
-            lambda name=name: _service_account_ready(core, name=name, ns=ns),
+            lambda name=name: admits_pods(core, ns, service_account=name),
             timeout=30,
             what=f"the token of ServiceAccount {ns}/{name}",
         )
