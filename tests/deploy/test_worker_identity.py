@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from controller.base.tries import TryKey
+from controller.devcluster.readiness import admits_pods, wait_until
 from controller.executor.kubernetes import settings_from_config
 from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.settings.loading import load_config
@@ -126,6 +127,12 @@ def deployed(kube: kubernetes.client.ApiClient) -> Iterator[Deployed]:
     pod = worker_pod()
     worker_account = pod["spec"]["serviceAccountName"]
     workers = names[pod["metadata"]["namespace"]]
+    # The controller's pod creation is asserted to succeed: only once admission can.
+    wait_until(
+        lambda: admits_pods(core, workers),
+        timeout=30,
+        what=f"namespace {workers} to admit pods (its default ServiceAccount's token)",
+    )
     clients = {
         "worker": token_client(kube, workers, worker_account),
         "controller": token_client(kube, names["kubedag"], "kubedag-controller"),
