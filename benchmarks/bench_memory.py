@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
 
+from benchmarks.bench_pipeline import wait_until
 from benchmarks.databases import ROOT, database
 from controller.engine.seam import LaunchOrder
 from controller.runtime.engine import Engine
@@ -83,14 +82,6 @@ def count_instances(store: Store) -> int:
         return sum(uow.count_task_instances_by_state().values())
 
 
-def wait_until(check: Callable[[], bool], *, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not done after {TIMEOUT_SECONDS}s")
-        time.sleep(0.2)
-
-
 def one_scenario(url: str, scenario: str) -> None:
     """Run in a process of its own; prints ``rss <idle MB> <tracked MB>``."""
     store = Store.connect(url)
@@ -110,8 +101,14 @@ def one_scenario(url: str, scenario: str) -> None:
         idle = rss_mb()
         for _ in range(runs):
             trigger_run(store, dag_name=dag.name, params={})
-        wait_until(lambda: count_instances(store) >= INSTANCES, what="every instance")
-        wait_until(lambda: executor.launches >= 1024, what="the first launches")
+        wait_until(
+            lambda: count_instances(store) >= INSTANCES,
+            timeout=TIMEOUT_SECONDS,
+            what="every instance",
+        )
+        wait_until(
+            lambda: executor.launches >= 1024, timeout=TIMEOUT_SECONDS, what="the first launches"
+        )
         gc.collect()
         print(f"rss {idle:.1f} {rss_mb():.1f}", flush=True)
     finally:
@@ -142,7 +139,7 @@ def database_growth(url: str, tries: int) -> float:
                 record = uow.get_run(run.id)
             return record is not None and record.state.finished
 
-        wait_until(finished, what="the run")
+        wait_until(finished, timeout=TIMEOUT_SECONDS, what="the run")
         with store.engine.connect() as connection:
             connection.execute(text("CHECKPOINT"))
         return (database_size(store) - before) / 1024 / 1024

@@ -302,7 +302,7 @@ def pipeline(
         # Cleanup is part of the pipeline: wait for it, so every pod's logs are stored
         # and no pod is left holding its finalizer in a namespace being deleted.
         began = time.monotonic()
-        wait_until(executor.cleaner.idle, timeout=600, what="cleanup of the finished pods")
+        wait_until(executor.results_stored, timeout=600, what="cleanup of the finished pods")
         events = sum(watcher.stats.events for watcher in executor.watchers)
         batches = sum(watcher.stats.batches for watcher in executor.watchers)
         print(
