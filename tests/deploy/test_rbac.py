@@ -241,7 +241,7 @@ def wait_for_runs(
         with store.transaction() as uow:
             runs = {name: uow.get_run(run_id) for name, run_id in run_ids.items()}
         states = {name: run.state for name, run in runs.items() if run is not None}
-        if all(state.finished for state in states.values()):
+        if len(states) == len(run_ids) and all(state.finished for state in states.values()):
             return states
         if time.monotonic() > deadline:
             raise AssertionError(f"runs unfinished: {states}\n{controller.output()[-4000:]}")

@@ -70,7 +70,10 @@ def pods(api: kubernetes.client.ApiClient, namespace: str) -> dict[str, Any]:
 
 
 def finished(store: Store, run_id: int) -> bool:
-    return all(row.state.finished for row in rows_of(store, run_id).values())
+    """Every task row of the run is finished, read at once: a run whose rows are not yet
+    created is not finished."""
+    rows = rows_of(store, run_id).values()
+    return bool(rows) and all(row.state.finished for row in rows)
 
 
 def test_results_failures_and_logs_reach_the_store(
@@ -368,7 +371,7 @@ def test_a_try_claimed_before_an_engine_error_gets_its_pod_without_waiting_for_t
         run_id = queue_run(sqlite_store, dag).id
         engine.wake([run_id])
         wait_for(
-            lambda: finished(sqlite_store, run_id) and rows_of(sqlite_store, run_id),
+            lambda: finished(sqlite_store, run_id),
             what="the claimed try's pod to be created and the try to finish",
         )
         assert executor.failed
