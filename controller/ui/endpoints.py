@@ -310,6 +310,11 @@ class UiEndpoints:
             self._api, namespace=namespace, pod=chosen.pod_name, containers=[TASK_CONTAINER]
         )
         if entry.error and not entry.text:
+            # The cleaner stores a try's log before its pod may go, so a pod gone since the
+            # row was read has left its log in the store.
+            stored = self._logs.read(key)
+            if stored is not None:
+                return Reply(200, stored.encode(), content_type=text)
             raise _RefusedError(404, f"pod {chosen.pod_name}: {entry.error}")
         return Reply(200, entry.text.encode(), content_type=text)
 

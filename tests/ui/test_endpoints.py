@@ -9,13 +9,16 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from controller.logstore import LogStore
+from controller.base.states import RunType, TaskState
+from controller.executor.podspec import TASK_CONTAINER
+from controller.logstore import LogKey, LogStore
 from controller.process.wiring import StartupError, api_token
 from controller.settings.loading import load_config
 from controller.spec.model import Dag, Param, ParamType, Task, dag_to_dict
-from controller.store import Store
+from controller.store import NewTaskInstance, Store, TaskInstanceRecord
 from controller.ui import Reply
 from controller.ui.endpoints import UiEndpoints
+from tests.store.rows import LOGICAL_DATE
 
 TOKEN = "s3cret-token"
 DAG = dag_to_dict(
@@ -27,14 +30,21 @@ DAG = dag_to_dict(
 )
 
 
-def endpoints(store: Store, tmp_path: Path, *, token: str | None = TOKEN) -> UiEndpoints:
+def endpoints(
+    store: Store,
+    tmp_path: Path,
+    *,
+    token: str | None = TOKEN,
+    api: kubernetes.client.ApiClient | None = None,
+    namespace: str = "default",
+) -> UiEndpoints:
     with store.transaction() as uow:
         uow.upsert_dag(name="daily", path="d.yaml", revision="a" * 40, spec_hash="h", spec=DAG)
     return UiEndpoints(
         store=store,
         log_store=LogStore(str(tmp_path / "logs")),
-        api=kubernetes.client.ApiClient(),
-        namespace="default",
+        api=api or kubernetes.client.ApiClient(),
+        namespace=namespace,
         token=token,
         repo_url="https://github.com/acme/dags.git",
         wake=lambda run_ids: None,
@@ -159,3 +169,41 @@ def test_a_missing_or_empty_token_file_stops_the_controller(
     config = load_config(path=None, environ={}, overrides={"api.tokenFile": str(path)})
     with pytest.raises(StartupError, match=r"api\.tokenFile"):
         api_token(config)
+
+
+def running_try(store: Store, *, pod_name: str) -> TaskInstanceRecord:
+    with store.transaction() as uow:
+        run, _ = uow.create_run(
+            dag_name="daily",
+            logical_date=LOGICAL_DATE,
+            run_type=RunType.MANUAL,
+            revision="a" * 40,
+            spec=DAG,
+        )
+        (row,) = uow.add_task_instances([NewTaskInstance(run_id=run.id, task_name="only")])
+        assert uow.cas_task_state(
+            row.id, expected=TaskState.PENDING, new=TaskState.RUNNING, pod_name=pod_name
+        )
+        (running,) = uow.list_task_instances(run.id)
+    return running
+
+
+def test_a_log_whose_pod_went_after_its_try_was_read_comes_from_the_log_store(
+    store: Store, tmp_path: Path, kube: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    # The try reads as running, but its pod is gone: it finished, the cleaner stored its
+    # log and deleted it between the endpoint's read of the row and of the pod.
+    api = endpoints(store, tmp_path, api=kube, namespace=namespace)
+    row = running_try(store, pod_name="daily-only-gone")
+    path = f"/api/v1/runs/{row.run_id}/tasks/only/0/log"
+
+    missing = api.handle("GET", path, {}, b"")
+    assert isinstance(missing, Reply)
+    assert missing.status == 404
+    assert isinstance(missing.body, bytes)
+    assert "daily-only-gone" in json.loads(missing.body)["error"]
+
+    LogStore(str(tmp_path / "logs")).write(LogKey(row.key, TASK_CONTAINER), "all of it\n")
+    stored = api.handle("GET", path, {}, b"")
+    assert isinstance(stored, Reply)
+    assert (stored.status, stored.body) == (200, b"all of it\n")

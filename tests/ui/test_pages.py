@@ -150,7 +150,12 @@ def test_a_running_tasks_log_streams_into_the_page(ui: Browser, site: Site, tmp_
         assert f"line {number + 1}" not in ui.text("#log")
         (gate / f"ack-{number}").touch()
     ui.wait(lambda: "done" in ui.text("#log") or None, what="the last line")
-    assert ui.text("#log").splitlines() == ["line 0", "line 1", "done"]
+    # Once the try is finished the page shows the log store's copy in place of the stream.
+    stored = ui.wait(
+        lambda: (ui.text("#log-status") == "complete" and ui.text("#log")) or None,
+        what="the stored log",
+    )
+    assert stored.splitlines() == ["line 0", "line 1", "done"]
     assert wait_run(site, run_id) == "succeeded"
 
 
