@@ -24,7 +24,10 @@ export async function render(main, [id], ctx) {
   let finished = false;
   let lastState = null;
   const refresh = async () => {
-    const [run, shape] = await Promise.all([api.run(id, ctx.signal), api.graph(id, ctx.signal)]);
+    // The run first, then its tasks: a run is finished only after its tasks are, so a
+    // finished header never shows over a graph read before the last task ended.
+    const run = await api.run(id, ctx.signal);
+    const shape = await api.graph(id, ctx.signal);
     replace(crumbs, h("a", { href: "#/" }, "DAGs"), " / ", h("a", { href: `#/dags/${encodeURIComponent(run.dag)}` }, run.dag), ` / run ${run.id}`);
     if (run.state !== lastState) replace(head, ...header(run, ctx, refresh));
     lastState = run.state;
