@@ -316,6 +316,9 @@ def full_run(
             name: trigger_run(store, dag_name=name, params={}).id for name in sorted(expected)
         }
         states = wait_for_runs(store, run_ids, timeout=180, controller=controller)
+        with store.transaction() as uow:
+            tries = [row for run_id in run_ids.values() for row in uow.list_task_instances(run_id)]
+        recorder.wait_seen(row.pod_name for row in tries if row.pod_name)
         yield FullRun(states, controller, recorder.seen, database_url)
     finally:
         controller.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import kubernetes.client
@@ -32,9 +33,11 @@ class PodAudit:
         self.specs: dict[str, dict[str, Any]] = {}
         """The latest spec seen of each pod (pods are deleted once they succeed)."""
         self._lock = threading.Lock()
+        self._seen_more = threading.Condition(self._lock)
         self._stopped = threading.Event()
         self._watch: PodWatch | None = None
         self._error: BaseException | None = None
+        self._ended = False
         self._version = self._relist()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -52,6 +55,7 @@ class PodAudit:
             self.uids[pod["metadata"]["name"]].add(pod["metadata"]["uid"])
             self.seen.append(pod)
             self.specs[pod["metadata"]["name"]] = pod["spec"]
+            self._seen_more.notify_all()
 
     def _run(self) -> None:
         try:
@@ -76,6 +80,23 @@ class PodAudit:
         except BaseException as error:
             if not self._stopped.is_set():
                 self._error = error
+        finally:
+            with self._lock:
+                self._ended = True
+                self._seen_more.notify_all()
+
+    def wait_seen(self, names: Iterable[str], *, timeout: float = 30.0) -> None:
+        """Wait until the record holds every named pod: this watch runs apart from the
+        controller's and may still be behind it when the controller is done."""
+        wanted = set(names)
+        with self._lock:
+            caught_up = self._seen_more.wait_for(
+                lambda: wanted <= self.uids.keys() or self._ended, timeout
+            )
+            missing = sorted(wanted - self.uids.keys())
+        if missing:
+            state = "ended" if caught_up else f"did not see them within {timeout:.0f}s"
+            raise AssertionError(f"the test's pod watch {state}; missing pods: {missing[:10]}")
 
     def stop(self) -> None:
         """End the watch; raise if it died before, so the test's record is incomplete."""

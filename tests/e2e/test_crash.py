@@ -117,11 +117,12 @@ def test_a_killed_controller_restarts_without_losing_or_repeating_a_task(
                 assert local_cluster.compact_etcd() > cursor + 1
             second = start_controller(controller_env, log)
             assert second.wait(150) == 0, log.read_text()[-3000:]
+            with e2e_store.transaction() as uow:
+                run = uow.get_run(run_id)
+                rows = uow.list_task_instances(run_id)
+            audit.wait_seen(row.pod_name for row in rows if row.pod_name)
         finally:
             audit.stop()
-    with e2e_store.transaction() as uow:
-        run = uow.get_run(run_id)
-        rows = uow.list_task_instances(run_id)
     assert run is not None
     assert run.state is DagRunState.SUCCEEDED
     assert len(rows) == ITEMS + 2

@@ -107,11 +107,12 @@ def test_a_controller_killed_between_expansion_and_launch_launches_each_item_onc
             assert pods == []
             second = start_controller(controller_env, log)
             assert second.wait(150) == 0, log.read_text()[-3000:]
+            rows = rows_of(e2e_store, run_id)
+            audit.wait_seen(row.pod_name for row in rows.values() if row.pod_name)
         finally:
             audit.stop()
     with e2e_store.transaction() as uow:
         run = uow.get_run(run_id)
-    rows = rows_of(e2e_store, run_id)
     assert run is not None
     assert run.state is DagRunState.SUCCEEDED, log.read_text()[-3000:]
     # Expanded once: one first try per element, each with its item, nothing more.

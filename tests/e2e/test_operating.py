@@ -86,12 +86,13 @@ def test_cancel_while_pods_run_deletes_them_keeps_their_logs_and_relaunches_noth
                 first = start_controller(env, log)
             assert first.wait(120) == 0, log.read_text()[-3000:]
             pods, _ = list_pods(api, namespace=namespace, label_selector=SELECTOR)
+            with e2e_store.transaction() as uow:
+                record = uow.get_run(run.id)
+                tries = uow.list_task_instances(run.id)
+            audit.wait_seen(r.pod_name for r in tries if r.pod_name)
         finally:
             audit.stop()
     assert pods == []
-    with e2e_store.transaction() as uow:
-        record = uow.get_run(run.id)
-        tries = uow.list_task_instances(run.id)
     assert record is not None
     assert record.state is DagRunState.CANCELLED
     assert [(r.task_name, r.try_number, r.state) for r in tries] == [

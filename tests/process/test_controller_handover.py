@@ -185,6 +185,7 @@ def test_killing_the_leader_hands_over_within_the_lease_and_runs_nothing_twice(
         )
         with store.transaction() as uow:
             tries = uow.list_task_instances(run.id)
+        pods.wait_seen(str(t.pod_name) for t in tries if t.pod_name)
     finally:
         store.close()
         pods.stop()
