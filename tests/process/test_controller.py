@@ -172,9 +172,13 @@ def test_metrics_parse_and_count_invalid_dags_runs_and_tasks(
     sha = remote.commit({"dags/nightly.yaml": BROKEN, "dags/good.yaml": dag_yaml("good")})
     wait_dag(controller, "good", revision=sha)
 
-    samples = scrape(controller.http.port)
+    def counted() -> dict[str, dict[tuple[tuple[str, str], ...], float]] | None:
+        # The gauge is set just after the revision's transaction commits.
+        samples = scrape(controller.http.port)
+        return samples if samples["kubedag_invalid_dags"][()] == 1.0 else None
 
-    assert samples["kubedag_invalid_dags"][()] == 1.0
+    samples = wait_for(counted, timeout=10, what="the invalid-DAG gauge to count the broken file")
+
     assert samples["kubedag_leader"][()] == 1.0
     # Every known state is exported, even at zero; the new DAG's latest due run may
     # already be running, so only presence is certain here.
