@@ -83,14 +83,15 @@ def cluster_with_agent() -> Iterator[str]:
 
 
 class Creations:
-    """ADDED events per pod name, with their arrival time, from a watch of its own."""
+    """The first ADDED event per pod name, with its arrival time and its task, from a watch
+    of its own (read under a lock: the watch thread writes while the bench reads)."""
 
     def __init__(
         self, api: kubernetes.client.ApiClient, namespace: str, *, label_selector: str
     ) -> None:
         _, version = list_pods(api, namespace=namespace, label_selector=label_selector)
-        self.added: dict[str, float] = {}
-        self.tasks: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._added: dict[str, tuple[float, str]] = {}
         self._watch = PodWatch(
             api, namespace=namespace, label_selector=label_selector, resource_version=version
         )
@@ -100,10 +101,23 @@ class Creations:
     def _run(self) -> None:
         for event in self._watch:
             if event.type == "ADDED" and event.pod is not None:
-                name = event.pod["metadata"]["name"]
-                self.added.setdefault(name, time.time())
                 annotations = event.pod["metadata"].get("annotations") or {}
-                self.tasks[name] = annotations.get("kubedag.io/task", "")
+                with self._lock:
+                    self._added.setdefault(
+                        event.pod["metadata"]["name"],
+                        (time.time(), annotations.get("kubedag.io/task", "")),
+                    )
+
+    def times(self, task: str | None = None) -> list[float]:
+        """Arrival times of the pods seen so far, of one task or of all."""
+        with self._lock:
+            return [at for at, of in self._added.values() if task is None or of == task]
+
+    def first_by_task(self) -> dict[str, float]:
+        """Each task's first pod's arrival time."""
+        with self._lock:
+            ordered = sorted(self._added.values())
+        return {of: at for at, of in reversed(ordered)}
 
     def stop(self) -> None:
         self._watch.stop()
@@ -170,12 +184,12 @@ def bare(kubeconfig: str, admin: kubernetes.client.ApiClient, pods: int, *, body
         try:
             bare_loop(kubeconfig, namespace, pods, body=body, raw=True)
             wait_until(
-                lambda: len(creations.added) >= pods, timeout=60, what="the bare loop's pods"
+                lambda: len(creations.times()) >= pods, timeout=60, what="the bare loop's pods"
             )
         finally:
             creations.stop()
     wait_until(lambda: namespace_gone(core, namespace), timeout=300, what="the bare loop's cleanup")
-    return creation_rate(creations.added.values())
+    return creation_rate(creations.times())
 
 
 def task(name: str, **fields: Any) -> Task:
@@ -289,15 +303,24 @@ def pipeline(
         started = time.time()
         run_dag(store, engine, fan, timeout=600)
         print(f"fan-out of {args.items}: run finished in {time.time() - started:.1f}s", flush=True)
-        rate = creation_rate(
-            t for name, t in creations.added.items() if creations.tasks[name] == "fan"
+        # The bench's own watch may still be behind the controller's: wait for every pod.
+        wait_until(
+            lambda: len(creations.times("fan")) >= args.items,
+            timeout=60,
+            what="the bench's watch to see every fan-out pod",
         )
+        rate = creation_rate(creations.times("fan"))
         links = tuple(
             task(f"t{i}", depends_on=(f"t{i - 1}",) if i else ()) for i in range(args.chain)
         )
         chain_run = run_dag(store, engine, Dag(name="chain", tasks=links), timeout=300)
         done = succeeded_at(store, chain_run)
-        created = {creations.tasks[name]: t for name, t in creations.added.items()}
+        wait_until(
+            lambda: creations.first_by_task().keys() >= set(done),
+            timeout=60,
+            what="the bench's watch to see every chain pod",
+        )
+        created = creations.first_by_task()
         hops = [created[f"t{i}"] - done[f"t{i - 1}"] for i in range(1, args.chain)]
         # Cleanup is part of the pipeline: wait for it, so every pod's logs are stored
         # and no pod is left holding its finalizer in a namespace being deleted.
