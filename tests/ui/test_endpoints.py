@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from controller.base.states import RunType, TaskState
+from controller.base.states import TaskState
 from controller.executor.podspec import TASK_CONTAINER
 from controller.logstore import LogKey, LogStore
 from controller.process.wiring import StartupError, api_token
@@ -18,16 +18,15 @@ from controller.spec.model import Dag, Param, ParamType, Task, dag_to_dict
 from controller.store import NewTaskInstance, Store, TaskInstanceRecord
 from controller.ui import Reply
 from controller.ui.endpoints import UiEndpoints
-from tests.store.rows import LOGICAL_DATE
+from tests.runtime.support import queue_run
 
 TOKEN = "s3cret-token"
-DAG = dag_to_dict(
-    Dag(
-        name="daily",
-        tasks=(Task(name="only", image="busybox"),),
-        params=(Param(name="epochs", type=ParamType.INTEGER, default=3),),
-    )
+DAILY = Dag(
+    name="daily",
+    tasks=(Task(name="only", image="busybox"),),
+    params=(Param(name="epochs", type=ParamType.INTEGER, default=3),),
 )
+DAG = dag_to_dict(DAILY)
 
 
 def endpoints(
@@ -172,14 +171,8 @@ def test_a_missing_or_empty_token_file_stops_the_controller(
 
 
 def running_try(store: Store, *, pod_name: str) -> TaskInstanceRecord:
+    run = queue_run(store, DAILY)
     with store.transaction() as uow:
-        run, _ = uow.create_run(
-            dag_name="daily",
-            logical_date=LOGICAL_DATE,
-            run_type=RunType.MANUAL,
-            revision="a" * 40,
-            spec=DAG,
-        )
         (row,) = uow.add_task_instances([NewTaskInstance(run_id=run.id, task_name="only")])
         assert uow.cas_task_state(
             row.id, expected=TaskState.PENDING, new=TaskState.RUNNING, pod_name=pod_name
