@@ -35,9 +35,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 LEASE_DURATION = 3.0
 RENEW_DEADLINE = 2.0
 RETRY_PERIOD = 0.5
-# Leadership passes at most one lease duration after the leader's last renewal, plus
-# the standby's jittered poll and one write to the API server.
-HANDOVER_WITHIN = LEASE_DURATION + RETRY_PERIOD * 1.2 + 1.0
+# The standby times the lease from when it saw the last renewal, one jittered poll
+# (up to 2.2 retry periods) after it was written; it notices the expiry one poll later
+# and then writes the lease once.
+HANDOVER_WITHIN = LEASE_DURATION + 2 * RETRY_PERIOD * 2.2 + 1.0
 
 CHAIN = """\
 apiVersion: kubedag.io/v1
