@@ -313,7 +313,7 @@ def test_a_pod_stuck_before_its_task_starts_fails_its_try_and_goes(
     dag = Dag(name="stuck", tasks=(task("hung", overrides=scripted(**{"init-duration": "120"})),))
     run_id, rows = launched_run(sqlite_store, dag, namespace=namespace)
     executor = executor_for(
-        api, sqlite_store, namespace, tmp_path, pending_timeout=3.0, reconcile_interval=1.0
+        api, sqlite_store, namespace, tmp_path, pending_timeout=10.0, reconcile_interval=1.0
     )
     executor.start(StoreSink(sqlite_store))
     try:
