@@ -27,8 +27,10 @@ pytestmark = pytest.mark.cluster
 
 SECRET = b"webhook-shared-secret"
 INTERVAL = 1.0
-# One interval, plus a sync's own time and the DAG sync on a loaded 2-core machine.
-FOLLOW_WITHIN = INTERVAL + 4.0
+# A bound for what follows promptly (a fetch, a DAG sync, a scheduler update): reached
+# only when it is broken, so generous for a loaded machine; far below the 10m interval
+# that the webhook tests must beat.
+FOLLOW_WITHIN = 30.0
 
 
 @pytest.fixture
@@ -94,14 +96,12 @@ def wait_dag(controller: Controller, name: str, *, revision: str) -> DagRecord:
 def scheduled(controller: Controller, expected: list[str]) -> None:
     wait_for(
         lambda: controller.leadership.scheduled_dags() == expected,
-        timeout=5,
+        timeout=FOLLOW_WITHIN,
         what=f"the scheduler's jobs to be {expected}",
     )
 
 
-def test_controller_follows_each_push_within_one_sync_interval(
-    controller: Controller, remote: Remote
-) -> None:
+def test_controller_follows_each_push_by_polling(controller: Controller, remote: Remote) -> None:
     added = remote.commit({"dags/nightly.yaml": dag_yaml("nightly")})
     assert wait_dag(controller, "nightly", revision=added).spec_revision == added
     scheduled(controller, ["nightly"])
@@ -143,19 +143,25 @@ def test_webhook_push_syncs_at_once(
         tmp_path=tmp_path, remote=remote, cluster=cluster, namespace=namespace, interval="10m"
     )
     try:
-        wait_for(lambda: controller.gitsync.status().ready, timeout=10, what="the first sync")
+        wait_for(
+            lambda: controller.gitsync.status().ready, timeout=FOLLOW_WITHIN, what="the first sync"
+        )
         sha = remote.commit({"dags/hooked.yaml": dag_yaml("hooked")})
 
         assert github_push(controller.http.port, secret=b"forged", after=sha) == 401
         assert github_push(controller.http.port, secret=SECRET, after=sha) == 202
-        record = wait_for(lambda: stored(controller, "hooked"), timeout=5, what="the pushed DAG")
+        record = wait_for(
+            lambda: stored(controller, "hooked"), timeout=FOLLOW_WITHIN, what="the pushed DAG"
+        )
         assert record.revision == sha
     finally:
         controller.stop()
 
 
 def test_readyz_reports_git_database_and_leadership(controller: Controller) -> None:
-    wait_for(lambda: controller.gitsync.status().ready, timeout=10, what="the first sync")
+    wait_for(
+        lambda: controller.gitsync.status().ready, timeout=FOLLOW_WITHIN, what="the first sync"
+    )
 
     status, body = http_get(controller.http.port, "/readyz")
 
@@ -177,7 +183,9 @@ def test_metrics_parse_and_count_invalid_dags_runs_and_tasks(
         samples = scrape(controller.http.port)
         return samples if samples["kubedag_invalid_dags"][()] == 1.0 else None
 
-    samples = wait_for(counted, timeout=10, what="the invalid-DAG gauge to count the broken file")
+    samples = wait_for(
+        counted, timeout=FOLLOW_WITHIN, what="the invalid-DAG gauge to count the broken file"
+    )
 
     assert samples["kubedag_leader"][()] == 1.0
     # Every known state is exported, even at zero; the new DAG's latest due run may
@@ -235,10 +243,12 @@ def test_a_push_webhook_to_the_standby_makes_the_leader_sync_at_once(
         assert not standby.is_leader
         listener = standby._push_listener
         assert listener is not None
-        wait_for(listener.listening.is_set, timeout=10, what="the standby's listener")
+        wait_for(listener.listening.is_set, timeout=FOLLOW_WITHIN, what="the standby's listener")
         sha = remote.commit({"dags/hooked.yaml": dag_yaml("hooked")})
         assert github_push(standby.http.port, secret=SECRET, after=sha) == 202
-        record = wait_for(lambda: stored(leader, "hooked"), timeout=10, what="the leader's sync")
+        record = wait_for(
+            lambda: stored(leader, "hooked"), timeout=FOLLOW_WITHIN, what="the leader's sync"
+        )
         assert record.revision == sha
     finally:
         for each in reversed(replicas):
