@@ -158,8 +158,16 @@ def kubedag(
     release = {"metadata": {"$deleteFromPrimitiveList/finalizers": [RESULT_FINALIZER]}}
     pods, _ = list_pods(kube, namespace=namespace, label_selector=MANAGED)
     for pod in pods:
-        name = pod["metadata"]["name"]
-        core.patch_namespaced_pod(name, namespace, release, _content_type=STRATEGIC_MERGE)
+        # A pod the cleaner has already released may be gone by the time it is patched.
+        if RESULT_FINALIZER not in (pod["metadata"].get("finalizers") or ()):
+            continue
+        try:
+            core.patch_namespaced_pod(
+                pod["metadata"]["name"], namespace, release, _content_type=STRATEGIC_MERGE
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status != 404:
+                raise
 
 
 @pytest.fixture
