@@ -44,12 +44,10 @@ from datetime import UTC, datetime
 from controller.base.backoff import Backoff
 from controller.executor.kubeclient import ApiClient, describe_api_exception, read_error
 from controller.executor.lease import LeaseClient, LeaseRecord, StoredLease
+from controller.settings.model import LEASE_JITTER
 
 log = logging.getLogger(__name__)
 
-# Jitter on a candidate's polls, as client-go's JitterUntil(retryPeriod, 1.2): replicas
-# started together drift apart instead of racing every period.
-_JITTER_FACTOR = 1.2
 # Shortest request timeout worth sending; below it a call cannot succeed anyway.
 _MIN_REQUEST_TIMEOUT = 0.05
 
@@ -87,9 +85,9 @@ class LeaderElector:
                 f"({lease_duration}s): a leader that cannot renew must stop leading before "
                 "another replica may take the lease over"
             )
-        if not 0 < retry_period * _JITTER_FACTOR < renew_deadline:
+        if not 0 < retry_period * LEASE_JITTER < renew_deadline:
             raise ValueError(
-                f"retry_period ({retry_period}s) times {_JITTER_FACTOR} must be positive and "
+                f"retry_period ({retry_period}s) times {LEASE_JITTER} must be positive and "
                 f"shorter than renew_deadline ({renew_deadline}s), or a single missed "
                 "renewal would end leadership"
             )
@@ -360,4 +358,4 @@ class LeaderElector:
         return max(_MIN_REQUEST_TIMEOUT, min(self._request_timeout, self._remaining()))
 
     def _jittered(self, period: float) -> float:
-        return period + random.uniform(0, period * _JITTER_FACTOR)  # noqa: S311
+        return period + random.uniform(0, period * LEASE_JITTER)  # noqa: S311

@@ -73,6 +73,11 @@ class ExecutorConfig:
     security_defaults: bool = True
 
 
+LEASE_JITTER = 1.2
+"""A replica waits `retryPeriod` plus up to this share of it again between lease polls,
+as client-go's JitterUntil: replicas started together drift apart instead of racing."""
+
+
 @dataclass(frozen=True)
 class LeaderElectionConfig:
     enabled: bool = True
@@ -129,8 +134,11 @@ def rule_problems(config: Config) -> list[str]:
             "leaderElection.renewDeadline: must be shorter than leaderElection.leaseDuration, "
             "so a leader that cannot renew stops before another can take over"
         )
-    if leader.retry_period_seconds >= leader.renew_deadline_seconds:
-        problems.append("leaderElection.retryPeriod: must be shorter than renewDeadline")
+    if leader.retry_period_seconds * LEASE_JITTER >= leader.renew_deadline_seconds:
+        problems.append(
+            f"leaderElection.retryPeriod: times {LEASE_JITTER} (its most jittered wait) must "
+            "be shorter than renewDeadline, or a single missed renewal would end leadership"
+        )
     git = config.git
     if bool(git.username_file) != bool(git.password_file):
         problems.append("git: usernameFile and passwordFile go together")

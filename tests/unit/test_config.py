@@ -72,6 +72,17 @@ def test_renew_deadline_must_be_shorter_than_lease(tmp_path: Path) -> None:
     assert path in str(error.value)
 
 
+def test_retry_period_with_its_jitter_must_be_shorter_than_the_renew_deadline(
+    tmp_path: Path,
+) -> None:
+    # Refused here, with its field, rather than by the elector at start with a traceback.
+    jittered = write(tmp_path, "leaderElection: {renewDeadline: 10s, retryPeriod: 9s}\n")
+    with pytest.raises(ConfigError, match=r"leaderElection\.retryPeriod: times 1\.2"):
+        load_config(path=jittered, environ={})
+    fits = write(tmp_path, "leaderElection: {renewDeadline: 10s, retryPeriod: 8s}\n")
+    assert load_config(path=fits, environ={}).leader_election.retry_period_seconds == 8.0
+
+
 def test_bad_environment_value_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"executor\.parallelism"):
         load_config(environ={"KUBEDAG_PARALLELISM": "many"})
