@@ -88,7 +88,7 @@ def gitsync_config(config: Config) -> GitSyncConfig:
     if token_file := _optional_file(
         "git.tokenFile", git.token_file, without="the repository is fetched without a token"
     ):
-        auth = HttpsAuth(token_file=Path(token_file))
+        auth = HttpsAuth(token_file=Path(token_file), token_username=git.credentials_username)
     elif git.username_file and git.password_file:
         auth = HttpsAuth(
             username_file=Path(git.username_file), password_file=Path(git.password_file)
@@ -133,9 +133,12 @@ def webhook_secret(config: Config) -> bytes | None:
 
 
 def api_token(config: Config) -> str | None:
-    """The bearer token API actions need; None (no file configured) refuses every action."""
-    path = config.api_token_file
-    if not path:
+    """The bearer token API actions need; None (no file configured, or none there, as with
+    an optional Secret not created) refuses every action."""
+    path = _optional_file(
+        "api.tokenFile", config.api_token_file, without="the API refuses every action"
+    )
+    if path is None:
         return None
     try:
         token = Path(path).read_text(encoding="utf-8").strip()
