@@ -45,6 +45,7 @@ from tests.realnode.deployment import (
 from tests.realnode.gitserver import GitServer
 
 GIT_TOKEN = "kdg-real-node-token-5c1e"
+API_TOKEN = "kdg-real-node-api-token-93af"
 CONTROLLER_STOP_SECONDS = 60.0
 
 
@@ -213,6 +214,7 @@ def _deploy(
         ensure_namespace(core, namespace)
         put_secret(core, namespace, "kubedag-git", {"token": GIT_TOKEN})
     put_secret(core, HOME, "kubedag-database", {"url": url})
+    put_secret(core, HOME, "kubedag-api-token", {"token": API_TOKEN})
     pods = ControllerPods(core)
     run_kubectl(kubeconfig, "apply", "-k", str(kustomization))
     try:

@@ -27,6 +27,14 @@ CONTROLLER_LABEL = "app.kubernetes.io/name=kubedag-controller"
 KUBECTL_TIMEOUT = 120.0
 
 
+def controller_url() -> str:
+    """The controller's HTTP address: the overlay runs it on the host's network."""
+    deployment = next(o for o in render("overlays/local-real-node") if o["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    port = next(e["value"] for e in container["env"] if e["name"] == "KUBEDAG_HTTP_PORT")
+    return f"http://127.0.0.1:{port}"
+
+
 def base_config() -> dict[str, Any]:
     """The controller config the overlay ships (the ConfigMap's config.yaml)."""
     config_map = next(o for o in render("overlays/local-real-node") if o["kind"] == "ConfigMap")
