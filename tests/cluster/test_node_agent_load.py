@@ -10,17 +10,18 @@ directory". A second node agent runs beside the cluster's own, with a node of it
 own, as when `kubedag dev` and the test cluster share a machine: the two agents' pods
 share every mount point on the host.
 
-The paths are this test's own (`/kubedag-load-test/...`, no ServiceAccount token), so
-agents of other clusters on the machine, perhaps of another kubedag version, cannot
+The paths are this test session's own (`/kubedag-load-test-<session>/...`, no
+ServiceAccount token), so agents of other clusters on the machine, perhaps of another
+kubedag version, and the same test run from another checkout at the same time, cannot
 touch them; once every pod is gone, nothing made for them is left on the host.
 """
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,7 @@ from controller.devcluster.cluster import AGENT_USER
 from controller.devcluster.readiness import wait_until
 from controller.executor.kubeclient import retry_call
 from controller.nodeagent.handle import NodeAgentHandle
+from tests.fixtures.ports import unused_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
 
@@ -46,15 +48,16 @@ TAINT = {"key": "kubedag.io/load-test", "value": "true", "effect": "NoSchedule"}
 PODS = 1000
 ROUNDS = 10
 ROUND_TIMEOUT = 240.0
-WORKSPACE = "/kubedag-load-test/workspace"
-EXTRA = ("/run/kubedag-load-test", "/var/run/kubedag-load-test")
-MESSAGE = "/dev/kubedag-load-test-termination-log"
+SESSION = uuid.uuid4().hex[:8]
+WORKSPACE = f"/kubedag-load-test-{SESSION}/workspace"
+EXTRA = (f"/run/kubedag-load-test-{SESSION}", f"/var/run/kubedag-load-test-{SESSION}")
+MESSAGE = f"/dev/kubedag-load-test-{SESSION}-termination-log"
 INIT = "pwd > init-ran"
 # The pause keeps hundreds of pods alive at once, each holding its mount points.
 MAIN = (
     f'test -f init-ran && sleep 0.5 && test -d "$EXTRA" && pwd >/dev/null && printf ok > {MESSAGE}'
 )
-MADE_FOR_THE_PODS = (Path("/kubedag-load-test"), Path(EXTRA[0]), Path(MESSAGE))
+MADE_FOR_THE_PODS = (Path(WORKSPACE).parent, Path(EXTRA[0]), Path(MESSAGE))
 
 
 def load_pod(name: str, index: int) -> dict[str, Any]:
@@ -95,12 +98,6 @@ def load_pod(name: str, index: int) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def second_agent(
     local_cluster: LocalCluster, kube: kubernetes.client.ApiClient, tmp_path: Path
@@ -117,7 +114,7 @@ def second_agent(
             f"--kubeconfig={local_cluster.config.kubeconfig_for(AGENT_USER)}",
             f"--name={SECOND_AGENT}",
             f"--node={SECOND_NODE}",
-            f"--port={free_port()}",
+            f"--port={unused_port()}",
             f"--tls-cert={pki.kubelet_cert}",
             f"--tls-key={pki.kubelet_key}",
             f"--data-dir={tmp_path / 'agent'}",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import copy
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from controller.store import Store, upgrade
 from tests.deploy.manifests import render
 from tests.e2e.podaudit import PodAudit
 from tests.e2e.repo import SAMPLES, Repository
+from tests.fixtures.ports import unused_port
 from tests.process.controllers import stop_gracefully
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent")]
@@ -143,12 +143,6 @@ def account_kubeconfig(
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class ControllerProcess:
     process: subprocess.Popen[bytes]
@@ -173,7 +167,7 @@ def start_controller(
                 "logLevel": "DEBUG",
                 "instance": f"rbac-{namespace}",
                 "dataDir": str(tmp_path / "data"),
-                "http": {"bind": "127.0.0.1", "port": free_port()},
+                "http": {"bind": "127.0.0.1", "port": unused_port()},
                 "git": {
                     "url": repo_url,
                     "dagsPath": "sample-dags",

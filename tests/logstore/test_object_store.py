@@ -9,7 +9,6 @@ would.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,21 +25,16 @@ from controller.base.tries import TryKey
 from controller.logstore import LogKey, LogStore
 from controller.store import NewTaskInstance, Store, upgrade
 from tests.engine.support import dag, task
+from tests.fixtures.ports import unused_port
 from tests.runtime.support import queue_run, store_dag
 
 BUCKET = "kubedag-logs"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server, answering on loopback until the module's tests are done."""
-    port = free_port()
+    port = unused_port()
     log = (tmp_path_factory.mktemp("moto") / "server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

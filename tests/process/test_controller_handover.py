@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from controller.devcluster import LocalCluster
 from controller.store import DagRecord, Store, upgrade
 from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import ExternalCluster
+from tests.fixtures.ports import unused_port
 from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import scrape, stop_gracefully, wait_for
 
@@ -56,16 +56,10 @@ spec:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Replica:
     def __init__(self, *, name: str, env: dict[str, str], data_dir: Path, config: Path) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = unused_port()
         self.log = data_dir.with_suffix(".log")
         replica_env = {
             **env,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from controller.devcluster import ClusterConfig, LocalCluster
 from controller.devcluster.cluster import COMPONENTS, NODE_AGENT
 from tests.fixtures.cluster import ExternalCluster
+from tests.fixtures.ports import is_free
 
 pytestmark = [pytest.mark.cluster]
 
@@ -76,19 +76,10 @@ def test_dev_runs_the_etl_sample_to_success_with_visible_progress(
     assert (tmp_path / "dev" / "controller.log").read_text()
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _free_port_base() -> int:
     """A port base whose six ports (apiserver, etcd x2, controllers, node agent) are free."""
     for base in PORT_BASES:
-        if all(_port_free(base + offset) for offset in range(6)):
+        if all(is_free(base + offset) for offset in range(6)):
             return base
     raise AssertionError(f"no six free ports from any of {list(PORT_BASES)}")
 
