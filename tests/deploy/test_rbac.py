@@ -313,6 +313,10 @@ def full_run(
         with store.transaction() as uow:
             tries = [row for run_id in run_ids.values() for row in uow.list_task_instances(run_id)]
         recorder.wait_seen(row.pod_name for row in tries if row.pod_name)
+        # The checks read what the controller left behind: its whole log and its data
+        # dir at rest. Running, it fetches git every second, and a fetch's lock files
+        # come and go under a scan of that dir.
+        controller.stop()
         yield FullRun(states, controller, recorder.seen, database_url)
     finally:
         controller.stop()
