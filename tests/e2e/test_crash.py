@@ -113,7 +113,13 @@ def test_a_killed_controller_restarts_without_losing_or_repeating_a_task(
                     timeout=30,
                     what="a pod to finish while the controller is down",
                 )
-                # A watch from the cursor starts at cursor + 1, which must be compacted away.
+                # A watch from the cursor starts at cursor + 1, which must be compacted away,
+                # so etcd must be compacted at cursor + 2 or later. The pod's finish is one
+                # write past the cursor; the node may have made no other while the
+                # controller was down, so the test makes one of its own.
+                kubernetes.client.CoreV1Api(api).create_namespaced_config_map(
+                    namespace, {"metadata": {"name": "past-the-cursor"}}, _request_timeout=10
+                )
                 assert local_cluster.compact_etcd() > cursor + 1
             second = start_controller(controller_env, log)
             assert second.wait(150) == 0, log.read_text()[-3000:]
