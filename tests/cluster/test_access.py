@@ -10,6 +10,7 @@ import pytest
 from controller.devcluster.layout import kubernetes_bin_dir
 from controller.devcluster.pki import TEST_USERS
 from tests.cluster.pods import finished, process_pod, scripted_pod, wait_pod
+from tests.fixtures.access import wait_authorized
 
 pytestmark = pytest.mark.cluster
 
@@ -38,6 +39,7 @@ def test_token_bound_to_a_role_without_create_pods_is_refused_403(kube, local_cl
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
         },
     )
+    wait_authorized(kube, user=user, namespace=namespace, verb="list", resource="pods")
     with local_cluster.api_client(user=user) as api:
         core = kubernetes.client.CoreV1Api(api)
         assert core.list_namespaced_pod(namespace).items == []

@@ -35,6 +35,7 @@ from controller.store import Store, upgrade
 from tests.deploy.manifests import render
 from tests.e2e.podaudit import PodAudit
 from tests.e2e.repo import SAMPLES, Repository
+from tests.fixtures.access import wait_authorized
 from tests.fixtures.ports import unused_port
 from tests.process.controllers import stop_gracefully
 
@@ -107,6 +108,16 @@ def install_rbac(
     core.create_namespaced_service_account(namespace, account, _request_timeout=10)
     rbac.create_namespaced_role(namespace, role, _request_timeout=10)
     rbac.create_namespaced_role_binding(namespace, binding, _request_timeout=10)
+    # The controller's first calls must not be refused for a binding still on its way.
+    rule = rules[0]
+    wait_authorized(
+        kube,
+        user=f"system:serviceaccount:{namespace}:{ACCOUNT}",
+        namespace=namespace,
+        verb=rule["verbs"][0],
+        resource=rule["resources"][0],
+        group=rule["apiGroups"][0],
+    )
 
 
 def account_kubeconfig(

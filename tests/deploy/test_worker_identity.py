@@ -30,6 +30,7 @@ from controller.executor.podspec import PodIdentity, RenderedCommand, build_pod
 from controller.settings.loading import load_config
 from controller.spec.model import Task
 from tests.deploy.manifests import render
+from tests.fixtures.access import wait_authorized
 
 pytestmark = pytest.mark.cluster
 
@@ -132,6 +133,14 @@ def deployed(kube: kubernetes.client.ApiClient) -> Iterator[Deployed]:
         lambda: admits_pods(core, workers),
         timeout=30,
         what=f"namespace {workers} to admit pods (its default ServiceAccount's token)",
+    )
+    # The test below has the controller's pod creation succeed: only once its binding can.
+    wait_authorized(
+        kube,
+        user=f"system:serviceaccount:{names['kubedag']}:kubedag-controller",
+        namespace=workers,
+        verb="create",
+        resource="pods",
     )
     clients = {
         "worker": token_client(kube, workers, worker_account),

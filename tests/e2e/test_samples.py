@@ -77,15 +77,17 @@ def test_a_push_during_a_run_does_not_change_the_run(
     )
     runner.start()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while True:
         with e2e_store.transaction() as uow:
             started = [r for r in uow.list_runs(limit=5) if r.state.value == "running"]
         if started:
             break
+        assert time.monotonic() < deadline, "`kubedag run` started no run within 30s"
         time.sleep(0.1)
     (dags / "version.txt").write_text("v2")
     repository.commit("v2")
     runner.join(60)
+    assert not runner.is_alive(), "`kubedag run --wait` did not return within 60s"
     assert outcome == [0], capsys.readouterr().out
     with e2e_store.transaction() as uow:
         rows = {r.task_name: r for r in uow.list_task_instances(latest_run(e2e_store))}

@@ -20,7 +20,7 @@ from controller.devcluster.realnode import HOST_LOG_STORE
 from controller.runtime.manual import trigger_run
 from tests.deploy.test_rbac import expected_states
 from tests.realnode.conftest import Deployment
-from tests.realnode.runs import finished, synced, task_rows
+from tests.realnode.runs import finished, synced, task_rows, wait_for
 
 # Setup may bring the node up and deploy kubedag; a cold machine builds images first.
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
@@ -77,10 +77,20 @@ def test_logs_are_read_from_the_log_store_after_the_pods_are_gone(
     deployment: Deployment, sample_runs: SampleRuns
 ) -> None:
     run_id = sample_runs.run_ids["etl-orders"]
-    pods = deployment.core.list_namespaced_pod(
-        deployment.workers, label_selector=f"kubedag.io/run-id={run_id}", _request_timeout=10
+    # A try is finished in the store first; its pod is cleaned (log copied, pod deleted)
+    # just after.
+    wait_for(
+        deployment,
+        lambda: (
+            not deployment.core.list_namespaced_pod(
+                deployment.workers,
+                label_selector=f"kubedag.io/run-id={run_id}",
+                _request_timeout=10,
+            ).items
+        ),
+        timeout=60,
+        what="the run's pods to be cleaned",
     )
-    assert pods.items == []
     shown = subprocess.run(
         [sys.executable, "-m", "controller", "logs", str(run_id), "load"],
         env={
