@@ -89,6 +89,14 @@ class Browser:
     def all(self, css: str) -> list[WebElement]:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
+    def snapshot(self, css: str, expression: str) -> list[Any]:
+        """`expression`, JavaScript over the element `e`, for each element matching `css`,
+        read in one step: a page that redraws between two reads cannot split it."""
+        found = self.driver.execute_script(
+            f"return [...document.querySelectorAll(arguments[0])].map(e => {expression})", css
+        )
+        return list(found)
+
     def text(self, css: str) -> str:
         return str(
             self.driver.execute_script(

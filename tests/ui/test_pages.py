@@ -31,18 +31,21 @@ def test_the_dag_list_shows_each_dags_state_and_why_an_invalid_one_is(
 ) -> None:
     ui.open("/")
     ui.find("tr[data-dag='partner-import']")
-    states = {
-        row.get_attribute("data-dag"): row.find_element("css selector", ".badge").get_attribute(
-            "data-state"
-        )
-        for row in ui.all("tr[data-dag]")
-    }
+    # Read in one step: the list redraws as the scheduled runs' states change, and an
+    # element held across a redraw is stale.
+    states = dict(
+        ui.snapshot("tr[data-dag]", "[e.dataset.dag, e.querySelector('.badge')?.dataset.state]")
+    )
     assert states == {record.name: "active" for record in site.dags()}
     assert {"etl-orders", "partner-import", "train-model"} <= set(states)
     good = site.dags()[0].revision
     site.push({"etl-orders.yaml": BROKEN})
-    problem = ui.find("[data-invalid='etl-orders']")
-    text = ui.wait(lambda: problem.text if "keeps running" in problem.text else None, what="error")
+    text = ui.wait(
+        lambda: (
+            shown if "keeps running" in (shown := ui.text("[data-invalid='etl-orders']")) else None
+        ),
+        what="the invalid DAG's error",
+    )
     assert "sample-dags/etl-orders.yaml:9:" in text
     assert "nowhere" in text
     assert f"the version from {good[:12]} keeps running" in text
@@ -70,10 +73,7 @@ def run_state(ui: Browser) -> str | None:
 
 
 def graph_states(ui: Browser) -> dict[str, str]:
-    return {
-        str(node.get_attribute("data-task")): str(node.get_attribute("data-state"))
-        for node in ui.all("#graph .node")
-    }
+    return dict(ui.snapshot("#graph .node", "[e.dataset.task, e.dataset.state]"))
 
 
 def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
@@ -105,8 +105,8 @@ def test_a_run_triggered_from_the_ui_shows_its_graph_states_and_trigger_rules(
     ui.wait(lambda: "task failure" in ui.text("#tries") or None, what="the failed try")
 
     ui.go("/dags/partner-import")
-    cell = ui.find(f"tr[data-task='validate-files'] a[data-run='{run_id}']")
-    assert cell.get_attribute("data-state") == "failed"
+    cell = f"tr[data-task='validate-files'] a[data-run='{run_id}']"
+    assert ui.wait(lambda: ui.attribute(cell, "data-state"), what=cell) == "failed"
     assert ui.attribute(f"th a[data-run='{run_id}'] .cell", "data-state") == "failed"
 
 
@@ -241,13 +241,18 @@ def test_retry_from_the_run_page_runs_the_failed_task_again_to_success(
     ui.wait(lambda: run_state(ui) == "succeeded" or None, what="the run to succeed", timeout=60)
     assert graph_states(ui) == {"work": "succeeded"}
     ui.go(f"/runs/{run_id}/tasks/work/0")
-    rows = ui.wait(lambda: ui.all("#tries tr[data-try]") or None, what="the tries")
-    states = [
-        row.find_element("css selector", ".badge").get_attribute("data-state") for row in rows
-    ]
+    rows = ui.wait(
+        lambda: (
+            ui.snapshot(
+                "#tries tr[data-try]", "[e.querySelector('.badge')?.dataset.state, e.innerText]"
+            )
+            or None
+        ),
+        what="the tries",
+    )
     # The first try's failure stays visible; the retry is a later try, not a rewrite.
-    assert (states[0], states[-1]) == ("failed", "succeeded")
-    assert "task failure" in rows[0].text
+    assert (rows[0][0], rows[-1][0]) == ("failed", "succeeded")
+    assert "task failure" in rows[0][1]
 
 
 def test_a_backfill_from_the_dag_page_lists_the_dates_then_creates_their_runs(
