@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import kubernetes.client
@@ -13,6 +12,7 @@ from controller.base.states import TaskState
 from controller.cli import main
 from controller.store import Store
 from tests.e2e.repo import SAMPLES, Repository
+from tests.fixtures.gate import Gate, pinned_dag
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("node_agent", "controller_env")]
 
@@ -64,51 +64,26 @@ def test_results_flow_downstream_and_logs_outlive_the_pods(
 
 
 def test_a_push_during_a_run_does_not_change_the_run(
-    repository: Repository, e2e_store: Store, capsys: pytest.CaptureFixture[str]
+    repository: Repository, e2e_store: Store, gate: Gate, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dags = repository.clone / "pinned"
     dags.mkdir()
-    (dags / "version.txt").write_text("v1")
-    (dags / "pinned.yaml").write_text(PINNED_DAG)
+    (dags / "pinned-version.txt").write_text("v1")
+    (dags / "pinned.yaml").write_text(pinned_dag(gate))
     repository.commit("v1")
     outcome: list[int] = []
     runner = threading.Thread(
         target=lambda: outcome.append(main(["run", "--wait", str(dags / "pinned.yaml")]))
     )
     runner.start()
-    deadline = time.monotonic() + 30
-    while True:
-        with e2e_store.transaction() as uow:
-            started = [r for r in uow.list_runs(limit=5) if r.state.value == "running"]
-        if started:
-            break
-        assert time.monotonic() < deadline, "`kubedag run` started no run within 30s"
-        time.sleep(0.1)
-    (dags / "version.txt").write_text("v2")
+    # The run's first task holds at the gate while v2 lands, so `read` starts after it.
+    gate.wait_reached(timeout=60, what="the pinned run's first task")
+    (dags / "pinned-version.txt").write_text("v2")
     repository.commit("v2")
+    gate.open()
     runner.join(60)
     assert not runner.is_alive(), "`kubedag run --wait` did not return within 60s"
     assert outcome == [0], capsys.readouterr().out
     with e2e_store.transaction() as uow:
         rows = {r.task_name: r for r in uow.list_task_instances(latest_run(e2e_store))}
     assert rows["read"].result == "v1"
-
-
-PINNED_DAG = """\
-apiVersion: kubedag.io/v1
-kind: DAG
-metadata: {name: pinned}
-spec:
-  defaults: {image: python:3.12-slim}
-  tasks:
-    - name: wait
-      command: [python3, -c, "import time; time.sleep(2)"]
-    - name: read
-      dependsOn: [wait]
-      command:
-        - python3
-        - -c
-        - >-
-          import os;
-          open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write(open('version.txt').read())
-"""

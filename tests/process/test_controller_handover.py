@@ -26,6 +26,7 @@ from controller.devcluster import LocalCluster
 from controller.store import DagRecord, Store, upgrade
 from tests.e2e.podaudit import PodAudit
 from tests.fixtures.cluster import ExternalCluster
+from tests.fixtures.gate import Gate, dag_text
 from tests.fixtures.ports import unused_port
 from tests.gitsync.conftest import Remote, make_remote
 from tests.process.controllers import scrape, stop_gracefully, wait_for
@@ -40,20 +41,16 @@ RETRY_PERIOD = 0.5
 # and then writes the lease once.
 HANDOVER_WITHIN = LEASE_DURATION + 2 * RETRY_PERIOD * 2.2 + 1.0
 
-CHAIN = """\
-apiVersion: kubedag.io/v1
-kind: DAG
-metadata:
-  name: chain
-spec:
-  defaults:
-    image: python:3.12-slim
-  tasks:
-    - {name: one, command: [sh, -c, "sleep 2"]}
-    - {name: two, dependsOn: [one], command: [sh, -c, "sleep 2"]}
-    - {name: three, dependsOn: [two], command: [sh, -c, "sleep 2"]}
-    - {name: four, dependsOn: [three], command: [sh, -c, "sleep 1"]}
-"""
+
+def chain(gate: Gate) -> str:
+    """Four tasks in a line; `two` holds at `gate`, so it is in flight when the leader dies."""
+    tasks = [
+        {"name": "one", "command": ["sh", "-c", "sleep 1"]},
+        {"name": "two", "dependsOn": ["one"], "command": gate.command()},
+        {"name": "three", "dependsOn": ["two"], "command": ["sh", "-c", "sleep 1"]},
+        {"name": "four", "dependsOn": ["three"], "command": ["sh", "-c", "sleep 1"]},
+    ]
+    return dag_text("chain", tasks)
 
 
 class Replica:
@@ -90,9 +87,9 @@ class Replica:
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> Remote:
+def remote(tmp_path: Path, gate: Gate) -> Remote:
     remote = make_remote(tmp_path)
-    remote.commit({"dags/chain.yaml": CHAIN})
+    remote.commit({"dags/chain.yaml": chain(gate)})
     return remote
 
 
@@ -141,6 +138,7 @@ def replicas(
 
 def test_killing_the_leader_hands_over_within_the_lease_and_runs_nothing_twice(
     replicas: tuple[Replica, Replica],
+    gate: Gate,
     postgres_database_url: str,
     kube: kubernetes.client.ApiClient,
     namespace: str,
@@ -164,16 +162,14 @@ def test_killing_the_leader_hands_over_within_the_lease_and_runs_nothing_twice(
                 revision=str(dag.spec_revision),
                 spec=dict(dag.spec or {}),
             )
-        wait_for(
-            lambda: _states(store, run.id).get("two") in (TaskState.LAUNCHED, TaskState.RUNNING),
-            timeout=60,
-            what="task two to be launched by the leader",
-        )
+        gate.wait_reached(timeout=60, what="task two, launched by the leader,")
 
         leader.process.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         wait_for(standby.leading, timeout=HANDOVER_WITHIN + 10, what="the standby to lead")
         handover = time.monotonic() - killed
+        # Task two ends only now, so the standby learns of it from a pod it adopted.
+        gate.open()
 
         final = wait_for(
             lambda: _finished(store, run.id), timeout=90, what="the run to finish on the standby"
@@ -198,11 +194,6 @@ def _chain(store: Store) -> DagRecord | None:
     with store.transaction() as uow:
         record = uow.get_dag("chain")
     return record if record is not None and record.spec is not None else None
-
-
-def _states(store: Store, run_id: int) -> dict[str, TaskState]:
-    with store.transaction() as uow:
-        return {t.task_name: t.state for t in uow.list_task_instances(run_id)}
 
 
 def _finished(store: Store, run_id: int) -> DagRunState | None:
