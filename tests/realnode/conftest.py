@@ -31,6 +31,7 @@ from controller.devcluster.readiness import wait_until
 from controller.store import Store, upgrade
 from tests.e2e.repo import Repository
 from tests.fixtures.database import _admin_connection
+from tests.fixtures.gate import Gate
 from tests.realnode.deployment import (
     CONTROLLER,
     HOME,
@@ -78,6 +79,14 @@ def real_cluster(pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
 def real_kube(real_cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
     with real_cluster.api_client() as client:
         yield client
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    """A gate on the node's address, where worker pods reach the host."""
+    opened = Gate(REAL_NODE_IP)
+    yield opened
+    opened.close()
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 
 from controller.base.states import DagRunState, FailureKind, TaskState
 from controller.runtime.manual import trigger_run
+from tests.fixtures.gate import Gate, dag_text, pinned_dag
 from tests.realnode.conftest import Deployment
 from tests.realnode.deployment import run_kubectl
 from tests.realnode.runs import finished, synced, task_rows, wait_for
@@ -15,42 +16,19 @@ from tests.realnode.runs import finished, synced, task_rows, wait_for
 # Setup may bring the node up and deploy kubedag; a cold machine builds images first.
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(1200)]
 
-PINNED_DAG = """\
-apiVersion: kubedag.io/v1
-kind: DAG
-metadata: {name: pinned}
-spec:
-  defaults: {image: python:3.12-slim}
-  tasks:
-    - name: wait
-      command: [python3, -c, "import time; time.sleep(15)"]
-    - name: read
-      dependsOn: [wait]
-      command:
-        - python3
-        - -c
-        - >-
-          import os;
-          open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write(open('pinned-version.txt').read())
-"""
-CHAIN_DAG = """\
-apiVersion: kubedag.io/v1
-kind: DAG
-metadata: {name: slow-chain}
-spec:
-  defaults: {image: python:3.12-slim}
-  tasks:
-    - name: first
-      command:
-        - python3
-        - -c
-        - >-
-          import os, time; time.sleep(12);
-          open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write('first done')
-    - name: second
-      dependsOn: [first]
-      command: [python3, -c, "print('second sees', '{{ tasks.first.result }}')"]
-"""
+
+def chain_dag(gate: Gate) -> str:
+    """`first` holds at `gate`, then returns a result that `second` prints."""
+    result = "import os; open(os.environ['KUBEDAG_RESULT_PATH'], 'w').write('first done')"
+    tasks = [
+        {"name": "first", "command": gate.command(then=result)},
+        {
+            "name": "second",
+            "dependsOn": ["first"],
+            "command": ["python3", "-c", "print('second sees', '{{ tasks.first.result }}')"],
+        },
+    ]
+    return dag_text("slow-chain", tasks)
 
 
 def dag_revision(deployment: Deployment, name: str) -> str | None:
@@ -59,29 +37,20 @@ def dag_revision(deployment: Deployment, name: str) -> str | None:
     return dag.revision if dag else None
 
 
-def running(deployment: Deployment, run_id: int, task: str) -> bool:
-    return any(
-        r.task_name == task and r.state is TaskState.RUNNING
-        for r in task_rows(deployment.store, run_id)
-    )
-
-
-def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> None:
+def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment, gate: Gate) -> None:
     folder = deployment.repository.clone / "sample-dags"
     (folder / "pinned-version.txt").write_text("v1")
-    (folder / "pinned.yaml").write_text(PINNED_DAG)
+    (folder / "pinned.yaml").write_text(pinned_dag(gate))
     deployment.repository.commit("pinned v1")
     synced(deployment, {"pinned"})
     run_id = trigger_run(deployment.store, dag_name="pinned", params={}).id
-    wait_for(
-        deployment,
-        lambda: running(deployment, run_id, "wait"),
-        timeout=90,
-        what="the pinned run's first task to run",
+    # The first task holds at the gate until the push is synced, so `read` starts after it.
+    gate.wait_reached(
+        timeout=90, what="the pinned run's first task", detail=deployment.controller.diagnosis
     )
     (folder / "pinned-version.txt").write_text("v2")
     # The DAG file changes too, so the controller records that it read it at v2.
-    (folder / "pinned.yaml").write_text(PINNED_DAG + "# v2\n")
+    (folder / "pinned.yaml").write_text(pinned_dag(gate) + "# v2\n")
     v2 = deployment.repository.commit("pinned v2")
     wait_for(
         deployment,
@@ -89,8 +58,8 @@ def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> 
         timeout=60,
         what="the controller to sync the push",
     )
-    # The push is synced while the run still waits: `read` has not started yet.
     assert not any(r.task_name == "read" for r in task_rows(deployment.store, run_id))
+    gate.open()
     assert finished(deployment, {"pinned": run_id}, timeout=120) == {
         "pinned": DagRunState.SUCCEEDED
     }
@@ -99,18 +68,15 @@ def test_a_push_during_a_run_does_not_change_the_run(deployment: Deployment) -> 
 
 
 def test_a_deleted_controller_pod_is_replaced_and_no_task_runs_twice(
-    deployment: Deployment,
+    deployment: Deployment, gate: Gate
 ) -> None:
-    (deployment.repository.clone / "sample-dags" / "slow-chain.yaml").write_text(CHAIN_DAG)
+    (deployment.repository.clone / "sample-dags" / "slow-chain.yaml").write_text(chain_dag(gate))
     deployment.repository.commit("a slow chain")
     synced(deployment, {"slow-chain"})
     run_id = trigger_run(deployment.store, dag_name="slow-chain", params={}).id
-    wait_for(
-        deployment,
-        lambda: running(deployment, run_id, "first"),
-        timeout=90,
-        what="the first task to run",
-    )
+    # The first task holds at the gate until a replacement controller is Ready, so its pod
+    # is running through the handover and the replacement must adopt it.
+    gate.wait_reached(timeout=90, what="the first task", detail=deployment.controller.diagnosis)
     old = deployment.controller.ready_pod()
     assert old is not None
     run_kubectl(deployment.cluster.kubeconfig, "-n", "kubedag", "delete", "pod", old, "--wait=true")
@@ -121,6 +87,7 @@ def test_a_deleted_controller_pod_is_replaced_and_no_task_runs_twice(
         what="a replacement controller pod to be Ready",
     )
     assert replacement != old
+    gate.open()
     assert finished(deployment, {"slow-chain": run_id}, timeout=120) == {
         "slow-chain": DagRunState.SUCCEEDED
     }
