@@ -81,7 +81,6 @@ class NodeAgent:
         )
         self._records: dict[str, PodRecord] = {}
         self._records_lock = threading.Lock()
-        self._relist = threading.Event()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -143,9 +142,8 @@ class NodeAgent:
                 for item in items:
                     handle("ADDED", item)
                 version = listing["metadata"]["resourceVersion"]
-                self._relist.clear()
                 failures = 0
-                while not self.stopping.is_set() and not self._relist.is_set():
+                while not self.stopping.is_set():
                     for event in self._api.watch(
                         path,
                         query={**query, "resourceVersion": version, "allowWatchBookmarks": "true"},
@@ -156,7 +154,7 @@ class NodeAgent:
                         version = obj["metadata"]["resourceVersion"]
                         if kind != "BOOKMARK":
                             handle(kind, obj)
-                        if self.stopping.is_set() or self._relist.is_set():
+                        if self.stopping.is_set():
                             break
             except ApiError as error:
                 if not self.stopping.is_set():
@@ -182,8 +180,12 @@ class NodeAgent:
         )
 
     def _on_adopt(self, name: str) -> None:
-        # Pods bound to the node before it was adopted were skipped: list them again.
-        self._relist.set()
+        # The pod watch skipped pods bound to the node before it was adopted.
+        listing = self._api.request(
+            "GET", "/api/v1/pods", query={"fieldSelector": f"spec.nodeName={name}"}
+        )
+        for pod in listing.get("items") or []:
+            self._start_if_new(pod)
 
     # -- pods ------------------------------------------------------------------------
 
@@ -191,7 +193,7 @@ class NodeAgent:
         return self._runtimes[record.mode]
 
     def _on_pod(self, kind: str, pod: JSON) -> None:
-        meta, spec = pod["metadata"], pod["spec"]
+        meta = pod["metadata"]
         uid = meta["uid"]
         with self._records_lock:
             record = self._records.get(uid)
@@ -203,12 +205,21 @@ class NodeAgent:
             if meta.get("deletionTimestamp") and not record.deleting:
                 self._delete(record, grace=float(meta.get("deletionGracePeriodSeconds") or 0))
             return
+        self._start_if_new(pod)
+
+    def _start_if_new(self, pod: JSON) -> None:
+        """Start a pod on one of this agent's nodes that it does not run yet.
+
+        Called from the pod watch and, for a node just adopted, from the node watch."""
+        meta, spec = pod["metadata"], pod["spec"]
         if not self.keeper.is_managed(spec.get("nodeName", "")):
             return
         phase = pod.get("status", {}).get("phase")
         if phase in TERMINAL_PHASES or phase == UNKNOWN:
             if meta.get("deletionTimestamp"):
-                self._api.delete_pod(namespace=meta["namespace"], name=meta["name"], uid=uid)
+                self._api.delete_pod(
+                    namespace=meta["namespace"], name=meta["name"], uid=meta["uid"]
+                )
             return
         self._accept(pod)
 
@@ -217,6 +228,9 @@ class NodeAgent:
         mode = b.pod_mode(pod, default=self.config.default_mode, scenario=self.config.scenario)
         record = PodRecord.from_pod(pod, mode=mode)
         with self._records_lock:
+            # Both watches may offer the same pod; the first one to get here runs it.
+            if record.uid in self._records:
+                return
             self._records[record.uid] = record
         if meta.get("deletionTimestamp"):
             self._delete(record, grace=0.0)

@@ -60,6 +60,20 @@ class NodeAgentHandle:
             what=f"node {name} to be adopted by the node agent",
         )
 
+    def adopt_node(self, name: str, *, timeout: float = 30.0) -> None:
+        """Label an existing Node for the agent; it runs the pods already bound to it."""
+        self._api.request(
+            "PATCH",
+            f"/api/v1/nodes/{name}",
+            body={"metadata": {"labels": {NODE_AGENT_LABEL: self.agent}}},
+            content_type="application/merge-patch+json",
+        )
+        wait_until(
+            lambda: self.node_ready(name),
+            timeout=timeout,
+            what=f"node {name} to be adopted by the node agent",
+        )
+
     def remove_node(self, name: str) -> None:
         try:
             self._api.request("DELETE", f"/api/v1/nodes/{name}")

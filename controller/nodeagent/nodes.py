@@ -189,7 +189,13 @@ class NodeKeeper:
         with self._lock:
             self._ready.add(name)
         log.info("node %s is Ready", name)
-        self._on_adopt(name)
+        try:
+            self._on_adopt(name)
+        except Exception:
+            # Not adopted after all: the node watch lists again and adopts it again.
+            with self._lock:
+                self._ready.discard(name)
+            raise
 
     def observe(self, node: JSON, *, deleted: bool) -> None:
         """React to a watched Node: adopt new labelled ones, lose ones asked to be lost."""

@@ -90,6 +90,23 @@ def test_lost_node_turns_its_pods_failed_or_unknown(
     assert pod.status.reason == "NodeLost"
 
 
+def test_a_pod_bound_before_its_node_is_adopted_runs_once_it_is(kube, node_agent, namespace):
+    core = kubernetes.client.CoreV1Api(kube)
+    node = f"late-{uuid.uuid4().hex[:6]}"
+    # Tainted, like spare_node, so that only this test's pod runs there.
+    taint = {"key": "kubedag.io/spare", "value": node, "effect": "NoSchedule"}
+    core.create_node({"metadata": {"name": node}, "spec": {"taints": [taint]}})
+    try:
+        pod = scripted_pod("early", duration="0")
+        pod["spec"]["nodeName"] = node
+        core.create_namespaced_pod(namespace, pod)
+        node_agent.adopt_node(node)
+        done = wait_pod(core, namespace, "early", finished)
+        assert done.status.phase == "Succeeded"
+    finally:
+        node_agent.remove_node(node)
+
+
 def test_vanished_node_takes_its_pods_with_it(kube, node_agent, spare_node, namespace):
     core = kubernetes.client.CoreV1Api(kube)
     core.create_namespaced_pod(namespace, _pinned("gone", spare_node))
