@@ -46,6 +46,9 @@ READ_BACKOFF = Backoff(base=0.5, cap=5.0, max_attempts=5, max_elapsed=30.0)
 FOLLOW_BACKOFF = Backoff(base=0.5, cap=5.0, max_attempts=400, max_elapsed=1800.0)
 DEFAULT_IDLE_TIMEOUT = 60.0
 RESUME_MARGIN = 2
+# "Waiting to start" (400), and "not found" (404) from a node that has not started a pod
+# the API has: a follow waits these out within its backoff.
+WAIT_STATUSES = (400, 404)
 # A stream that ends while its container still runs was cut; do not reconnect in a spin.
 RECONNECT_PAUSE = 1.0
 
@@ -65,7 +68,8 @@ class LogUnavailableError(ApiUnavailableError):
 
 
 class PodGoneError(Exception):
-    """The followed pod does not exist (any more)."""
+    """The followed pod does not exist (any more), or its node no longer has the log of its
+    ended container: what is left of the log is in the log store."""
 
 
 def read_pod_logs(
@@ -154,7 +158,9 @@ class LogFollow(StoppableStream):
     """Iterate a container's log lines as they are written, until the container ends.
 
     ``stop()`` from another thread ends the iteration promptly. When the pod is not found
-    (deleted once finished, or not created yet), iteration raises :class:`PodGoneError`.
+    (deleted once finished, or not created yet), iteration raises :class:`PodGoneError`. A
+    node that answers "not found" for a pod that exists has not started it yet, and the
+    follow waits for it within ``backoff``; each failed attempt goes to ``observer``.
     """
 
     def __init__(
@@ -167,9 +173,11 @@ class LogFollow(StoppableStream):
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         connect_timeout: float = DEFAULT_TIMEOUT[0],
         backoff: Backoff = FOLLOW_BACKOFF,
+        observer: ExecutorObserver = NO_OBSERVER,
     ) -> None:
         super().__init__()
         self._core = client.CoreV1Api(api)
+        self._observer = observer
         self.namespace = namespace
         self.pod = pod
         self.container = container
@@ -195,11 +203,15 @@ class LogFollow(StoppableStream):
                 if self._stopped.is_set():
                     return
                 error = read_error(exc)
-                if error.status == 404:
-                    raise PodGoneError(f"pod {self.pod} not found") from exc
-                if error.status is not None and not error.retryable and error.status != 400:
+                self._observer.api_error(error.status)
+                if error.status == 404 and self._container_finished():
+                    raise PodGoneError(
+                        f"the node of pod {self.pod} has no log of its ended {self.container}"
+                    ) from exc
+                if not (error.status is None or error.retryable or error.status in WAIT_STATUSES):
                     raise
-                # 400 is "waiting to start": the container will have a log soon.
+                # 400 is "waiting to start", and a 404 for a pod that exists comes from a node
+                # that has not started it yet (or not even learned of it): a log comes soon.
                 if self._stopped.wait(retry.failed(error)):
                     return
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import kubernetes.client
 import pytest
 
 from controller.executor.kubeclient import make_api_client
+from controller.executor.observer import NullObserver
 from controller.executor.podlogs import (
     ContainerLog,
     LineCursor,
@@ -98,6 +100,69 @@ def test_following_yields_lines_until_the_container_ends(
     lines = list(follow)
     assert lines == ["one", "two", "three"]
     assert time.monotonic() - started < 30
+
+
+class ErrorsSeen(NullObserver):
+    def __init__(self) -> None:
+        self.statuses: list[int | None] = []
+        self.not_found = threading.Event()
+
+    def api_error(self, status: int | None) -> None:
+        self.statuses.append(status)
+        if status == 404:
+            self.not_found.set()
+
+
+@pytest.mark.cluster
+def test_following_waits_for_a_node_that_has_not_started_the_pod_yet(
+    api: kubernetes.client.ApiClient, namespace: str, node_agent: Any
+) -> None:
+    """A pod bound to a node whose kubelet has not learned of it yet: its log is "not found"
+    there, though the pod exists; the follow must wait, not report the pod gone."""
+    core = kubernetes.client.CoreV1Api(api)
+    node = f"unstarted-{namespace}"
+    served = core.read_node(node_agent.nodes[0], _request_timeout=10).status
+    # Tainted, so that no other pod is scheduled there once the agent adopts it.
+    taint = {"key": "kubedag.io/spare", "value": node, "effect": "NoSchedule"}
+    core.create_node({"metadata": {"name": node}, "spec": {"taints": [taint]}}, _request_timeout=10)
+    try:
+        # The node's address is the agent's, but the agent does not serve it yet.
+        address = [a for a in served.addresses if a.type == "InternalIP"]
+        core.patch_node_status(
+            node,
+            {"status": {"addresses": address, "daemonEndpoints": served.daemon_endpoints}},
+            _request_timeout=10,
+        )
+        body = scripted_pod("waiting", log="one\ntwo\n", duration=1.0)
+        body["spec"]["nodeName"] = node
+        core.create_namespaced_pod(namespace, body, _request_timeout=10)
+        with pytest.raises(kubernetes.client.ApiException) as direct:
+            core.read_namespaced_pod_log("waiting", namespace, container="task")
+        assert direct.value.status == 404
+        seen = ErrorsSeen()
+        follow = LogFollow(api, namespace=namespace, pod="waiting", idle_timeout=10, observer=seen)
+        lines: list[str] = []
+        failures: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                lines.extend(follow)
+            except BaseException as error:
+                failures.append(error)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            assert seen.not_found.wait(30), f"the follow met no 404: {seen.statuses}"
+            node_agent.adopt_node(node)
+            reader.join(60)
+        finally:
+            follow.stop()
+            reader.join(10)
+        assert not failures, failures
+        assert lines == ["one", "two"]
+    finally:
+        node_agent.remove_node(node)
 
 
 @pytest.mark.cluster
