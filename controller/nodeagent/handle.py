@@ -54,11 +54,7 @@ class NodeAgentHandle:
         if taints:
             manifest["spec"]["taints"] = taints
         self._api.request("POST", "/api/v1/nodes", body=manifest)
-        wait_until(
-            lambda: self.node_ready(name),
-            timeout=timeout,
-            what=f"node {name} to be adopted by the node agent",
-        )
+        self._wait_adopted(name, timeout=timeout)
 
     def adopt_node(self, name: str, *, timeout: float = 30.0) -> None:
         """Label an existing Node for the agent; it runs the pods already bound to it."""
@@ -68,6 +64,9 @@ class NodeAgentHandle:
             body={"metadata": {"labels": {NODE_AGENT_LABEL: self.agent}}},
             content_type="application/merge-patch+json",
         )
+        self._wait_adopted(name, timeout=timeout)
+
+    def _wait_adopted(self, name: str, *, timeout: float) -> None:
         wait_until(
             lambda: self.node_ready(name),
             timeout=timeout,
