@@ -156,9 +156,11 @@ def test_following_waits_for_a_node_that_has_not_started_the_pod_yet(
             assert seen.not_found.wait(30), f"the follow met no 404: {seen.statuses}"
             node_agent.adopt_node(node)
             reader.join(60)
+            ended = not reader.is_alive()
         finally:
             follow.stop()
             reader.join(10)
+        assert ended, f"the follow did not end within 60s of the node's adoption: {lines}"
         assert not failures, failures
         assert lines == ["one", "two"]
     finally:
