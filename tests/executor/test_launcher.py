@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import kubernetes.client
@@ -22,6 +21,7 @@ from controller.base.backoff import Backoff
 from controller.executor.kubeclient import make_api_client
 from controller.executor.launcher import Launcher, LaunchOutcome, LaunchRequest
 from controller.executor.observer import LaunchStatus, NullObserver
+from tests.fixtures.httpserver import QuietHandler, Served
 
 LABEL = "kubedag.io/test"
 
@@ -163,7 +163,7 @@ class ScriptedServer:
         self.hits: list[float] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 owner.hits.append(time.monotonic())
@@ -181,21 +181,14 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.served = Served("127.0.0.1", Handler)
 
     def client(self) -> kubernetes.client.ApiClient:
-        host, port = self.server.server_address[:2]
-        configuration = kubernetes.client.Configuration(host=f"http://{host!s}:{port}")
+        configuration = kubernetes.client.Configuration(host=self.served.url_base)
         return make_api_client(configuration=configuration)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.served.close()
 
 
 @pytest.fixture

@@ -5,15 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from controller.executor.gitcheckout import CHECKOUT_SCRIPT, checkout_env
+from tests.fixtures.httpserver import QuietHandler, Served
 
 
 def git(*args: str, cwd: Path, env: dict[str, str]) -> str:
@@ -146,7 +144,7 @@ def test_shell_text_in_the_url_is_only_ever_a_url(
     assert not canary.exists()
 
 
-class _AuthRecorder(BaseHTTPRequestHandler):
+class _AuthRecorder(QuietHandler):
     """Demands Basic auth and records what git sends; never serves a repository."""
 
     seen: list[str]
@@ -160,22 +158,16 @@ class _AuthRecorder(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
 
 @pytest.fixture
 def auth_server() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
     handler = type("Recorder", (_AuthRecorder,), {"seen": seen})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    served = Served("127.0.0.1", handler)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/org/dags.git", seen
+        yield f"{served.url_base}/org/dags.git", seen
     finally:
-        server.shutdown()
-        server.server_close()
+        served.close()
 
 
 def test_the_secret_token_is_sent_by_the_credential_helper_and_never_printed(

@@ -6,9 +6,10 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.fixtures.httpserver import QuietHandler, Served
 
 
 class Receiver:
@@ -31,7 +32,7 @@ def receiving(tmp_path: Path, statuses: list[int] | None = None) -> Iterator[tup
     """A receiver on a free port, and a file holding its URL (as a mounted Secret would)."""
     receiver = Receiver(statuses or [])
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             with receiver.delivered:
@@ -44,17 +45,10 @@ def receiving(tmp_path: Path, statuses: list[int] | None = None) -> Iterator[tup
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
+    served = Served("127.0.0.1", Handler)
     url_file = tmp_path / "webhook-url"
-    url_file.write_text(f"http://127.0.0.1:{server.server_address[1]}/hook\n")
+    url_file.write_text(f"{served.url_base}/hook\n")
     try:
         yield receiver, str(url_file)
     finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+        served.close()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hmac
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.fixtures.httpserver import QuietHandler, Served
 
 BACKEND_TIMEOUT = 60.0
 
@@ -25,28 +26,21 @@ class GitServer:
         self.requests: list[tuple[str, int]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server._serve(self)
 
             def do_POST(self) -> None:
                 server._serve(self)
 
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._http = ThreadingHTTPServer((host, 0), Handler)
-        self._http.daemon_threads = True
-        self.url_base = f"http://{host}:{self._http.server_address[1]}"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-        self._thread.start()
+        self._served = Served(host, Handler)
+        self.url_base = self._served.url_base
 
     def url(self, repository: Path) -> str:
         return f"{self.url_base}/{repository.relative_to(self.root)}"
 
     def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._served.close()
 
     def _authorized(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
